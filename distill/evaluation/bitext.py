@@ -1,0 +1,167 @@
+"""Bitext retrieval (Tatoeba / xsim style): find each sentence's translation among all candidates."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from distill.data import DataError, read_pair_tsv, read_parallel_jsonl
+from distill.evaluation.base import DEFAULT_CACHE, EmbeddingCache, Entry, Task
+from distill.evaluation.metrics import ratio_margin_scores, translation_accuracy
+from distill.langs import canonical_lang
+
+
+class BitextEvaluator:
+    """Accuracy@1 of retrieving `tgt[i]` for `src[i]` among all of `tgt` (and back).
+
+    Metrics: `{name}_src2trg_acc`, `{name}_trg2src_acc`, `{name}_accuracy` (their mean, primary).
+    `margin=True` scores candidates by the ratio margin (k=4) instead of raw cosine. Both sides use
+    the "query" prefix (a symmetric task).
+    """
+
+    task = Task.BITEXT
+
+    def __init__(
+        self,
+        src: Sequence[str],
+        tgt: Sequence[str],
+        *,
+        name: str,
+        src_lang: str = "",
+        tgt_lang: str = "",
+        margin: bool = False,
+        margin_k: int = 4,
+        batch_size: int = 64,
+        dataset: str = "",
+        source: dict[str, Any] | None = None,
+        cache: EmbeddingCache | None = None,
+        show_progress: bool = False,
+    ) -> None:
+        if len(src) != len(tgt):
+            raise ValueError(f"{name}: {len(src)} source vs {len(tgt)} target sentences; pairs must align")
+        if not src:
+            raise ValueError(f"{name}: no sentence pairs")
+        if not name:
+            raise ValueError("an evaluator needs a name")
+        self.src, self.tgt = list(src), list(tgt)
+        self.name = name
+        self.src_lang, self.tgt_lang = src_lang, tgt_lang
+        self.margin, self.margin_k = margin, margin_k
+        self.batch_size = batch_size
+        self.dataset = dataset or name
+        self.source = dict(source or {})
+        self.cache = cache if cache is not None else DEFAULT_CACHE
+        self.show_progress = show_progress
+        self.primary_metric = f"{name}_accuracy"
+
+    @property
+    def lang_pair(self) -> str:
+        if self.src_lang or self.tgt_lang:
+            return f"{canonical_lang(self.src_lang) if self.src_lang else '?'}-{canonical_lang(self.tgt_lang) if self.tgt_lang else '?'}"
+        return "all"
+
+    def __call__(self, encoder) -> dict[str, float]:
+        kw = {"prefix": "query", "batch_size": self.batch_size, "show_progress": self.show_progress}
+        a = self.cache.embed(encoder, self.src, **kw)
+        b = self.cache.embed(encoder, self.tgt, **kw)
+        scores = a @ b.T
+        if self.margin:
+            scores = ratio_margin_scores(scores, self.margin_k)
+        s2t, t2s = translation_accuracy(scores, self.src, self.tgt)
+        return {
+            f"{self.name}_src2trg_acc": s2t,
+            f"{self.name}_trg2src_acc": t2s,
+            f"{self.name}_accuracy": (s2t + t2s) / 2,
+        }
+
+    def entries(self, metrics: dict[str, float]) -> list[Entry]:
+        prefix = f"{self.name}_"
+        return [
+            Entry(self.task.value, self.dataset, self.name, self.lang_pair, k[len(prefix):], float(v))
+            for k, v in metrics.items()
+            if k.startswith(prefix)
+        ]
+
+    def info(self) -> dict[str, Any]:
+        return {
+            "task": self.task.value,
+            "dataset": self.dataset,
+            "lang_pair": self.lang_pair,
+            "pairs": len(self.src),
+            "scoring": f"ratio margin k={self.margin_k}" if self.margin else "cosine",
+            **self.source,
+        }
+
+    def __repr__(self) -> str:
+        return f"BitextEvaluator(name={self.name!r}, pairs={len(self.src)}, margin={self.margin})"
+
+
+# --- building evaluators from files ------------------------------------------------------------
+
+
+def bitext_from_pair_tsv(path: str | Path, *, name: str | None = None, limit: int | None = None, **kwargs) -> BitextEvaluator:
+    """One evaluator from a two-column TSV whose header names the languages (`en<TAB>de`)."""
+    from distill.evaluation.sampling import file_fingerprint, take_sample
+
+    pairs = read_pair_tsv(path)
+    idx = take_sample(len(pairs.src), limit)
+    name = name or Path(path).stem
+    return BitextEvaluator(
+        [pairs.tgt[i] for i in idx], [pairs.src[i] for i in idx],  # xx -> en, like the FLORES ones
+        name=name, src_lang=pairs.tgt_lang, tgt_lang=pairs.src_lang, dataset=kwargs.pop("dataset", Path(path).stem),
+        source={"file": str(path), "sha256": file_fingerprint(path), "total_pairs": len(pairs.src), "sampled": len(idx)},
+        **kwargs,
+    )
+
+
+def bitext_from_parallel_jsonl(
+    path: str | Path,
+    *,
+    langs: Sequence[str] | None = None,
+    pivot: str = "en",
+    limit: int | None = None,
+    name_prefix: str | None = None,
+    **kwargs,
+) -> list[BitextEvaluator]:
+    """One evaluator per language (xx -> pivot) of a multi-parallel JSONL file.
+
+    `langs` selects languages in any code style; the original codes (e.g. `deu_Latn`) name the
+    evaluators. Sentence ids present in both languages are used; `limit` samples that many ids
+    (the same ids for every language, fixed seed).
+    """
+    from distill.evaluation.sampling import file_fingerprint, take_sample
+
+    records = read_parallel_jsonl(path)
+    by_lang: dict[str, dict[str, str]] = {}
+    for r in records:
+        by_lang.setdefault(r.lang, {}).setdefault(r.id, r.text)
+    pivots = [code for code in by_lang if canonical_lang(code) == pivot]
+    if not pivots:
+        raise DataError(path, None, f"no records in the pivot language {pivot!r}")
+    pivot_code = pivots[0]
+    wanted = None if langs is None else {canonical_lang(c) for c in langs}
+    # canonical duplicates (zho_Hans / zho_Hant) are kept apart: they are different test sets
+    codes = [c for c in by_lang if c != pivot_code and (wanted is None or canonical_lang(c) in wanted)]
+    if wanted is not None and not codes:
+        raise DataError(path, None, f"none of the languages {sorted(wanted)} occur in the file")
+    ids_all = sorted(by_lang[pivot_code])
+    sample = [ids_all[i] for i in take_sample(len(ids_all), limit)]
+    fingerprint = file_fingerprint(path)
+    prefix = name_prefix or Path(path).stem.split("_")[0]
+    out = []
+    for code in codes:
+        ids = [i for i in sample if i in by_lang[code]]
+        if not ids:
+            continue
+        out.append(
+            BitextEvaluator(
+                [by_lang[code][i] for i in ids], [by_lang[pivot_code][i] for i in ids],
+                name=f"{prefix}-{code}", src_lang=code, tgt_lang=pivot_code, dataset=kwargs.get("dataset", prefix),
+                source={"file": str(path), "sha256": fingerprint, "total_ids": len(ids_all), "sampled": len(ids)},
+                **{k: v for k, v in kwargs.items() if k != "dataset"},
+            )
+        )
+    if not out:
+        raise DataError(path, None, "no language pairs to evaluate")
+    return out

@@ -1,0 +1,186 @@
+"""The dev suite: evaluators built from the shared data (`distill.paths.shared_data_dir()`).
+
+| part | data | full suite | quick suite |
+|---|---|---|---|
+| bitext | FLORES-200 devtest, xx -> eng | 100 sentences x `langs` | 100 x de, es, zh, ar (with more `langs`: 400 / len(langs), >= 50) |
+| bitext | Multi30k val en-de/fr/cs, xx -> en | 200 pairs each | 100 pairs, en-de |
+| STS | STSb-multi-mt dev: monolingual en + `langs`, cross-lingual en-xx (same pair_id) | 100 pairs each | 100 pairs: en, de, en-de |
+| retrieval | XQuAD paragraphs: query = paragraph in X, relevant = same parallel_id in Y != X | 20 paragraphs x (en + `langs`), per target language and pooled | none (`parts` / the full suite) |
+| cost | FLORES English sentences | 128 | 64 |
+
+Subsamples use a fixed seed and the same sentence ids in every language. Bitext accuracy over
+100-200 candidates is easier than over the full 1012, and Spearman over 100 pairs has a standard
+error of about 0.05: compare numbers only within one suite, and use `distill evaluate --bitext/--sts`
+on whole files for final figures.
+The quick suite embeds about 1.2k short texts (multilingual-e5-small: about 60 s with 1 torch
+thread on 2 cores shared with 4 other jobs); distillation stages call it after each stage. On
+oversubscribed cores, 1 torch thread runs about twice as fast as 2.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from distill.data import DataError, StsExample, iter_tsv
+from distill.evaluation.base import EmbeddingCache, Evaluator
+from distill.evaluation.bitext import bitext_from_pair_tsv, bitext_from_parallel_jsonl
+from distill.evaluation.cost import CostEvaluator
+from distill.evaluation.retrieval import parallel_corpus_retrieval
+from distill.evaluation.sampling import file_fingerprint, take_sample
+from distill.evaluation.sts import StsEvaluator
+from distill.langs import canonical_lang
+from distill.paths import shared_data_dir
+
+# The distillation's default training languages (issue 3); dev numbers are reported for these.
+DEFAULT_LANGS = ("de", "es", "fr", "it", "nl", "ar", "tr", "ru", "zh", "ja", "pl", "pt")
+QUICK_LANGS = ("de", "es", "zh", "ar")
+
+
+@dataclass(frozen=True)
+class SuiteSize:
+    flores: int
+    multi30k: int
+    multi30k_langs: tuple[str, ...]
+    sts: int
+    sts_langs: tuple[str, ...] | None  # None: every STSb language in `langs`
+    xquad: int
+    xquad_langs: tuple[str, ...] | None
+    xquad_pooled: bool
+    cost_texts: int
+
+
+# Sized for 2 shared CPU cores: the full suite embeds about 4.3k short texts and 280 paragraphs
+# per model (160k tokens for multilingual-e5-small).
+FULL = SuiteSize(flores=100, multi30k=200, multi30k_langs=("de", "fr", "cs"), sts=100, sts_langs=None,
+                 xquad=20, xquad_langs=None, xquad_pooled=True, cost_texts=128)
+# Quick: what the distillation stages track (bitext + STS); paragraphs are too slow to embed here.
+# FLORES shares a budget of about 400 non-English sentences among the languages (50..100 each).
+QUICK = SuiteSize(flores=100, multi30k=100, multi30k_langs=("de",), sts=100, sts_langs=("de",),
+                  xquad=0, xquad_langs=None, xquad_pooled=False, cost_texts=64)
+QUICK_FLORES_BUDGET = 400
+
+
+def dev_suite(
+    quick: bool = False,
+    langs: Sequence[str] | None = None,
+    *,
+    data_dir: str | Path | None = None,
+    cache: EmbeddingCache | None = None,
+    batch_size: int = 64,
+    show_progress: bool = False,
+    include_cost: bool = True,
+    parts: Sequence[str] | None = None,
+) -> list[Evaluator]:
+    """Evaluators of the dev suite (see the module docstring for what each part holds).
+
+    `langs` (any code style) restricts every part to those languages (English is always the pivot);
+    default: the 12 training languages, or 5 of them when `quick`. Parts whose languages are all
+    filtered out are skipped. `parts` picks some of "bitext", "sts", "retrieval", "cost" (default:
+    all; the app's Quality page uses `parts=["retrieval", "cost"]`).
+    """
+    size = QUICK if quick else FULL
+    chosen = set(parts) if parts is not None else {"bitext", "sts", "retrieval", "cost"}
+    unknown = chosen - {"bitext", "sts", "retrieval", "cost"}
+    if unknown:
+        raise ValueError(f"unknown dev suite parts {sorted(unknown)}; choose from bitext, sts, retrieval, cost")
+    root = Path(data_dir) if data_dir else shared_data_dir()
+    if not root.is_dir():
+        raise FileNotFoundError(f"shared data not found at {root} (set XLSEARCH_SHARED_DATA)")
+    wanted = [canonical_lang(c) for c in (langs or (QUICK_LANGS if quick else DEFAULT_LANGS))]
+    wanted = list(dict.fromkeys(c for c in wanted if c != "en"))
+    common = {"cache": cache, "batch_size": batch_size, "show_progress": show_progress}
+    evaluators: list[Evaluator] = []
+
+    # FLORES: one script per language (zho_Hans, not also zho_Hant) to keep the suite small
+    flores_path = root / "dev" / "flores200_devtest.jsonl"
+    if wanted and "bitext" in chosen:
+        seen: set[str] = set()
+        n_flores = max(50, min(size.flores, QUICK_FLORES_BUDGET // len(wanted))) if quick else size.flores
+        for ev in bitext_from_parallel_jsonl(flores_path, langs=wanted, limit=n_flores, name_prefix="flores",
+                                             dataset="flores", **common):
+            lang = canonical_lang(ev.src_lang)
+            if lang not in seen:
+                seen.add(lang)
+                evaluators.append(ev)
+
+    m30k = [lang for lang in size.multi30k_langs if (langs is None or lang in wanted) and "bitext" in chosen]
+    for lang in m30k:
+        path = root / "parallel" / "multi30k" / f"multi30k.val.en-{lang}.tsv"
+        evaluators.append(bitext_from_pair_tsv(path, name=f"multi30k-{lang}", limit=size.multi30k,
+                                               dataset="multi30k", **common))
+
+    sts_dir = root / "sts" / "stsb_multi_mt"
+    available = {p.name.split("-")[1] for p in sts_dir.glob("stsb-*-dev.tsv")}
+    sts_langs = [lang for lang in (size.sts_langs or wanted) if lang in available and lang in wanted]
+    if "sts" in chosen:
+        evaluators.extend(_stsb(sts_dir, sts_langs, size.sts, common))
+
+    xquad = root / "corpus" / "xquad_paragraphs.jsonl"
+    xq_available = {"ar", "de", "el", "en", "es", "hi", "ro", "ru", "th", "tr", "vi", "zh"}
+    xq_langs = ["en"] + [lang for lang in (size.xquad_langs or wanted) if lang in xq_available and lang in wanted]
+    if len(xq_langs) > 1 and "retrieval" in chosen and size.xquad:
+        evaluators.append(parallel_corpus_retrieval(xquad, name="xquad", query_langs=xq_langs, doc_langs=xq_langs,
+                                                    limit=size.xquad, per_target_language=True, dataset="xquad", **common))
+        if size.xquad_pooled:
+            evaluators.append(parallel_corpus_retrieval(xquad, name="xquad-pooled", query_langs=xq_langs,
+                                                        doc_langs=xq_langs, limit=size.xquad, per_target_language=False,
+                                                        dataset="xquad-pooled", **common))
+    if include_cost and "cost" in chosen:
+        evaluators.append(CostEvaluator(flores_english(root, size.cost_texts), batch_size=32))
+    return evaluators
+
+
+def flores_english(root: Path, n: int) -> list[str]:
+    """The first `n` English FLORES devtest sentences (texts for throughput measurements)."""
+    from distill.data import iter_jsonl
+
+    out = []
+    for _, obj in iter_jsonl(root / "dev" / "flores200_devtest.jsonl"):
+        if obj.get("lang") == "eng_Latn":
+            out.append(obj["text"])
+            if len(out) >= n:
+                break
+    return out
+
+
+def _stsb(sts_dir: Path, langs: Sequence[str], limit: int, common: dict) -> list[StsEvaluator]:
+    """Monolingual STSb dev for en + langs, and cross-lingual en-xx pairs joined on pair_id."""
+    files = {lang: sts_dir / f"stsb-{lang}-dev.tsv" for lang in ["en", *langs]}
+    rows = {lang: _read_stsb(path) for lang, path in files.items()}
+    pair_ids = sorted(rows["en"])
+    for lang, by_id in rows.items():
+        if set(by_id) != set(pair_ids):
+            raise ValueError(f"{files[lang]}: pair_ids differ from {files['en']}; cannot join the languages")
+    n = len(pair_ids)
+    ids = [pair_ids[i] for i in take_sample(n, limit)]
+    out = []
+
+    def make(name: str, l1: str, l2: str, s1: list[str], s2: list[str], scores: list[float], src: dict) -> StsEvaluator:
+        return StsEvaluator(s1, s2, scores, name=name, lang1=l1, lang2=l2, dataset="stsb", source=src, **common)
+
+    for lang in ["en", *langs]:
+        ex = rows[lang]
+        src = {"file": str(files[lang]), "sha256": file_fingerprint(files[lang]), "total_pairs": n, "sampled": len(ids)}
+        out.append(make(f"stsb-{lang}", lang, lang, [ex[i].sentence1 for i in ids], [ex[i].sentence2 for i in ids],
+                        [ex[i].score for i in ids], src))
+    for lang in langs:
+        en, xx = rows["en"], rows[lang]
+        src = {"files": [str(files["en"]), str(files[lang])], "sha256": [file_fingerprint(files["en"]), file_fingerprint(files[lang])],
+               "total_pairs": n, "sampled": len(ids), "pairing": "sentence1 en, sentence2 xx, same pair_id"}
+        out.append(make(f"stsb-en-{lang}", "en", lang, [en[i].sentence1 for i in ids], [xx[i].sentence2 for i in ids],
+                        [en[i].score for i in ids], src))
+    return out
+
+
+def _read_stsb(path: Path) -> dict[str, StsExample]:
+    """STSb-multi-mt rows keyed by pair_id (the column that aligns the language files)."""
+    out = {}
+    for number, row in iter_tsv(path, required=("sentence1", "sentence2", "score", "pair_id")):
+        try:
+            score = float(row["score"])
+        except ValueError:
+            raise DataError(path, number, f"score {row['score']!r} is not a number") from None
+        out[row["pair_id"]] = StsExample(row["sentence1"], row["sentence2"], score, row.get("lang1", ""), row.get("lang2", ""))
+    return out
