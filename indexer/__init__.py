@@ -1,0 +1,48 @@
+"""`indexer`: multilingual document collections searchable by several models.
+
+A collection is a directory with a database (SQLite by default, any SQLAlchemy URL) and one FAISS
+index per model over the same chunks. See `indexer.collection` for the layout and the crash-safe
+write protocol, and README "Indexer" for the CLI.
+
+```python
+from indexer import Collection
+with Collection.open("data/collections/xquad", read_only=True) as col:
+    for hit in col.search("¿Quién ganó el Super Bowl 50?", k=5, langs=["en", "de"]):
+        print(hit.score, hit.lang, hit.doc_id, hit.snippet[:80])
+```
+"""
+
+from indexer.collection import AddSummary, Collection, DeleteSummary, Hit, VerifyReport
+from indexer.config import CollectionSettings, IndexKind, IndexSpec, OnError
+from indexer.errors import (
+    CollectionExistsError,
+    CollectionLockedError,
+    CollectionNotFoundError,
+    IndexCorruptError,
+    IndexerError,
+    InputError,
+    ModelMismatchError,
+    ReadOnlyError,
+    UnknownModelError,
+)
+
+__all__ = [
+    "AddSummary",
+    "Collection",
+    "CollectionExistsError",
+    "CollectionLockedError",
+    "CollectionNotFoundError",
+    "CollectionSettings",
+    "DeleteSummary",
+    "Hit",
+    "IndexCorruptError",
+    "IndexKind",
+    "IndexSpec",
+    "IndexerError",
+    "InputError",
+    "ModelMismatchError",
+    "OnError",
+    "ReadOnlyError",
+    "UnknownModelError",
+    "VerifyReport",
+]

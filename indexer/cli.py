@@ -1,0 +1,393 @@
+"""`indexer`: build, update, search and check multilingual document collections.
+
+A collection is a directory holding a database (SQLite inside the directory by default, or any
+SQLAlchemy URL given at `create`) and one FAISS index per model over the same chunks. The
+collection directory is always the first argument.
+
+Examples:
+  indexer create data/collections/xquad --model pkg:multilingual-e5-small --model pkg:all-MiniLM-L6-v2
+  indexer add data/collections/xquad ../shared/data/corpus/xquad_paragraphs.jsonl
+  indexer search data/collections/xquad "¿Quién ganó el Super Bowl 50?" --lang en,de,zh
+  indexer info data/collections/xquad
+  indexer verify data/collections/xquad
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import shutil
+import sys
+import textwrap
+import unicodedata
+from pathlib import Path
+
+from distill.data import DataError
+
+COMMANDS: dict[str, tuple[str, str]] = {
+    "create": ("create a collection with one or more models", """\
+        Create a collection in DIR (a new or empty directory) that indexes every document with
+        each --model. Models are loaded once to record their dimension and prompts.
+
+        Index types: flat (exact; the default, right below ~100k chunks), hnsw (graph; M and
+        efSearch configurable; cannot delete, so deletions are tombstones until a rebuild), ivfpq
+        (compressed; trained on the collection's vectors once there are enough, a flat index
+        stands in until then), auto (flat, switching to hnsw at 100k chunks) or any FAISS factory
+        string such as "IVF256,SQ8". The database is SQLite in DIR unless --db-url names another
+        (e.g. postgresql+psycopg://user@host/db, an empty database).
+
+        examples:
+          indexer create data/collections/xquad --model pkg:multilingual-e5-small --model pkg:all-MiniLM-L6-v2
+          indexer create /tmp/c --model pkg:multilingual-e5-small --index-type hnsw --hnsw-m 32 --ef-search 64
+          indexer create /tmp/c --model pkg:multilingual-e5-small --db-url postgresql+psycopg://me@localhost/xl
+        """),
+    "add": ("add documents from JSONL/CSV/TSV/TXT files (changed ones are updated)", """\
+        Add the documents of each FILE: .jsonl (one object per line with id, lang, title?, text;
+        other fields become metadata), .csv (header with the same columns), .tsv (header, no
+        quoting) or .txt (one document per file; id = file name, language from NAME.xx.txt or
+        --lang). A document already present with the same content is left alone; a changed one
+        is replaced. With --on-error fail (default) a file with any bad record is rejected before
+        anything from it is written; with --on-error skip bad records go to a rejects file
+        (DIR/rejects/ unless --rejects) and the rest is indexed.
+
+        examples:
+          indexer add data/collections/xquad ../shared/data/corpus/xquad_paragraphs.jsonl
+          indexer add /tmp/c notes.csv more.jsonl --on-error skip --rejects /tmp/rejects.jsonl
+          indexer add /tmp/c letter.txt --lang de
+        """),
+    "update": ("update documents that are already in the collection", """\
+        Like `add`, but every id must already be in the collection (an unknown id is bad input):
+        use it to apply corrections without adding new documents by mistake.
+
+        example:
+          indexer update data/collections/xquad fixed_paragraphs.jsonl
+        """),
+    "delete": ("delete documents by id", """\
+        Delete documents (by their id in the input files) with all their chunks and vectors.
+        Ids not in the collection are reported.
+
+        examples:
+          indexer delete data/collections/xquad --id xquad.000.en xquad.000.de
+          indexer delete data/collections/xquad --ids-file obsolete_ids.txt
+        """),
+    "search": ("search the collection", """\
+        Search with one of the collection's models (default: the first). Each document is
+        listed once, with its best chunk as the snippet. --lang keeps only documents in those
+        languages (the filter runs inside FAISS, so it works with every index type and never
+        returns fewer hits because other languages crowd the top).
+
+        examples:
+          indexer search data/collections/xquad "¿Quién ganó el Super Bowl 50?" --lang en,de,zh
+          indexer search data/collections/xquad "Warsaw population" --model pkg:all-MiniLM-L6-v2 --k 5 --json
+        """),
+    "info": ("documents per language, chunks, and index type and size per model", """\
+        Show what the collection holds: documents per language, chunks, and for every model its
+        index type, number of vectors, tombstones, file sizes and last update.
+
+        example:
+          indexer info data/collections/xquad --json
+        """),
+    "verify": ("check that database, indexes and stored vectors agree (exit 1 if not)", """\
+        Check, without changing anything, that every chunk is in every model's index and
+        nothing else is, that index files match the size and checksum recorded at commit, and
+        that every chunk has a stored vector. Exits 1 when there is any problem. --repair opens
+        the collection for writing first, which reconciles it (pending chunks embedded, orphan
+        vectors removed, corrupt indexes rebuilt from the stored vectors).
+
+        examples:
+          indexer verify data/collections/xquad
+          indexer verify data/collections/xquad --repair --json
+        """),
+    "rebuild": ("rebuild indexes from the stored vectors, optionally switching type", """\
+        Rebuild each model's index (or only --model's) from the stored float16 vectors, without
+        re-encoding: reclaims HNSW tombstones, retrains IVF-PQ for the current size, or switches
+        the index type. --reembed encodes every chunk again (after a model changed).
+
+        examples:
+          indexer rebuild data/collections/xquad --index-type hnsw --hnsw-m 32
+          indexer rebuild data/collections/xquad --index-type ivfpq --nlist 64 --model pkg:all-MiniLM-L6-v2
+          indexer rebuild data/collections/xquad --index-type "IVF64,SQ8"
+        """),
+    "export": ("write every document as JSONL", """\
+        Write every document as JSONL (id, lang, title, text and its metadata fields), the
+        format `indexer add` reads, to --out or standard output.
+
+        example:
+          indexer export data/collections/xquad --out /tmp/xquad_backup.jsonl
+        """),
+}
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("dir", metavar="DIR", type=Path, help="the collection directory")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads for torch and FAISS (default: all cores)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+
+
+def _index_params(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("index parameters")
+    g.add_argument("--index-type", default=None, help="flat | hnsw | ivfpq | auto | a FAISS factory string")
+    g.add_argument("--hnsw-m", type=int, help="HNSW: neighbours per node (default 32)")
+    g.add_argument("--ef-construction", type=int, help="HNSW: build-time search depth (default 40)")
+    g.add_argument("--ef-search", type=int, help="HNSW: query-time search depth (default 64)")
+    g.add_argument("--nlist", type=int, help="IVF: number of lists (default ~4 sqrt(n))")
+    g.add_argument("--pq-m", type=int, help="PQ: sub-quantizers, must divide the dimension (default dim/8)")
+    g.add_argument("--pq-nbits", type=int, help="PQ: bits per sub-quantizer code (default 8)")
+    g.add_argument("--nprobe", type=int, help="IVF: lists visited per query (default 16)")
+
+
+def _params_of(args: argparse.Namespace) -> dict:
+    names = ("hnsw_m", "ef_construction", "ef_search", "nlist", "pq_m", "pq_nbits", "nprobe")
+    return {n: getattr(args, n) for n in names if getattr(args, n) is not None}
+
+
+def _ingest_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("files", metavar="FILE", nargs="+", type=Path, help="input files (.jsonl, .csv, .tsv, .txt)")
+    p.add_argument("--on-error", choices=["fail", "skip"], default="fail",
+                   help="fail: reject a file with any bad record (default); skip: index the good records")
+    p.add_argument("--rejects", type=Path, help="where --on-error skip writes bad records (default DIR/rejects/)")
+    p.add_argument("--lang", help="language of .txt files not named NAME.xx.txt")
+    p.add_argument("--batch-size", type=int, default=32, help="texts per encoder batch")
+    p.add_argument("--commit-every", type=int, default=None,
+                   help="commit the indexes at least every N embedded chunks (default 2048; more grows with the index)")
+    p.add_argument("--lock-timeout", type=float, default=0.0, help="seconds to wait for another writer (default: fail at once)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="indexer", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, (summary, description) in COMMANDS.items():
+        p = sub.add_parser(name, help=summary, description=textwrap.dedent(description),
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+        _common(p)
+        if name == "create":
+            p.add_argument("--model", dest="models", action="append", required=True, metavar="SPEC",
+                           help="pkg:NAME, a model directory or a hub id; repeat for several models")
+            _index_params(p)
+            p.add_argument("--db-url", help="SQLAlchemy URL of an empty database (default: SQLite in DIR)")
+            p.add_argument("--chunk-tokens", type=int, default=256, help="token budget per chunk (default 256)")
+            p.add_argument("--chunk-overlap", type=int, default=32, help="tokens of whole sentences repeated between chunks")
+            p.add_argument("--max-chars", type=int, default=1_000_000, help="reject documents longer than this")
+            p.add_argument("--embed-title", action="store_true", help="embed 'title + chunk' instead of the chunk alone")
+        elif name in ("add", "update"):
+            _ingest_args(p)
+        elif name == "delete":
+            p.add_argument("--id", dest="ids", nargs="+", default=[], metavar="ID", help="document ids")
+            p.add_argument("--ids-file", type=Path, help="a file with one document id per line")
+        elif name == "search":
+            p.add_argument("query", help="the query text (any language)")
+            p.add_argument("--model", help="which model's index to search (spec or name; default: the first)")
+            p.add_argument("--k", type=int, default=10, help="number of documents (default 10)")
+            p.add_argument("--lang", help="only documents in these languages, comma-separated (e.g. en,de,zh)")
+            p.add_argument("--json", action="store_true", help="print a JSON list of hits")
+        elif name == "info":
+            p.add_argument("--json", action="store_true", help="print JSON")
+        elif name == "verify":
+            p.add_argument("--json", action="store_true", help="print JSON")
+            p.add_argument("--repair", action="store_true", help="reconcile (open for writing) before checking")
+        elif name == "rebuild":
+            _index_params(p)
+            p.add_argument("--model", dest="models", action="append", metavar="SPEC", help="only this model (repeatable)")
+            p.add_argument("--reembed", action="store_true", help="encode every chunk again instead of using stored vectors")
+            p.add_argument("--lock-timeout", type=float, default=0.0, help="seconds to wait for another writer")
+        elif name == "export":
+            p.add_argument("--out", type=Path, help="output file (default: standard output)")
+        p.set_defaults(handler=globals()[f"cmd_{name}"])
+    return parser
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def _open(args: argparse.Namespace, read_only: bool, **kw):
+    from indexer import Collection
+
+    return Collection.open(args.dir, read_only=read_only, threads=args.threads, show_progress=not args.quiet, **kw)
+
+
+def cmd_create(args: argparse.Namespace) -> int:
+    from indexer import Collection, CollectionSettings
+
+    settings = CollectionSettings(chunk_tokens=args.chunk_tokens, chunk_overlap=args.chunk_overlap,
+                                  max_chars=args.max_chars, embed_title=args.embed_title)
+    with Collection.create(args.dir, args.models, index_type=args.index_type or "flat", db_url=args.db_url,
+                           index_params=_params_of(args), settings=settings, threads=args.threads,
+                           show_progress=not args.quiet) as col:
+        info = col.info()
+    print(f"created {info['path']} with {len(info['models'])} model(s): "
+          + ", ".join(f"{m['spec']} ({m['dim']}-dim, {m['index_type']})" for m in info["models"]))
+    return 0
+
+
+def _ingest(args: argparse.Namespace, upsert: bool) -> int:
+    with _open(args, read_only=False, batch_size=args.batch_size, commit_every=args.commit_every,
+               lock_timeout=args.lock_timeout) as col:
+        with col.lock():
+            summary = col.add_files(args.files, on_error=args.on_error, lang=args.lang, rejects=args.rejects,
+                                    upsert=upsert)
+    for line in summary.problems[:5]:
+        print(f"rejected {line}", file=sys.stderr)
+    print(summary)
+    return 0
+
+
+def cmd_add(args: argparse.Namespace) -> int:
+    return _ingest(args, upsert=True)
+
+
+def cmd_update(args: argparse.Namespace) -> int:
+    return _ingest(args, upsert=False)
+
+
+def cmd_delete(args: argparse.Namespace) -> int:
+    ids = list(args.ids)
+    if args.ids_file:
+        try:
+            ids += [line.strip() for line in args.ids_file.read_text(encoding="utf-8").splitlines() if line.strip()]
+        except (OSError, UnicodeDecodeError) as exc:
+            raise DataError(args.ids_file, None, f"cannot read ids ({exc})") from None
+    if not ids:
+        print("indexer delete: give --id ID... or --ids-file FILE", file=sys.stderr)
+        return 2
+    with _open(args, read_only=False) as col:
+        summary = col.delete(ids)
+    print(summary)
+    return 0
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _fit(text: str, width: int) -> str:
+    """Cut `text` to `width` terminal columns (CJK characters take two), padding with spaces."""
+    cols = [2 if unicodedata.east_asian_width(ch) in ("W", "F") else 1 for ch in text]
+    if sum(cols) > width:  # keep what fits beside a trailing ellipsis
+        used, n = 0, 0
+        while used + cols[n] <= width - 1:
+            used += cols[n]
+            n += 1
+        text, cols = text[:n] + "…", [*cols[:n], 1]
+    return text + " " * (width - sum(cols))
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    langs = [x.strip() for x in args.lang.split(",") if x.strip()] if args.lang else None
+    with _open(args, read_only=True) as col:
+        hits = col.search(args.query, model=args.model, k=args.k, langs=langs)
+        model = col._model(args.model).spec
+    if args.json:
+        print(json.dumps([h.to_dict() for h in hits], ensure_ascii=False, indent=2))
+        return 0
+    if not hits:
+        print(f"no documents found (model {model}{', languages ' + ','.join(langs) if langs else ''})")
+        return 0
+    width = shutil.get_terminal_size((120, 20)).columns
+    id_w = min(max(len(h.doc_id) for h in hits), 28)
+    title_w = max(min(max(len(h.title) for h in hits), 24), 5)
+    print(f"model {model}")
+    print(f"{'#':>3}  {'score':<6}  {'lang':<4}  {'id':<{id_w}}  {'title':<{title_w}}  snippet")
+    for h in hits:
+        head = f"{h.rank:>3}  {h.score:<6.4f}  {h.lang:<4}  {_fit(h.doc_id, id_w)}  {_fit(h.title, title_w)}  "
+        print(head + _fit(_one_line(h.snippet), max(width - len(head), 30)).rstrip())
+    return 0
+
+
+def _size(n: int) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return str(n)
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    with _open(args, read_only=True) as col:
+        info = col.info()
+    if args.json:
+        print(json.dumps(info, ensure_ascii=False, indent=2, default=str))
+        return 0
+    langs = ", ".join(f"{k} {v}" for k, v in info["languages"].items())
+    print(f"collection   {info['path']}")
+    print(f"database     {info['database']}")
+    print(f"documents    {info['documents']} in {len(info['languages'])} language(s): {langs}")
+    print(f"chunks       {info['chunks']} ({info['pending_chunks']} pending)")
+    s = info["settings"]
+    print(f"chunking     {s['chunk_tokens']} tokens, overlap {s['chunk_overlap']}, title embedded: {s['embed_title']}")
+    print(f"created      {info['created_at']}")
+    print(f"last update  {info['last_update']}")
+    print("models")
+    for m in info["models"]:
+        print(f"  {m['name']}  ({m['spec']}, {m['dim']}-dim)")
+        kind = m["index_type"] if m["index_type"] == m["factory"] else f"{m['index_type']} ({m['factory']})"
+        print(f"    index {kind}: {m['vectors']} vectors, {m['tombstones']} tombstones, {_size(m['index_bytes'])}; "
+              f"stored vectors {_size(m['stored_vector_bytes'])} in {m['segments']} segment(s); "
+              f"generation {m['generation']}, updated {m['updated_at']}")
+        if m["broken"]:
+            print(f"    PROBLEM: {m['broken']}")
+    return 0
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    if args.repair:
+        with _open(args, read_only=False) as col:
+            for action in col.repairs:
+                print(f"repaired: {action}")
+    with _open(args, read_only=True) as col:
+        report = col.verify()
+    if args.json:
+        print(json.dumps(report.to_dict(), ensure_ascii=False, indent=2, default=str))
+    else:
+        for line in report.problems:
+            print(f"PROBLEM  {line}")
+        for line in report.notes:
+            print(f"note     {line}")
+        st = report.stats
+        verdict = "OK" if report.ok else f"{len(report.problems)} problem(s)"
+        print(f"{verdict}: {st.get('documents', 0)} documents, {st.get('chunks', 0)} chunks, "
+              f"{sum(1 for k in st if isinstance(st[k], dict))} model index(es) checked")
+    return 0 if report.ok else 1
+
+
+def cmd_rebuild(args: argparse.Namespace) -> int:
+    with _open(args, read_only=False, lock_timeout=args.lock_timeout) as col:
+        col.rebuild(args.index_type, models=args.models, reembed=args.reembed, index_params=_params_of(args) or None)
+        info = col.info()
+    for m in info["models"]:
+        print(f"{m['name']}: {m['index_type']} ({m['factory']}), {m['vectors']} vectors, {_size(m['index_bytes'])}")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    with _open(args, read_only=True) as col:
+        if args.out:
+            args.out.parent.mkdir(parents=True, exist_ok=True)
+            with args.out.open("w", encoding="utf-8") as f:
+                n = col.export(f)
+            print(f"exported {n} documents to {args.out}", file=sys.stderr)
+        else:
+            col.export(sys.stdout)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    from indexer.errors import IndexerError
+
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="indexer: %(message)s")
+    try:
+        return int(args.handler(args) or 0)
+    except (IndexerError, DataError) as exc:
+        print(f"indexer {args.command}: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted (committed work is kept; the next writer finishes the rest)", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,63 @@
+"""Crash-safe files: write to a temporary file, fsync it, rename it into place, fsync the directory.
+
+A reader (or a process started after a crash) sees either no file or a complete one, never a
+half-written file: `faiss.write_index` writes in place, and an interrupted write leaves an index
+that fails later with `read error` (faiss #861).
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+TMP_SUFFIX = ".tmp"
+
+
+def fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def atomic_write(path: Path, data: bytes | memoryview | np.ndarray) -> int:
+    """Write `data` to `path` atomically and durably; return its CRC-32."""
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}{TMP_SUFFIX}")
+    view = memoryview(data).cast("B") if not isinstance(data, bytes) else memoryview(data)
+    crc = zlib.crc32(view)
+    try:
+        with open(tmp, "wb") as f:
+            f.write(view)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    fsync_dir(path.parent)
+    return crc
+
+
+def atomic_save_npy(path: Path, array: np.ndarray) -> None:
+    """`np.save`, atomically (the file can later be memory-mapped with `np.load(mmap_mode='r')`)."""
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}{TMP_SUFFIX}")
+    try:
+        with open(tmp, "wb") as f:
+            np.save(f, np.ascontiguousarray(array), allow_pickle=False)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    fsync_dir(path.parent)
+
+
+def crc32_file(path: Path) -> tuple[bytes, int]:
+    data = path.read_bytes()
+    return data, zlib.crc32(data)

@@ -1,0 +1,223 @@
+"""Input files -> records, one per document or per bad line, never stopping at the first problem.
+
+Formats (by extension): `.jsonl` (one object per line: `id, lang, title?, text, ...`), `.csv`
+(comma-separated with a header, standard quoting), `.tsv` (tab-separated with a header, no quoting,
+as in the shared data) and `.txt` (the whole file is one document: id = file name without
+extensions, language from `name.xx.txt` or `--lang`). Fields other than id/lang/title/text become
+the document's metadata.
+
+Each record carries its file and line so a rejected one can be reported and written to a rejects
+file; validation that needs the collection (language codes, size limit, duplicates) happens in
+`validate`.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from distill.data import DataError, Document, parse_document
+from distill.langs import canonical_lang, is_known_lang
+
+csv.field_size_limit(sys.maxsize)
+
+FORMATS = (".jsonl", ".csv", ".tsv", ".txt")
+MAX_ID_CHARS = 512
+_RAW_KEEP = 2000  # characters of a rejected line kept in the rejects file
+
+
+@dataclass
+class Record:
+    source: str
+    line: int | None
+    doc: Document | None = None
+    error: str | None = None
+    raw: str = ""
+
+    @property
+    def where(self) -> str:
+        return f"{self.source}:{self.line}" if self.line is not None else self.source
+
+    def reject(self, message: str) -> Record:
+        self.error, self.doc = message, None
+        return self
+
+    def to_reject_json(self) -> str:
+        return json.dumps(
+            {"file": self.source, "line": self.line, "error": self.error, "raw": self.raw[:_RAW_KEEP]},
+            ensure_ascii=False,
+        )
+
+
+def _message(exc: DataError) -> str:
+    """The message of a DataError without its `path:line: ` prefix (we add our own)."""
+    text = str(exc)
+    where = f"{exc.path}:{exc.line}: " if exc.line is not None else f"{exc.path}: "
+    return text[len(where) :] if text.startswith(where) else text
+
+
+def read_records(path: str | Path, *, lang: str | None = None) -> Iterator[Record]:
+    """Records of one input file; format by extension (see module docstring)."""
+    path = Path(path)
+    source = str(path)
+    if not path.is_file():
+        yield Record(source, None, error="file not found")
+        return
+    suffix = path.suffix.lower()
+    if suffix == ".jsonl":
+        yield from _read_jsonl(path)
+    elif suffix in (".csv", ".tsv"):
+        yield from _read_table(path, delimiter="," if suffix == ".csv" else "\t")
+    elif suffix == ".txt":
+        yield _read_txt(path, lang)
+    else:
+        yield Record(source, None, error=f"unknown file type {suffix!r}; expected one of {', '.join(FORMATS)}")
+
+
+def _read_jsonl(path: Path) -> Iterator[Record]:
+    source = str(path)
+    with path.open("rb") as f:
+        for number, raw in enumerate(f, start=1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                text = raw.decode("utf-8", errors="replace")
+                yield Record(source, number, error=f"invalid UTF-8 ({exc.reason} at byte {exc.start})", raw=text)
+                continue
+            if not line.strip():
+                continue
+            rec = Record(source, number, raw=line.rstrip("\r\n"))
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as exc:
+                yield rec.reject(f"invalid JSON ({exc.msg} at column {exc.colno})")
+                continue
+            if not isinstance(obj, dict):
+                yield rec.reject(f"expected a JSON object, got {type(obj).__name__}")
+                continue
+            try:
+                rec.doc = parse_document(obj, path, number)
+            except DataError as exc:
+                rec.reject(_message(exc))
+            yield rec
+
+
+def _has_bad_bytes(text: str) -> bool:
+    return any("\udc80" <= ch <= "\udcff" for ch in text)
+
+
+def _read_table(path: Path, delimiter: str) -> Iterator[Record]:
+    source = str(path)
+    # surrogateescape keeps undecodable bytes as lone surrogates, so one bad line is reported
+    # with its line number instead of failing the whole file.
+    with path.open("r", encoding="utf-8", errors="surrogateescape", newline="") as f:
+        quoting = csv.QUOTE_MINIMAL if delimiter == "," else csv.QUOTE_NONE
+        reader = csv.reader(f, delimiter=delimiter, quoting=quoting)
+        try:
+            header = next(reader)
+        except StopIteration:
+            yield Record(source, None, error="file is empty")
+            return
+        except csv.Error as exc:
+            yield Record(source, 1, error=f"bad header ({exc})")
+            return
+        if _has_bad_bytes(delimiter.join(header)):
+            yield Record(source, 1, error="invalid UTF-8 in the header")
+            return
+        missing = [c for c in ("id", "lang", "text") if c not in header]
+        if missing:
+            yield Record(source, 1, error=f"header lacks column(s) {missing}; found {header}")
+            return
+        while True:
+            line = reader.line_num + 1
+            try:
+                cells = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as exc:
+                yield Record(source, line, error=f"malformed row ({exc})")
+                continue
+            raw = delimiter.join(cells)
+            if not any(c.strip() for c in cells):
+                continue
+            rec = Record(source, line, raw=raw.encode("utf-8", "surrogateescape").decode("utf-8", "replace"))
+            if _has_bad_bytes(raw):
+                yield rec.reject("invalid UTF-8")
+                continue
+            if len(cells) != len(header):
+                yield rec.reject(f"expected {len(header)} columns, got {len(cells)}")
+                continue
+            try:
+                rec.doc = parse_document(dict(zip(header, cells, strict=True)), path, line)
+            except DataError as exc:
+                rec.reject(_message(exc))
+            yield rec
+
+
+def _read_txt(path: Path, lang: str | None) -> Record:
+    source = str(path)
+    stem, _, rest = path.name.partition(".")
+    parts = rest.split(".")
+    # `name.de.txt` names its language; otherwise --lang must.
+    file_lang = parts[-2] if len(parts) >= 2 else None
+    data = path.read_bytes()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        return Record(source, line, error=f"invalid UTF-8 ({exc.reason})")
+    doc_lang = lang or file_lang
+    if not doc_lang:
+        return Record(source, None, error="no language: name the file NAME.xx.txt or pass --lang xx")
+    if not text.strip():
+        return Record(source, None, error="field 'text' is empty")
+    return Record(source, None, doc=Document(id=stem, lang=doc_lang, text=text, title=stem), raw=text[:_RAW_KEEP])
+
+
+def records_from_documents(docs: Iterable[Document], source: str = "<documents>") -> Iterator[Record]:
+    """Records for documents given directly (the library API); `line` is the 1-based position."""
+    for number, doc in enumerate(docs, start=1):
+        if not isinstance(doc, Document):
+            yield Record(source, number, error=f"expected a distill.data.Document, got {type(doc).__name__}")
+            continue
+        yield Record(source, number, doc=doc, raw=json.dumps({"id": doc.id, "lang": doc.lang}, ensure_ascii=False))
+
+
+class Validator:
+    """Checks that need the collection's rules: language, text size, id length, duplicates.
+
+    Documents come out with a canonical (ISO 639-1) language code.
+    """
+
+    def __init__(self, max_chars: int) -> None:
+        self.max_chars = max_chars
+        self.seen: dict[tuple[str, str], str] = {}  # (source, id) -> where first seen
+
+    def check(self, rec: Record) -> Record:
+        if rec.error or rec.doc is None:
+            return rec
+        doc = rec.doc
+        if not isinstance(doc.id, str) or not doc.id.strip():
+            return rec.reject("empty document id")
+        if len(doc.id) > MAX_ID_CHARS:
+            return rec.reject(f"document id longer than {MAX_ID_CHARS} characters")
+        if not isinstance(doc.text, str) or not doc.text.strip():
+            return rec.reject("field 'text' is empty")
+        if len(doc.text) > self.max_chars:
+            return rec.reject(f"text has {len(doc.text):,} characters, over the limit of {self.max_chars:,} (max_chars)")
+        if any("\ud800" <= ch <= "\udfff" for ch in doc.text):
+            return rec.reject("text contains invalid UTF-8 / lone surrogates")
+        if not is_known_lang(doc.lang):
+            return rec.reject(f"unknown language code {doc.lang!r}")
+        key = (rec.source, doc.id)
+        if key in self.seen:
+            return rec.reject(f"duplicate document id {doc.id!r} (first at {self.seen[key]})")
+        self.seen[key] = rec.where
+        lang = canonical_lang(doc.lang)
+        if lang != doc.lang:
+            rec.doc = Document(id=doc.id, lang=lang, text=doc.text, title=doc.title or "", metadata=doc.metadata)
+        return rec
