@@ -13,6 +13,8 @@ import sys
 # name -> (module, one-line help). Modules are imported only when their command runs.
 COMMANDS: dict[str, tuple[str, str]] = {
     "models": ("distill.models.cli", "list packaged models, or convert/cache one (pkg:NAME) ahead of time"),
+    "evaluate": ("distill.evaluation.cli", "evaluate models (bitext, STS, retrieval, cost) and write reports"),
+    "run": ("distill.train.cli", "run the four-stage distillation T -> A -> S from a TOML preset (resumable)"),
 }
 
 
@@ -32,7 +34,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra:  # only commands that take free-form `--key=value` overrides accept unknown options
+        if not getattr(args, "accepts_overrides", False):
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        args.overrides = extra
     try:
         return int(args.handler(args) or 0)
     except KeyboardInterrupt:

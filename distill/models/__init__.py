@@ -50,7 +50,7 @@ def load_encoder(
     layout = read_layout(path)
     # trust_remote_code: our saved students carry their own modelling code.
     model = AutoModel.from_pretrained(layout.transformer_dir, trust_remote_code=True)
-    tokenizer = AutoTokenizer.from_pretrained(layout.transformer_dir)
+    tokenizer = AutoTokenizer.from_pretrained(layout.transformer_dir, trust_remote_code=True)
     limit = getattr(model.config, "max_position_embeddings", 512)
     max_len = min(max_seq_length or layout.max_seq_length or limit, limit)
     model.to(device or ("cuda" if torch.cuda.is_available() else "cpu"))

@@ -1,0 +1,307 @@
+"""Typed run configuration: dataclasses loaded from TOML, overridable by `--key=value`.
+
+Sections map to nested dataclasses (`[stage1]` -> `RunConfig.stage1`); on the command line a
+dotted key reaches into a section (`--stage1.steps=10`). Unknown keys and wrongly typed values
+are rejected with a message naming the key, so a typo never silently trains the wrong thing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from distill.paths import REPO_ROOT
+
+DEFAULT_LANGS = ["de", "es", "fr", "it", "nl", "ar", "tr", "ru", "zh", "ja", "pl", "pt"]
+DEFAULT_TRAIN_FILES = [
+    "parallel/ntrex128.jsonl",
+    "parallel/ud_pud.jsonl",
+    "parallel/multi30k/multi30k.train.en-de.tsv",
+    "parallel/multi30k/multi30k.train.en-fr.tsv",
+]
+
+
+class ConfigError(ValueError):
+    """A bad config file or override; the message names the key."""
+
+
+class EmbeddingInit(StrEnum):
+    SVD = "svd"  # rank-e factorisation of A's word embeddings
+    RANDOM = "random"  # the paper's choice
+
+
+class ContrastiveVariant(StrEnum):
+    MCL = "mcl"  # MSE terms + cos(S_en, S_xx) regressed to cos(T_en, T_en)
+    INFONCE = "infonce"  # MSE terms + in-batch cross-entropy over scaled cosines
+    BOOL = "bool"  # MSE terms + cos(S_en, S_xx) regressed to the identity
+    MSE = "mse"  # MSE terms only
+
+
+@dataclass
+class ModelsConfig:
+    teacher: str = "pkg:all-MiniLM-L6-v2"  # T: defines the target space
+    assistant: str = "pkg:multilingual-e5-small"  # A: multilingual, compressed into S
+    prefix: str = "query"  # role prompt for A and S on both sides (symmetric task); "" = none
+
+
+@dataclass
+class DataConfig:
+    langs: list[str] = field(default_factory=lambda: list(DEFAULT_LANGS))
+    files: list[str] = field(default_factory=lambda: list(DEFAULT_TRAIN_FILES))  # relative to shared data
+    stsb_dir: str = "sts/stsb_multi_mt"  # STSb Multi MT train translations; "" = not used
+    max_pairs: int = 0  # pairs sampled (balanced over languages) for every stage; 0 = all
+    max_seq_length: int = 128
+    encode_batch_size: int = 64  # for cached teacher/assistant targets
+
+
+@dataclass
+class VocabConfig:
+    trim: bool = True  # keep only the tokens the training data uses (plus specials)
+    min_count: int = 1
+    keep_single_chars: bool = True  # unseen words then split into characters instead of <unk>
+
+
+@dataclass
+class StudentConfig:
+    embedding_size: int = 128  # e, the bottleneck
+    layers: int = 3  # k: A's first k layers
+    passes: int = 2  # r: times the k layers are applied
+    init: EmbeddingInit = EmbeddingInit.SVD
+
+
+@dataclass
+class StageConfig:
+    enabled: bool = True
+    steps: int = 200
+    batch_size: int = 32
+    lr: float = 5e-5
+    weight_decay: float = 0.01
+    warmup_ratio: float = 0.1
+    grad_clip: float = 1.0
+    max_pairs: int = 0  # 0 = data.max_pairs
+    checkpoint_every: int = 50
+    log_every: int = 10
+
+
+@dataclass
+class Stage1Config(StageConfig):
+    freeze_word_embeddings: bool = True  # 96M of e5's 117M parameters; frozen, stage 1 is ~2x cheaper
+
+
+@dataclass
+class Stage2Config(StageConfig):
+    lr: float = 1e-3
+
+
+@dataclass
+class Stage3Config(StageConfig):
+    lr: float = 1e-4
+
+
+@dataclass
+class Stage4Config(StageConfig):
+    lr: float = 5e-5
+    variant: ContrastiveVariant = ContrastiveVariant.MCL
+    weight_en: float = 1.0
+    weight_xx: float = 1.0
+    weight_cos: float = 1.0
+    infonce_weight: float = 0.01
+    infonce_scale: float = 20.0
+
+
+@dataclass
+class EvalConfig:
+    enabled: bool = True
+    quick: bool = True
+    langs: list[str] = field(default_factory=lambda: list(DEFAULT_LANGS))
+    baselines: bool = True  # also score T and the raw assistant once per run
+
+
+@dataclass
+class RunConfig:
+    name: str = "offline"
+    seed: int = 42
+    device: str = "auto"  # auto = cuda if available, else cpu
+    threads: int = 0  # torch intra-op threads; 0 = torch default
+    out_dir: str = ""  # final student; default data/students/<name>
+    cache_dir: str = ""  # cached target embeddings; default data/cache
+    models: ModelsConfig = field(default_factory=ModelsConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    vocab: VocabConfig = field(default_factory=VocabConfig)
+    student: StudentConfig = field(default_factory=StudentConfig)
+    stage1: Stage1Config = field(default_factory=Stage1Config)
+    stage2: Stage2Config = field(default_factory=Stage2Config)
+    stage3: Stage3Config = field(default_factory=Stage3Config)
+    stage4: Stage4Config = field(default_factory=Stage4Config)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+    def stage(self, n: int) -> StageConfig:
+        return getattr(self, f"stage{n}")
+
+
+# --- loading ----------------------------------------------------------------------------------------
+
+
+def _coerce(value: Any, tp: Any, key: str) -> Any:
+    """Check `value` against the annotation `tp`, converting where TOML's types are narrower."""
+    origin = typing.get_origin(tp)
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key}: expected a [{key}] section (a table), got {value!r}")
+        return _build(tp, value, key + ".")
+    if origin is list:
+        (item,) = typing.get_args(tp)
+        if not isinstance(value, list):
+            raise ConfigError(f"{key}: expected a list, got {value!r}")
+        return [_coerce(v, item, f"{key}[{i}]") for i, v in enumerate(value)]
+    if origin in (types.UnionType, typing.Union):
+        raise ConfigError(f"{key}: unsupported field type {tp}")
+    if isinstance(tp, type) and issubclass(tp, StrEnum):
+        try:
+            return tp(value)
+        except ValueError:
+            raise ConfigError(f"{key}: {value!r} is not one of {[m.value for m in tp]}") from None
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{key}: expected true/false, got {value!r}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{key}: expected an integer, got {value!r}")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"{key}: expected a number, got {value!r}")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{key}: expected a string, got {value!r}")
+        return value
+    raise ConfigError(f"{key}: unsupported field type {tp}")
+
+
+def _build(cls: type, values: dict, prefix: str = "") -> Any:
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - names)
+    if unknown:
+        raise ConfigError(f"unknown config key(s): {', '.join(prefix + k for k in unknown)} (known: {', '.join(sorted(names))})")
+    kwargs = {k: _coerce(v, hints[k], prefix + k) for k, v in values.items()}
+    return cls(**kwargs)
+
+
+def to_dict(cfg: Any) -> dict:
+    """Plain dict (enums as strings) for TOML/JSON output."""
+    out = {}
+    for f in dataclasses.fields(cfg):
+        v = getattr(cfg, f.name)
+        if dataclasses.is_dataclass(v):
+            v = to_dict(v)
+        elif isinstance(v, StrEnum):
+            v = v.value
+        out[f.name] = v
+    return out
+
+
+def parse_value(text: str) -> Any:
+    """An override's value as TOML (`3`, `1e-4`, `true`, `["de","fr"]`), else the literal string."""
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        if "," in text and not text.startswith("["):  # --data.langs=de,fr
+            return [t.strip() for t in text.split(",") if t.strip()]
+        return text
+
+
+def apply_overrides(values: dict, overrides: list[str]) -> dict:
+    """Apply `key=value` / `--key=value` strings (dotted keys for sections) to a raw config dict."""
+    for item in overrides:
+        text = item[2:] if item.startswith("--") else item
+        if "=" not in text:
+            raise ConfigError(f"override {item!r} must look like --key=value (e.g. --stage1.steps=10)")
+        key, raw = text.split("=", 1)
+        parts = key.strip().replace("-", "_").split(".")
+        node = values
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"override {item!r}: {part!r} is not a section")
+        node[parts[-1]] = parse_value(raw)
+    return values
+
+
+def _fix_list_overrides(values: dict, cls: type) -> None:
+    """A single value given for a list field (`--data.langs=de`) means a one-element list."""
+    hints = typing.get_type_hints(cls)
+    for k, v in values.items():
+        tp = hints.get(k)
+        if tp is None:
+            continue
+        if dataclasses.is_dataclass(tp) and isinstance(v, dict):
+            _fix_list_overrides(v, tp)
+        elif typing.get_origin(tp) is list and isinstance(v, str):
+            values[k] = [v]
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> RunConfig:
+    """Defaults <- TOML file <- overrides, validated."""
+    values: dict = {}
+    if path is not None:
+        path = Path(path)
+        if not path.exists() and not path.is_absolute() and (REPO_ROOT / path).exists():
+            path = REPO_ROOT / path
+        if not path.exists():
+            raise ConfigError(f"config file {path} not found (presets are in {REPO_ROOT / 'configs'})")
+        try:
+            values = tomllib.loads(path.read_text())
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+    values = apply_overrides(values, overrides or [])
+    _fix_list_overrides(values, RunConfig)
+    cfg = _build(RunConfig, values)
+    validate(cfg)
+    return cfg
+
+
+def validate(cfg: RunConfig) -> None:
+    s = cfg.student
+    if s.embedding_size < 1 or s.layers < 1 or s.passes < 1:
+        raise ConfigError("student.embedding_size, student.layers and student.passes must be >= 1")
+    for n in (1, 2, 3, 4):
+        st = cfg.stage(n)
+        if st.steps < 0 or st.batch_size < 1 or st.lr <= 0:
+            raise ConfigError(f"stage{n}: steps must be >= 0, batch_size >= 1 and lr > 0")
+        if not 0 <= st.warmup_ratio < 1:
+            raise ConfigError(f"stage{n}.warmup_ratio must be in [0, 1)")
+    if cfg.stage4.variant == ContrastiveVariant.INFONCE and cfg.stage4.batch_size < 2:
+        raise ConfigError("stage4.variant = 'infonce' needs batch_size >= 2 (in-batch negatives)")
+    if not cfg.data.langs:
+        raise ConfigError("data.langs is empty")
+    if cfg.models.prefix not in ("", "query", "passage"):
+        raise ConfigError("models.prefix must be 'query', 'passage' or ''")
+
+
+def dump_toml(cfg: RunConfig) -> str:
+    """The config as TOML (scalars first, then one table per section)."""
+
+    def fmt(v: Any) -> str:
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        if isinstance(v, str):
+            return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        if isinstance(v, list):
+            return "[" + ", ".join(fmt(x) for x in v) + "]"
+        return repr(v)
+
+    d = to_dict(cfg)
+    lines = [f"{k} = {fmt(v)}" for k, v in d.items() if not isinstance(v, dict)]
+    for k, v in d.items():
+        if isinstance(v, dict):
+            lines += ["", f"[{k}]"] + [f"{kk} = {fmt(vv)}" for kk, vv in v.items()]
+    return "\n".join(lines) + "\n"

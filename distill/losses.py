@@ -1,0 +1,92 @@
+"""The distillation losses, one small module each (notation of Ding et al. 2022).
+
+All take sentence embeddings (batch, dim) and return `(total, parts)` where `parts` names each
+weighted term, so the training log shows what moves.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from distill.config import ContrastiveVariant
+
+
+def mse(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Mean squared error over all elements (as `nn.MSELoss`)."""
+    return F.mse_loss(a, b)
+
+
+def cos_matrix(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """B x B cosine similarities of the rows of x and y."""
+    return F.normalize(x, dim=-1) @ F.normalize(y, dim=-1).T
+
+
+class PairMSELoss(nn.Module):
+    """MSE(S(en), target_en) + MSE(S(xx), target_xx).
+
+    Stage 1: S = A, both targets T(en) (the English teacher's vector for both sides).
+    Stage 2: pooled embedding-layer outputs of S and A (targets E_A(en), E_A(xx)).
+    Stage 3: targets A(en), A(xx).
+    """
+
+    def __init__(self, weight_en: float = 1.0, weight_xx: float = 1.0) -> None:
+        super().__init__()
+        self.weight_en, self.weight_xx = weight_en, weight_xx
+
+    def forward(
+        self, s_en: torch.Tensor, s_xx: torch.Tensor, target_en: torch.Tensor, target_xx: torch.Tensor
+    ) -> tuple[torch.Tensor, dict[str, float]]:
+        en = self.weight_en * mse(s_en, target_en)
+        xx = self.weight_xx * mse(s_xx, target_xx)
+        return en + xx, {"mse_en": en.item(), "mse_xx": xx.item()}
+
+
+class ContrastiveLoss(nn.Module):
+    """Stage 4, multilingual contrastive learning against T. `t_en` is T(en); T never sees xx.
+
+    mcl:     w_en MSE(S_en, T_en) + w_xx MSE(S_xx, T_en) + w_cos MSE(cos(S_en, S_xx), cos(T_en, T_en))
+    infonce: the MSE terms + w_nce CE(scale * cos(S_en, S_xx), diagonal)   (in-batch negatives)
+    bool:    the MSE terms + w_cos MSE(cos(S_en, S_xx), I)
+    mse:     the MSE terms only
+    """
+
+    def __init__(
+        self,
+        variant: ContrastiveVariant | str = ContrastiveVariant.MCL,
+        *,
+        weight_en: float = 1.0,
+        weight_xx: float = 1.0,
+        weight_cos: float = 1.0,
+        infonce_weight: float = 0.01,
+        infonce_scale: float = 20.0,
+    ) -> None:
+        super().__init__()
+        self.variant = ContrastiveVariant(variant)
+        self.weight_en, self.weight_xx, self.weight_cos = weight_en, weight_xx, weight_cos
+        self.infonce_weight, self.infonce_scale = infonce_weight, infonce_scale
+
+    def forward(
+        self, s_en: torch.Tensor, s_xx: torch.Tensor, t_en: torch.Tensor
+    ) -> tuple[torch.Tensor, dict[str, float]]:
+        en = self.weight_en * mse(s_en, t_en)
+        xx = self.weight_xx * mse(s_xx, t_en)
+        total = en + xx
+        parts = {"mse_en": en.item(), "mse_xx": xx.item()}
+        if self.variant == ContrastiveVariant.MCL:
+            term = self.weight_cos * mse(cos_matrix(s_en, s_xx), cos_matrix(t_en, t_en))
+            parts["cos"] = term.item()
+            total = total + term
+        elif self.variant == ContrastiveVariant.BOOL:
+            eye = torch.eye(s_en.shape[0], device=s_en.device, dtype=s_en.dtype)
+            term = self.weight_cos * mse(cos_matrix(s_en, s_xx), eye)
+            parts["cos"] = term.item()
+            total = total + term
+        elif self.variant == ContrastiveVariant.INFONCE:
+            logits = self.infonce_scale * cos_matrix(s_en, s_xx)
+            labels = torch.arange(s_en.shape[0], device=s_en.device)
+            term = self.infonce_weight * F.cross_entropy(logits, labels)
+            parts["infonce"] = term.item()
+            total = total + term
+        return total, parts

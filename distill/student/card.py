@@ -1,0 +1,103 @@
+"""The model card (README.md) written beside every exported student."""
+
+from __future__ import annotations
+
+from distill.config import RunConfig, dump_toml
+from distill.student.modeling_xlsearch import XLSearchRecurrentModel, effective_parameters, stored_parameters
+
+
+def _fmt(v) -> str:
+    if v is None:
+        return "–"
+    if isinstance(v, float):
+        return f"{v:,.0f}" if abs(v) >= 100 else f"{v:.4g}"
+    return str(v)
+
+
+def _scores_table(summary: dict) -> list[str]:
+    rows: list[tuple[str, dict]] = []
+    base = summary.get("baselines") or {}
+    from distill.train.evaluate import headline
+
+    if base.get("teacher"):
+        rows.append(("T (teacher, English)", headline(base["teacher"])))
+    if base.get("assistant_raw"):
+        rows.append(("A raw (before stage 1)", headline(base["assistant_raw"])))
+    for name, info in (summary.get("stages") or {}).items():
+        if info.get("dev_headline"):
+            who = "A" if name == "stage1" else "S"
+            rows.append((f"{who} after {name} ({info.get('title', '')})", info["dev_headline"]))
+    if not rows:
+        return ["No dev evaluation was run."]
+    cols = sorted({k for _, h in rows for k in h})
+    out = ["| model | " + " | ".join(cols) + " |", "|---|" + "---|" * len(cols)]
+    for label, h in rows:
+        out.append(f"| {label} | " + " | ".join(_fmt(h.get(c)) for c in cols) + " |")
+    return out
+
+
+def model_card(cfg: RunConfig, student: XLSearchRecurrentModel, summary: dict, *, assistant_params: int | None) -> str:
+    c = student.config
+    stored, effective = stored_parameters(student), effective_parameters(student)
+    emb = sum(p.numel() for p in student.embeddings.parameters())
+    ratio = f" ({stored / assistant_params:.1%} of A's {assistant_params:,})" if assistant_params else ""
+    stages = summary.get("stages") or {}
+    vocab = (stages.get("stage2") or {})
+    lines = [
+        "---",
+        "library_name: sentence-transformers",
+        "pipeline_tag: sentence-similarity",
+        "tags: [xlsearch, multilingual, distillation, sentence-embeddings]",
+        "---",
+        "",
+        f"# xlsearch student `{cfg.name}`",
+        "",
+        "A compact cross-lingual sentence encoder distilled with the four-stage framework of Ding et al. (2022),",
+        f"\"Multi-stage Distillation Framework for Cross-Lingual Semantic Similarity Matching\": teacher T = `{cfg.models.teacher}`,",
+        f"assistant A = `{cfg.models.assistant}` (trained into T's space in stage 1), student S = this model.",
+        "",
+        "## Use",
+        "",
+        "```python",
+        "from sentence_transformers import SentenceTransformer",
+        "model = SentenceTransformer(path, trust_remote_code=True)",
+        "emb = model.encode([\"Hello world\", \"Hallo Welt\"], prompt_name=\"query\")",
+        "",
+        "from transformers import AutoModel, AutoTokenizer  # or plain transformers + mean pooling",
+        "model = AutoModel.from_pretrained(path, trust_remote_code=True)",
+        "tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=True)",
+        "```",
+        "",
+        "The model uses A's prompts (`query: ` / `passage: `); training used `query: ` on both sides.",
+        "Pooling: mean over all tokens, then L2 normalisation.",
+        "",
+        "## Architecture",
+        "",
+        f"- Bottleneck embedding: Embedding({c.vocab_size}, {c.embedding_size}) -> Linear({c.embedding_size}, {c.hidden_size}, no bias),"
+        f" plus position ({c.max_position_embeddings}) and token-type embeddings and LayerNorm (from A).",
+        f"- {c.num_hidden_layers} BERT layers (hidden {c.hidden_size}, {c.num_attention_heads} heads, FFN {c.intermediate_size}),"
+        f" initialised from A's first {c.num_hidden_layers}, applied {c.num_passes} times"
+        f" ({c.num_hidden_layers * c.num_passes} layer passes per token).",
+        f"- Stored parameters: **{stored:,}**{ratio}; embeddings {emb:,}.",
+        f"- Effective parameters (as if each pass had its own layers): {effective:,}.",
+    ]
+    if vocab.get("vocab_trimmed"):
+        lines.append(f"- Vocabulary trimmed from {vocab.get('vocab_full'):,} to {vocab.get('vocab_size'):,} pieces "
+                     f"(the pieces the training data uses, plus specials and single characters); "
+                     "the saved tokenizer emits the new ids.")
+    lines += ["", "## Training", ""]
+    lines.append(f"Pairs (en, xx) for {', '.join(cfg.data.langs)} from: " + ", ".join(f"`{f}`" for f in cfg.data.files)
+                 + (f", and STSb Multi MT train translations (`{cfg.data.stsb_dir}`)" if cfg.data.stsb_dir else "")
+                 + ". No dev/test file and no demo corpus was trained on.")
+    lines += ["", "| stage | what | steps | pairs | train time (s) | loss first -> last |", "|---|---|---|---|---|---|"]
+    for name, info in stages.items():
+        lines.append(f"| {name} | {info.get('title', '')} | {info.get('steps')} | {info.get('pairs')} | "
+                     f"{_fmt(info.get('train_seconds'))} | {_fmt(info.get('loss_first'))} -> {_fmt(info.get('loss_last'))} |")
+    lines += ["", "## Dev scores", "",
+              "Bitext retrieval accuracy (FLORES devtest, Multi30k val), STSb dev Spearman and XQuAD nDCG@10 from",
+              "`distill.evaluation`'s quick dev suite. `sent_per_s` was timed during the run, on whatever else the",
+              "machine was doing: compare it within this table only.",
+              ""]
+    lines += _scores_table(summary)
+    lines += ["", "## Full config", "", "```toml", dump_toml(cfg).rstrip(), "```", ""]
+    return "\n".join(lines)

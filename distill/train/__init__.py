@@ -1,0 +1,1 @@
+"""Training: the four distillation stages (`run`), the shared loop (`loop`), data pairs and DDP helpers."""

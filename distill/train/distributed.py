@@ -1,0 +1,64 @@
+"""Data-parallel training under `torchrun` (DDP); a no-op in a plain single process.
+
+torchrun sets WORLD_SIZE / RANK / LOCAL_RANK. Every rank builds the same model and data, takes
+its slice of each global batch, and DDP averages the gradients; only rank 0 logs, checkpoints,
+evaluates and saves. Only world size 1 has been exercised on the development machine.
+"""
+
+from __future__ import annotations
+
+import os
+
+import torch
+
+
+def world_size() -> int:
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def rank() -> int:
+    return int(os.environ.get("RANK", "0"))
+
+
+def is_main() -> bool:
+    return rank() == 0
+
+
+def enabled() -> bool:
+    return world_size() > 1
+
+
+def setup(device: str) -> str:
+    """Start the process group under torchrun; returns the device this rank uses."""
+    if not enabled():
+        return device
+    import torch.distributed as dist
+
+    local = int(os.environ.get("LOCAL_RANK", "0"))
+    if device.startswith("cuda"):
+        torch.cuda.set_device(local)
+        device = f"cuda:{local}"
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if device.startswith("cuda") else "gloo")
+    return device
+
+
+def wrap(model: torch.nn.Module) -> torch.nn.Module:
+    if not enabled():
+        return model
+    from torch.nn.parallel import DistributedDataParallel
+
+    device = next(model.parameters()).device
+    return DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None,
+                                   find_unused_parameters=True)
+
+
+def unwrap(model: torch.nn.Module) -> torch.nn.Module:
+    return model.module if hasattr(model, "module") and enabled() else model
+
+
+def barrier() -> None:
+    if enabled():
+        import torch.distributed as dist
+
+        dist.barrier()

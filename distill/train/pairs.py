@@ -1,0 +1,104 @@
+"""Training pairs (en, xx) for distillation, from the shared data's training splits only.
+
+Sources: multi-parallel JSONL (NTREX-128, UD-PUD), pair TSVs (Multi30k train) and STSb Multi MT
+train, whose per-language files are aligned by `pair_id` (sentence1 with sentence1, sentence2 with
+sentence2). Dev/test files and the demo corpus are refused, so nothing we select on is trained on.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from pathlib import Path
+
+from distill.data import DataError, TrainingPair, build_training_pairs, iter_tsv
+from distill.langs import canonical_lang
+from distill.paths import shared_data_dir
+
+# Path fragments that mark evaluation data: training on them would inflate the dev scores.
+_FORBIDDEN = ("corpus/", "/dev/", "dev/", "flores", ".val.", ".test", "-dev.", "-test.", "_test")
+
+
+def resolve_data_path(path: str | Path) -> Path:
+    """Absolute path: relative paths are taken from the shared data directory."""
+    p = Path(path).expanduser()
+    return p if p.is_absolute() else shared_data_dir() / p
+
+
+def check_training_file(path: str | Path) -> None:
+    text = str(path).replace("\\", "/").lower()
+    for bad in _FORBIDDEN:
+        if bad in text:
+            raise DataError(path, None, f"refusing to train on evaluation/demo data (path contains {bad.strip('/')!r})")
+
+
+def stsb_training_pairs(directory: str | Path, langs: Sequence[str], pivot: str = "en") -> list[TrainingPair]:
+    """(en, xx) pairs from STSb Multi MT train files `stsb-<lang>-train.tsv`, aligned by pair_id."""
+    directory = Path(directory)
+    en_file = directory / f"stsb-{pivot}-train.tsv"
+    if not en_file.exists():
+        raise DataError(en_file, None, "STSb English train file not found")
+    english = {row["pair_id"]: (row["sentence1"], row["sentence2"]) for _, row in iter_tsv(en_file, ("pair_id",))}
+    out: list[TrainingPair] = []
+    for code in langs:
+        lang = canonical_lang(code)
+        path = directory / f"stsb-{lang}-train.tsv"
+        if lang == pivot or not path.exists():
+            continue
+        for _, row in iter_tsv(path, ("sentence1", "sentence2", "pair_id")):
+            en = english.get(row["pair_id"])
+            if en is None:
+                continue
+            for en_text, xx_text in zip(en, (row["sentence1"], row["sentence2"]), strict=True):
+                if en_text.strip() and xx_text.strip() and en_text != xx_text:
+                    out.append(TrainingPair(en_text, xx_text, lang))
+    return out
+
+
+def load_pairs(
+    files: Sequence[str | Path],
+    langs: Sequence[str],
+    *,
+    stsb_dir: str | Path | None = None,
+) -> list[TrainingPair]:
+    """All (en, xx) pairs from `files` plus STSb train (if `stsb_dir`), deduplicated, in file order."""
+    paths = [resolve_data_path(f) for f in files]
+    for p in paths:
+        check_training_file(p)
+        if not p.exists():
+            raise DataError(p, None, "training file not found")
+    pairs = build_training_pairs(paths, langs)
+    if stsb_dir:
+        seen = {(p.en, p.xx) for p in pairs}
+        for p in stsb_training_pairs(resolve_data_path(stsb_dir), langs):
+            if (p.en, p.xx) not in seen:
+                seen.add((p.en, p.xx))
+                pairs.append(p)
+    return pairs
+
+
+def sample_pairs(pairs: Sequence[TrainingPair], n: int, seed: int) -> list[TrainingPair]:
+    """A seeded sample of at most `n` pairs (0 = all), balanced over languages by round robin."""
+    if n <= 0 or n >= len(pairs):
+        out = list(pairs)
+        random.Random(seed).shuffle(out)
+        return out
+    rng = random.Random(seed)
+    by_lang: dict[str, list[TrainingPair]] = {}
+    for p in pairs:
+        by_lang.setdefault(p.lang, []).append(p)
+    for group in by_lang.values():
+        rng.shuffle(group)
+    out, i = [], 0
+    queues = [by_lang[k] for k in sorted(by_lang)]
+    while len(out) < n:
+        added = False
+        for q in queues:
+            if i < len(q) and len(out) < n:
+                out.append(q[i])
+                added = True
+        if not added:
+            break
+        i += 1
+    rng.shuffle(out)
+    return out

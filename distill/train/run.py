@@ -1,0 +1,519 @@
+"""`distill run`: the four stages of Ding et al. (2022) in order, each writing its own directory.
+
+Layout (`<out>` = data/students/<name> unless `out_dir` says otherwise):
+  <out>.run/config.toml      the resolved config of the run
+  <out>.run/metrics.jsonl    training losses, evaluations, stage timings (one JSON object a line)
+  <out>.run/stageN/          the stage's output model (A after stage 1; S after stages 2-4)
+  <out>.run/stageN/stage.json  written last: marks the stage complete (+ time, losses, dev scores)
+  <out>.run/stageN.ckpt.pt   mid-stage checkpoint (removed when the stage completes)
+  <out>/                     the final student with its model card
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from distill.config import ConfigError, EmbeddingInit, RunConfig, dump_toml, load_config, to_dict
+from distill.data import TrainingPair
+from distill.losses import ContrastiveLoss, PairMSELoss
+from distill.models import (
+    Encoder,
+    load_encoder,
+    mean_pool,
+    read_layout,
+    resolve_model,
+    write_sentence_transformers_files,
+)
+from distill.paths import data_dir
+from distill.student import (
+    XLSearchRecurrentConfig,
+    XLSearchRecurrentModel,
+    effective_parameters,
+    stored_parameters,
+)
+from distill.student.export import save_student
+from distill.targets import cached_embeddings
+from distill.train import distributed
+from distill.train.evaluate import DevEvaluation, headline
+from distill.train.loop import LoopResult, MetricsLog, StepCallback, train_loop
+from distill.train.pairs import load_pairs, sample_pairs
+from distill.vocab import count_token_ids, select_vocab, trim_tokenizer
+
+STAGES = (1, 2, 3, 4)
+STAGE_TITLES = {
+    1: "multilingual KD T -> A",
+    2: "bottleneck embedding",
+    3: "parameter recurrence",
+    4: "multilingual contrastive learning",
+}
+
+
+class RunError(RuntimeError):
+    """A run that cannot proceed as asked (e.g. exists already, missing earlier stage)."""
+
+
+@dataclass
+class Run:
+    cfg: RunConfig
+    out_dir: Path
+    run_dir: Path
+    device: str
+    log: MetricsLog
+    on_step: StepCallback | None = None
+    resume: bool = False
+    evaluation: DevEvaluation | None = None
+    _pairs: list[TrainingPair] | None = field(default=None, repr=False)
+
+    # --- paths ---------------------------------------------------------------------------------
+    def stage_dir(self, n: int) -> Path:
+        return self.run_dir / f"stage{n}"
+
+    def checkpoint(self, n: int) -> Path:
+        return self.run_dir / f"stage{n}.ckpt.pt"
+
+    def done(self, n: int) -> bool:
+        return (self.stage_dir(n) / "stage.json").exists()
+
+    def stage_info(self, n: int) -> dict:
+        return json.loads((self.stage_dir(n) / "stage.json").read_text())
+
+    # --- data ----------------------------------------------------------------------------------
+    def all_pairs(self) -> list[TrainingPair]:
+        if self._pairs is None:
+            d = self.cfg.data
+            self._pairs = load_pairs(d.files, d.langs, stsb_dir=d.stsb_dir or None)
+            if not self._pairs:
+                raise RunError(f"no training pairs for languages {d.langs} in {d.files}")
+        return self._pairs
+
+    def pairs(self, n: int) -> list[TrainingPair]:
+        limit = self.cfg.stage(n).max_pairs or self.cfg.data.max_pairs
+        return sample_pairs(self.all_pairs(), limit, self.cfg.seed)
+
+    @property
+    def prefix(self) -> str | None:
+        return self.cfg.models.prefix or None
+
+    def encoder(self, spec: str | Path) -> Encoder:
+        return load_encoder(spec, device=self.device, max_seq_length=self.cfg.data.max_seq_length)
+
+    def targets(self, spec: str | Path, texts: list[str], label: str) -> np.ndarray:
+        enc = self.encoder(spec)
+        return cached_embeddings(enc, spec, texts, prefix=self.prefix, cache_dir=self.cfg.cache_dir or None,
+                                 batch_size=self.cfg.data.encode_batch_size, label=label)
+
+    def assistant_spec(self) -> str:
+        """A after stage 1 (its output directory), or the raw assistant when stage 1 is off."""
+        if self.cfg.stage1.enabled:
+            if not self.done(1):
+                raise RunError("stage 1 has not completed; run it first (or --stage1.enabled=false)")
+            return str(self.stage_dir(1))
+        return self.cfg.models.assistant
+
+    def train(self, n: int, model: torch.nn.Module, compute_loss, n_items: int) -> LoopResult:
+        return train_loop(name=f"stage{n}", model=model, compute_loss=compute_loss, n_items=n_items,
+                          cfg=self.cfg.stage(n), seed=self.cfg.seed + n, checkpoint=self.checkpoint(n),
+                          log=self.log, resume=self.resume, on_step=self.on_step)
+
+    def evaluate(self, name: str, spec_or_encoder) -> dict[str, float]:
+        if self.evaluation is None or not self.evaluation.enabled:
+            return {}
+        enc = load_encoder(spec_or_encoder, device=self.device) if isinstance(spec_or_encoder, str | Path) else spec_or_encoder
+        t0 = time.time()
+        metrics = self.evaluation(enc)
+        if metrics:
+            self.log.write(event="eval", model=name, seconds=round(time.time() - t0, 1), **headline(metrics),
+                           metrics=metrics)
+        return metrics
+
+
+def _texts_index(pairs: list[TrainingPair], side: str) -> tuple[list[str], np.ndarray]:
+    """Unique texts of one side and, per pair, the row of its text (targets are cached per text)."""
+    rows: dict[str, int] = {}
+    index = np.array([rows.setdefault(getattr(p, side), len(rows)) for p in pairs], dtype=np.int64)
+    return list(rows), index
+
+
+def _finish_stage(run: Run, n: int, result: LoopResult, extra: dict) -> dict:
+    losses = [v for _, v in result.losses]
+    k = max(1, min(10, len(losses) // 5))
+    info = {
+        "stage": n, "title": STAGE_TITLES[n], "steps": result.steps, "train_seconds": round(result.seconds, 1),
+        "resumed_from_step": result.resumed_from,
+        "loss_first": float(np.mean(losses[:k])) if losses else None,
+        "loss_last": float(np.mean(losses[-k:])) if losses else None,
+        "losses": result.losses, **extra,
+    }
+    return info
+
+
+def _write_stage_info(run: Run, n: int, info: dict) -> None:
+    if distributed.is_main():
+        (run.stage_dir(n) / "stage.json").write_text(json.dumps(info, indent=1))
+        run.checkpoint(n).unlink(missing_ok=True)
+        run.log.write(event="stage_done", **{k: v for k, v in info.items() if k not in ("losses", "dev")})
+
+
+# --- stage 1 -------------------------------------------------------------------------------------
+
+
+def stage1(run: Run) -> dict:
+    """A learns T's space: MSE(A(en), T(en)) + MSE(A(xx), T(en))."""
+    cfg, out = run.cfg, run.stage_dir(1)
+    pairs = run.pairs(1)
+    en_texts, en_row = _texts_index(pairs, "en")
+    t_en = run.targets(cfg.models.teacher, en_texts, "T(en) targets")
+    assistant = run.encoder(cfg.models.assistant)
+    if assistant.dim != t_en.shape[1]:
+        raise ConfigError(f"T ({t_en.shape[1]}-d) and A ({assistant.dim}-d) must have the same dimension")
+    model = assistant.model
+    if cfg.stage1.freeze_word_embeddings:
+        model.get_input_embeddings().weight.requires_grad_(False)
+    assistant.model = distributed.wrap(model)
+    loss_fn = PairMSELoss()
+
+    def compute_loss(idx: np.ndarray):
+        batch = [pairs[i] for i in idx]
+        # One padded forward for both sides: fewer, larger matmuls are faster on CPU.
+        emb = assistant.forward(assistant.tokenize([p.en for p in batch] + [p.xx for p in batch], run.prefix))
+        target = torch.from_numpy(np.asarray(t_en[en_row[idx]])).to(emb.device)
+        return loss_fn(emb[: len(batch)], emb[len(batch):], target, target)
+
+    result = run.train(1, model, compute_loss, len(pairs))
+    if distributed.is_main():
+        layout = read_layout(resolve_model(cfg.models.assistant))
+        model.save_pretrained(out)
+        assistant.tokenizer.save_pretrained(out)
+        write_sentence_transformers_files(out, dim=assistant.dim, pooling=layout.pooling.value,
+                                          normalize=layout.normalize, prompts=layout.prompts,
+                                          max_seq_length=layout.max_seq_length or 512)
+    return _finish_stage(run, 1, result, {"pairs": len(pairs), "assistant": cfg.models.assistant,
+                                          "stored_params": stored_parameters(model)})
+
+
+# --- stage 2 -------------------------------------------------------------------------------------
+
+
+def build_vocab(run: Run, assistant: Encoder) -> tuple[list[int] | None, object, dict]:
+    """Trimmed ids + tokenizer (or the full ones when trimming is off), and a report."""
+    tokenizer = assistant.tokenizer
+    if not run.cfg.vocab.trim:
+        return None, tokenizer, {"vocab_trimmed": False, "vocab_size": len(tokenizer)}
+    pairs = run.all_pairs()  # every training pair, not just the sample, so more words are covered
+    texts = sorted({p.en for p in pairs} | {p.xx for p in pairs})
+    counts = count_token_ids(tokenizer, texts, prompt=assistant.prompt(run.prefix))
+    kept = select_vocab(tokenizer, counts, min_count=run.cfg.vocab.min_count,
+                        keep_single_chars=run.cfg.vocab.keep_single_chars)
+    trimmed = trim_tokenizer(tokenizer, kept)
+    report = {"vocab_trimmed": True, "vocab_size": len(kept), "vocab_full": len(tokenizer),
+              "vocab_seen_in_data": len(counts), "vocab_texts": len(texts)}
+    return kept, trimmed, report
+
+
+def init_student(run: Run, a_model, kept: list[int] | None) -> XLSearchRecurrentModel:
+    """S: bottleneck embeddings (SVD of A's rows, or random) + A's first k layers; passes = 0 for now."""
+    s, ac = run.cfg.student, a_model.config
+    if s.layers > ac.num_hidden_layers:
+        raise ConfigError(f"student.layers = {s.layers} but A has only {ac.num_hidden_layers} layers")
+    word = a_model.get_input_embeddings().weight.detach()
+    if kept is not None:
+        word = word[torch.as_tensor(kept)]
+    config = XLSearchRecurrentConfig(
+        vocab_size=word.shape[0], embedding_size=s.embedding_size, hidden_size=ac.hidden_size,
+        num_hidden_layers=s.layers, num_passes=0, num_attention_heads=ac.num_attention_heads,
+        intermediate_size=ac.intermediate_size, hidden_act=ac.hidden_act,
+        hidden_dropout_prob=ac.hidden_dropout_prob, attention_probs_dropout_prob=ac.attention_probs_dropout_prob,
+        max_position_embeddings=ac.max_position_embeddings, type_vocab_size=ac.type_vocab_size,
+        layer_norm_eps=ac.layer_norm_eps,
+        position_offset=(ac.pad_token_id + 1) if ac.model_type in ("roberta", "xlm-roberta") else 0,
+        pad_token_id=(kept.index(ac.pad_token_id) if kept else ac.pad_token_id),
+    )
+    torch.manual_seed(run.cfg.seed)
+    student = XLSearchRecurrentModel(config)
+    emb = student.embeddings
+    with torch.no_grad():
+        if s.init == EmbeddingInit.SVD:
+            # W (V x h) ~ U_e S_e V_e^T: rows U_e sqrt(S_e), projection sqrt(S_e) V_e^T.
+            u, sv, vt = torch.linalg.svd(word.float(), full_matrices=False)
+            e = min(s.embedding_size, sv.shape[0])
+            root = sv[:e].sqrt()
+            emb.word_embeddings.weight.zero_()
+            emb.word_embeddings.weight[:, :e] = u[:, :e] * root
+            emb.word_projection.weight.zero_()
+            emb.word_projection.weight[:, :e] = (root[:, None] * vt[:e]).T
+        a_emb = a_model.embeddings
+        emb.position_embeddings.weight.copy_(a_emb.position_embeddings.weight)
+        emb.token_type_embeddings.weight.copy_(a_emb.token_type_embeddings.weight)
+        emb.LayerNorm.load_state_dict(a_emb.LayerNorm.state_dict())
+        for i in range(s.layers):
+            missing = student.layers[i].load_state_dict(a_model.encoder.layer[i].state_dict(), strict=False)
+            if missing.missing_keys:
+                raise RuntimeError(f"A's layer {i} does not fit the student layer: {missing.missing_keys}")
+    return student
+
+
+def student_encoder(run: Run, student: XLSearchRecurrentModel, tokenizer, prompts: dict) -> Encoder:
+    enc = Encoder(student, tokenizer, prompts=prompts, max_seq_length=run.cfg.data.max_seq_length, name="student")
+    return enc
+
+
+def save_stage_student(run: Run, n: int, student, tokenizer, prompts: dict, extra_files: dict | None = None) -> None:
+    if not distributed.is_main():
+        return
+    save_student(distributed.unwrap(student), tokenizer, run.stage_dir(n), prompts=prompts, max_seq_length=512)
+    for name, obj in (extra_files or {}).items():
+        (run.stage_dir(n) / name).write_text(json.dumps(obj))
+
+
+def stage2(run: Run) -> dict:
+    """Bottleneck embedding: pool(E_S(x)) ~ pool(E_A(x)) for x in {en, xx}."""
+    a_spec = run.assistant_spec()
+    assistant = run.encoder(a_spec)
+    a_model = assistant.model.eval()
+    prompts = read_layout(resolve_model(a_spec)).prompts
+    kept, tokenizer, vocab_report = build_vocab(run, assistant)
+    student = init_student(run, a_model, kept).to(run.device)
+    for p in student.layers.parameters():  # stage 2 trains the embeddings only
+        p.requires_grad_(False)
+    pairs = run.pairs(2)
+    s_enc = student_encoder(run, student, tokenizer, prompts)
+    wrapped = distributed.wrap(student.embeddings)
+    loss_fn = PairMSELoss()
+
+    def pooled(embed, batch) -> torch.Tensor:
+        batch = {k: v.to(run.device) for k, v in batch.items()}
+        return mean_pool(embed(batch["input_ids"], batch.get("token_type_ids")), batch["attention_mask"])
+
+    def a_embed(ids, types):
+        return a_model.embeddings(input_ids=ids, token_type_ids=types)
+
+    def compute_loss(idx: np.ndarray):
+        batch = [pairs[i] for i in idx]
+        texts = [p.en for p in batch] + [p.xx for p in batch]
+        s = pooled(wrapped, s_enc.tokenize(texts, run.prefix))
+        with torch.no_grad():
+            a = pooled(a_embed, assistant.tokenize(texts, run.prefix))
+        b = len(batch)
+        return loss_fn(s[:b], s[b:], a[:b], a[b:])
+
+    result = run.train(2, student, compute_loss, len(pairs))
+    for p in student.layers.parameters():
+        p.requires_grad_(True)
+    save_stage_student(run, 2, student, tokenizer, prompts, {"vocab.json": {"kept_ids": kept}})
+    params = stored_parameters(student)
+    return _finish_stage(run, 2, result, {"pairs": len(pairs), "init": run.cfg.student.init.value, **vocab_report,
+                                          "stored_params": params, "assistant": a_spec})
+
+
+# --- stages 3 and 4 ------------------------------------------------------------------------------
+
+
+def load_stage_student(run: Run, n: int) -> tuple[XLSearchRecurrentModel, object, dict]:
+    from transformers import AutoTokenizer
+
+    if not run.done(n):
+        raise RunError(f"stage {n} has not completed; run it first")
+    path = run.stage_dir(n)
+    student = XLSearchRecurrentModel.from_pretrained(path).to(run.device)
+    tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=True)
+    return student, tokenizer, read_layout(path).prompts
+
+
+def stage3(run: Run) -> dict:
+    """Recurrence: S = embeddings + (L1..Lk) x r, trained with MSE(S(en), A(en)) + MSE(S(xx), A(xx))."""
+    cfg = run.cfg
+    student, tokenizer, prompts = load_stage_student(run, 2)
+    student.config.num_passes = cfg.student.passes
+    a_spec = run.assistant_spec()
+    pairs = run.pairs(3)
+    en_texts, en_row = _texts_index(pairs, "en")
+    xx_texts, xx_row = _texts_index(pairs, "xx")
+    a_en = run.targets(a_spec, en_texts, "A(en) targets")
+    a_xx = run.targets(a_spec, xx_texts, "A(xx) targets")
+    s_enc = student_encoder(run, student, tokenizer, prompts)
+    s_enc.model = distributed.wrap(student)
+    loss_fn = PairMSELoss()
+
+    def compute_loss(idx: np.ndarray):
+        batch = [pairs[i] for i in idx]
+        emb = s_enc.forward(s_enc.tokenize([p.en for p in batch] + [p.xx for p in batch], run.prefix))
+        t_en = torch.from_numpy(np.asarray(a_en[en_row[idx]])).to(emb.device)
+        t_xx = torch.from_numpy(np.asarray(a_xx[xx_row[idx]])).to(emb.device)
+        return loss_fn(emb[: len(batch)], emb[len(batch):], t_en, t_xx)
+
+    result = run.train(3, student, compute_loss, len(pairs))
+    save_stage_student(run, 3, student, tokenizer, prompts)
+    return _finish_stage(run, 3, result, {"pairs": len(pairs), "stored_params": stored_parameters(student),
+                                          "effective_params": effective_parameters(student)})
+
+
+def stage4(run: Run) -> dict:
+    """Multilingual contrastive learning against T (variant mcl / infonce / bool / mse)."""
+    cfg, st = run.cfg, run.cfg.stage4
+    prev = 3 if cfg.stage3.enabled else 2
+    student, tokenizer, prompts = load_stage_student(run, prev)
+    student.config.num_passes = cfg.student.passes
+    pairs = run.pairs(4)
+    en_texts, en_row = _texts_index(pairs, "en")
+    t_en = run.targets(cfg.models.teacher, en_texts, "T(en) targets")
+    s_enc = student_encoder(run, student, tokenizer, prompts)
+    s_enc.model = distributed.wrap(student)
+    loss_fn = ContrastiveLoss(st.variant, weight_en=st.weight_en, weight_xx=st.weight_xx, weight_cos=st.weight_cos,
+                              infonce_weight=st.infonce_weight, infonce_scale=st.infonce_scale)
+
+    def compute_loss(idx: np.ndarray):
+        batch = [pairs[i] for i in idx]
+        emb = s_enc.forward(s_enc.tokenize([p.en for p in batch] + [p.xx for p in batch], run.prefix))
+        target = torch.from_numpy(np.asarray(t_en[en_row[idx]])).to(emb.device)
+        return loss_fn(emb[: len(batch)], emb[len(batch):], target)
+
+    result = run.train(4, student, compute_loss, len(pairs))
+    save_stage_student(run, 4, student, tokenizer, prompts)
+    return _finish_stage(run, 4, result, {"pairs": len(pairs), "variant": st.variant.value,
+                                          "stored_params": stored_parameters(student),
+                                          "effective_params": effective_parameters(student)})
+
+
+STAGE_FUNCS: dict[int, Callable[[Run], dict]] = {1: stage1, 2: stage2, 3: stage3, 4: stage4}
+
+
+# --- the run -------------------------------------------------------------------------------------
+
+
+def resolve_device(name: str) -> str:
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return name
+
+
+def default_out_dir(cfg: RunConfig) -> Path:
+    return Path(cfg.out_dir) if cfg.out_dir else data_dir() / "students" / cfg.name
+
+
+# Where and how fast a run trains, not what it trains: these may change between interruption and resume.
+_RUNTIME_KEYS = {"device", "threads"}
+
+
+def _config_diff(a: dict, b: dict, prefix: str = "") -> list[str]:
+    out = []
+    for k in sorted(set(a) | set(b)):
+        if not prefix and k in _RUNTIME_KEYS:
+            continue
+        va, vb = a.get(k), b.get(k)
+        if isinstance(va, dict) and isinstance(vb, dict):
+            out += _config_diff(va, vb, prefix + k + ".")
+        elif va != vb:
+            out.append(f"{prefix}{k}: {vb!r} -> {va!r}")
+    return out
+
+
+def prepare_run_dir(cfg: RunConfig, run_dir: Path, *, resume: bool, overwrite: bool, only_stage: int | None) -> None:
+    saved = run_dir / "config.toml"
+    if overwrite and run_dir.exists() and distributed.is_main():
+        shutil.rmtree(run_dir)
+    if saved.exists():
+        old = to_dict(load_config(saved))
+        diff = _config_diff(to_dict(cfg), old)
+        if diff and resume:
+            raise RunError("--resume with a different config than the interrupted run:\n  " + "\n  ".join(diff)
+                           + "\n(rerun with the same config and overrides, or --overwrite to start over)")
+        if not resume and only_stage is None:
+            raise RunError(f"run directory {run_dir} exists: use --resume to continue it, "
+                           "--overwrite to start over, or --stage N to redo one stage")
+    elif resume and not run_dir.exists():
+        raise RunError(f"nothing to resume: {run_dir} does not exist")
+    if distributed.is_main():
+        run_dir.mkdir(parents=True, exist_ok=True)
+        saved.write_text(dump_toml(cfg))
+
+
+def run(
+    cfg: RunConfig,
+    *,
+    stage: int | None = None,
+    resume: bool = False,
+    overwrite: bool = False,
+    on_step: StepCallback | None = None,
+) -> dict:
+    """Run all enabled stages (or only `stage`), then export the final student. Returns a summary."""
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    device = distributed.setup(resolve_device(cfg.device))
+    out_dir = default_out_dir(cfg)
+    run_dir = out_dir.with_name(out_dir.name + ".run")
+    prepare_run_dir(cfg, run_dir, resume=resume, overwrite=overwrite, only_stage=stage)
+    r = Run(cfg=cfg, out_dir=out_dir, run_dir=run_dir, device=device, log=MetricsLog(run_dir / "metrics.jsonl"),
+            on_step=on_step, resume=resume,
+            evaluation=DevEvaluation(enabled=cfg.eval.enabled, quick=cfg.eval.quick, langs=cfg.eval.langs))
+    r.log.write(event="run_start", stage=stage, resume=resume, device=device, world_size=distributed.world_size())
+
+    baselines_file = run_dir / "baselines.json"
+    if cfg.eval.enabled and cfg.eval.baselines and not baselines_file.exists() and distributed.is_main():
+        baselines = {"teacher": r.evaluate("teacher", cfg.models.teacher),
+                     "assistant_raw": r.evaluate("assistant_raw", cfg.models.assistant)}
+        baselines_file.write_text(json.dumps(baselines, indent=1))
+
+    todo = [stage] if stage else [n for n in STAGES if cfg.stage(n).enabled]
+    for n in todo:
+        if stage is None and r.done(n):
+            continue  # resumed run: this stage finished before the interruption
+        if n == 2 and not cfg.stage(2).enabled:
+            raise RunError("stage 2 builds the student; it cannot be disabled")
+        if stage is not None and r.done(n) and distributed.is_main():
+            (r.stage_dir(n) / "stage.json").unlink()  # redoing a stage: it is not done until it finishes
+        t0 = time.time()
+        info = STAGE_FUNCS[n](r)
+        distributed.barrier()
+        info["dev"] = r.evaluate(f"stage{n}", r.stage_dir(n))
+        info["dev_headline"] = headline(info["dev"])
+        info["wall_seconds"] = round(time.time() - t0, 1)
+        _write_stage_info(r, n, info)
+
+    summary = summarize(r)
+    last = max(n for n in STAGES if cfg.stage(n).enabled)
+    if r.done(last) and (stage is None or stage == last) and distributed.is_main():
+        export_final(r, last, summary)
+    r.log.write(event="run_done", out_dir=str(out_dir))
+    return summary
+
+
+def summarize(r: Run) -> dict:
+    stages = {}
+    for n in STAGES:
+        if r.done(n):
+            info = r.stage_info(n)
+            stages[f"stage{n}"] = {k: v for k, v in info.items() if k != "losses"}
+    baselines = {}
+    if (r.run_dir / "baselines.json").exists():
+        baselines = json.loads((r.run_dir / "baselines.json").read_text())
+    return {"name": r.cfg.name, "run_dir": str(r.run_dir), "out_dir": str(r.out_dir), "stages": stages,
+            "baselines": baselines}
+
+
+def export_final(r: Run, last: int, summary: dict) -> None:
+    from distill.student.card import model_card
+
+    src = r.stage_dir(last)
+    tmp = r.out_dir.with_name(r.out_dir.name + ".partial")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    shutil.copytree(src, tmp, ignore=shutil.ignore_patterns("stage.json"))
+    a_params = None
+    if r.cfg.stage1.enabled and r.done(1):
+        a_params = r.stage_info(1).get("stored_params")
+    student = XLSearchRecurrentModel.from_pretrained(src)
+    summary = {**summary, "environment": {"python": platform.python_version(), "torch": torch.__version__}}
+    (tmp / "README.md").write_text(model_card(r.cfg, student, summary, assistant_params=a_params))
+    (tmp / "training_summary.json").write_text(json.dumps(summary, indent=1))
+    if r.out_dir.exists():
+        shutil.rmtree(r.out_dir)
+    tmp.rename(r.out_dir)
