@@ -1,0 +1,92 @@
+"""Is a demo collection complete and current? Used by scripts/demo.sh to decide what to (re)build.
+
+    python -m app.demo_check data/collections/xquad --corpus CORPUS.jsonl --stamp STAMP.json SPEC [SPEC ...]
+    python -m app.demo_check data/collections/xquad --stamp STAMP.json --write-stamp SPEC [SPEC ...]
+
+Exit 0: the collection indexes every SPEC, holds every document of CORPUS, none pending, and the
+model files are those it was built with (STAMP, written after the last complete build).
+Exit 1: a SPEC is missing, a model was retrained since (its files differ from STAMP), or the
+collection cannot be opened: rebuild it.
+Exit 3: documents are missing or pending (an interrupted `indexer add`): run `indexer add` again,
+which skips the documents already indexed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+COMPLETE, REBUILD, RESUME = 0, 1, 3
+WEIGHT_FILES = ("*.safetensors", "*.bin", "*.pt", "config.json", "tokenizer.json", "modules.json")
+
+
+def fingerprint(specs: list[str]) -> dict[str, object]:
+    """Per spec: for a model directory, (size, mtime) of its weight and config files; else the spec.
+
+    A student retrained into the same directory keeps its spec, but not its files: the vectors
+    indexed with the old weights would silently no longer match the queries.
+    """
+    from indexer.collection import normalize_spec
+
+    out: dict[str, object] = {}
+    for spec in specs:
+        path = Path(spec)
+        if spec.startswith("pkg:") or not path.is_dir():
+            out[spec] = spec
+            continue
+        files = sorted({f for pattern in WEIGHT_FILES for f in path.rglob(pattern) if f.is_file()})
+        out[normalize_spec(spec)] = {str(f.relative_to(path)): [f.stat().st_size, f.stat().st_mtime_ns] for f in files}
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m app.demo_check", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("collection")
+    parser.add_argument("specs", nargs="+", metavar="SPEC")
+    parser.add_argument("--corpus", help="JSONL file whose every line must be a document of the collection")
+    parser.add_argument("--stamp", type=Path, help="JSON file of the models' file fingerprints at the last build")
+    parser.add_argument("--write-stamp", action="store_true", help="record the SPECs' fingerprints in --stamp and exit")
+    args = parser.parse_args(argv)
+    if args.write_stamp:
+        if not args.stamp:
+            parser.error("--write-stamp needs --stamp FILE")
+        args.stamp.parent.mkdir(parents=True, exist_ok=True)
+        args.stamp.write_text(json.dumps(fingerprint(args.specs), indent=1) + "\n")
+        return COMPLETE
+
+    from indexer import Collection, IndexerError
+    from indexer.collection import normalize_spec
+
+    try:
+        with Collection.open(args.collection, read_only=True) as col:
+            have = set(col.models)
+            info = col.info()
+    except IndexerError as exc:
+        print(f"{args.collection}: {exc}", file=sys.stderr)
+        return REBUILD
+    missing = [s for s in args.specs if normalize_spec(s) not in have]
+    if missing:
+        print(f"{args.collection} does not index {', '.join(missing)} (it has {', '.join(sorted(have))})",
+              file=sys.stderr)
+        return REBUILD
+    if args.stamp:
+        recorded = json.loads(args.stamp.read_text()) if args.stamp.is_file() else None
+        if recorded != fingerprint(args.specs):
+            print(f"{args.collection}: a model changed since the collection was built (or {args.stamp} is missing)",
+                  file=sys.stderr)
+            return REBUILD
+    if args.corpus:
+        with open(args.corpus, encoding="utf-8") as f:
+            expected = sum(1 for line in f if line.strip())
+        if info["documents"] < expected or info["pending_chunks"]:
+            print(f"{args.collection} holds {info['documents']} of {expected} documents "
+                  f"({info['pending_chunks']} chunks pending)", file=sys.stderr)
+            return RESUME
+    return COMPLETE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

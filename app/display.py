@@ -1,0 +1,104 @@
+"""HTML for a ranked hit. Every piece of document text is escaped here, and only here.
+
+Document text comes from users' files and may contain `<script>`, `<b>` or Markdown; it is shown
+literally. The only markup in the output is the app's own (`<div>`, `<mark>`, `<span>`), and the
+result is rendered with `st.html` (no Markdown pass, DOMPurify-sanitised) as a second safety net.
+"""
+
+from __future__ import annotations
+
+from html import escape
+
+LANGUAGE_NAMES = {
+    "ar": "Arabic", "bg": "Bulgarian", "cs": "Czech", "da": "Danish", "de": "German", "el": "Greek",
+    "en": "English", "es": "Spanish", "fa": "Persian", "fi": "Finnish", "fr": "French", "he": "Hebrew",
+    "hi": "Hindi", "hu": "Hungarian", "id": "Indonesian", "it": "Italian", "ja": "Japanese", "ko": "Korean",
+    "nl": "Dutch", "pl": "Polish", "pt": "Portuguese", "ro": "Romanian", "ru": "Russian", "sv": "Swedish",
+    "th": "Thai", "tr": "Turkish", "uk": "Ukrainian", "vi": "Vietnamese", "zh": "Chinese",
+}
+
+CSS = """
+<style>
+.xl-hit {border: 1px solid rgba(128,128,128,.25); border-radius: .5rem; padding: .45rem .7rem; margin: 0 0 .5rem 0;}
+.xl-head {display: flex; gap: .45rem; align-items: baseline; flex-wrap: wrap; font-size: .92rem;}
+.xl-rank {color: #888; font-variant-numeric: tabular-nums;}
+.xl-lang {font-family: monospace; font-size: .78rem; padding: 0 .3rem; border-radius: .25rem;
+          background: #e8eefc; color: #1f3a8a;}
+.xl-title {font-weight: 600;}
+.xl-score {margin-left: auto; font-variant-numeric: tabular-nums; color: #555; font-size: .85rem;}
+.xl-both {font-size: .72rem; color: #0a6b2d; background: #e3f6e9; border-radius: .25rem; padding: 0 .3rem;}
+.xl-snippet {font-size: .86rem; line-height: 1.35; margin-top: .25rem; color: #333;}
+.xl-snippet mark {background: #fff1a8; padding: 0 .1rem;}
+.xl-id {font-size: .72rem; color: #999;}
+.xl-foot details {font-size: .78rem; color: #555; margin-top: .15rem;}
+.xl-foot summary {cursor: pointer; color: #888;}
+.xl-full {font-size: .84rem; line-height: 1.35; white-space: pre-wrap; margin-top: .25rem;}
+.xl-full mark {background: #fff1a8;}
+</style>
+"""
+
+
+def language_label(code: str) -> str:
+    name = LANGUAGE_NAMES.get(code)
+    return f"{code} · {name}" if name else code
+
+
+def _clip_end(text: str, n: int) -> str:
+    """At most n characters, cut at a space where one is near."""
+    if len(text) <= n:
+        return text
+    cut = text[:n]
+    space = cut.rfind(" ")
+    return (cut[:space] if space > 2 * n // 3 else cut) + " …"
+
+
+def _clip_start(text: str, n: int) -> str:
+    if len(text) <= n:
+        return text
+    cut = text[-n:]
+    space = cut.find(" ")
+    return "… " + (cut[space + 1 :] if 0 <= space < n // 3 else cut)
+
+
+def highlight(text: str, start: int, end: int) -> str:
+    """Escaped HTML of the whole `text`, with `text[start:end]` wrapped in `<mark>`."""
+    start, end = sorted((max(0, min(start, len(text))), max(0, min(end, len(text)))))
+    return f"{escape(text[:start])}<mark>{escape(text[start:end])}</mark>{escape(text[end:])}"
+
+
+def snippet_html(text: str, start: int, end: int, *, max_chars: int = 320, context: int = 80) -> tuple[str, bool]:
+    """(escaped HTML of a short snippet around the best chunk, whether it shows the whole text).
+
+    A document that is a single chunk is shown plainly (highlighting all of it says nothing); in a
+    longer document the matching chunk is marked, with a little context on either side.
+    """
+    start, end = sorted((max(0, min(start, len(text))), max(0, min(end, len(text)))))
+    if start == 0 and end == len(text):
+        clipped = _clip_end(text, max_chars)
+        return escape(clipped), clipped == text
+    chunk = _clip_end(text[start:end], max_chars)
+    before = _clip_start(text[:start], context)
+    after = _clip_end(text[end:], context) if chunk == text[start:end] else ""
+    return f"{escape(before)}<mark>{escape(chunk)}</mark>{escape(after)}", False
+
+
+def hit_html(rank: int, *, doc_id: str, lang: str, title: str | None, score: float, text: str,
+             start: int, end: int, in_both: bool = False) -> str:
+    """One result card. Every argument that comes from a document is escaped."""
+    both = '<span class="xl-both" title="also in the other column\'s top-k">in both</span>' if in_both else ""
+    title_html = escape(title) if title else '<span class="xl-id">(untitled)</span>'
+    snippet, complete = snippet_html(text, start, end)
+    full = "" if complete else (
+        f'<details><summary>full text ({len(text):,} characters)</summary>'
+        f'<div class="xl-full" dir="auto">{highlight(text, start, end)}</div></details>'
+    )
+    return (
+        f'<div class="xl-hit" data-lang="{escape(lang)}">'
+        f'<div class="xl-head"><span class="xl-rank">{rank}.</span>'
+        f'<span class="xl-lang" title="{escape(language_label(lang))}">{escape(lang)}</span>'
+        f'<span class="xl-title">{title_html}</span>{both}'
+        f'<span class="xl-score" title="cosine similarity">{score:.3f}</span></div>'
+        f'<div class="xl-snippet" dir="auto">{snippet}</div>'
+        f'<div class="xl-foot"><span class="xl-id">{escape(str(doc_id))}</span>{full}</div>'
+        "</div>"
+    )

@@ -1,0 +1,134 @@
+"""The retrieval quality report of a collection's models, computed by the evaluation engine.
+
+The dev retrieval set is built from the shared XQuAD paragraphs (query = a paragraph in language
+X, relevant = the same paragraph in every other language Y), restricted to the languages of the
+collection; it is evaluated one target language at a time (per language pair) and pooled (all
+languages in one index, as the app searches). A cost evaluator adds size and speed. The engine
+(`distill.evaluation`) writes metrics.json, report.md and report.html; the Quality page reads them.
+
+    python -m app.quality --teacher pkg:multilingual-e5-small --student data/students/offline \\
+        --out data/reports/xquad [--langs de,es,zh] [--limit 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from app.settings import DEFAULT_STANDIN
+from distill.evaluation.suite import FULL
+from distill.paths import shared_data_dir
+
+XQUAD_LANGS = ("ar", "de", "el", "en", "es", "hi", "ro", "ru", "th", "tr", "vi", "zh")
+# The dev suite's sizes (`distill evaluate --suite dev`), so the two reports' numbers compare:
+DEFAULT_LIMIT = FULL.xquad  # paragraphs per language (fixed-seed sample)
+COST_TEXTS = FULL.cost_texts  # English FLORES sentences timed per model
+
+
+def corpus_path() -> Path:
+    return shared_data_dir() / "corpus" / "xquad_paragraphs.jsonl"
+
+
+def report_langs(collection_langs: Sequence[str] | None) -> list[str]:
+    """The collection's languages that the dev retrieval set has (all of XQuAD's by default)."""
+    if not collection_langs:
+        return list(XQUAD_LANGS)
+    return [lang for lang in XQUAD_LANGS if lang in set(collection_langs)]
+
+
+def quality_evaluators(langs: Sequence[str], *, limit: int = DEFAULT_LIMIT, show_progress: bool = False) -> list:
+    from distill.evaluation import CostEvaluator, parallel_corpus_retrieval
+    from distill.evaluation.suite import flores_english
+
+    langs = list(langs)
+    if len(langs) < 2:
+        raise ValueError(f"the dev retrieval set needs two or more of {', '.join(XQUAD_LANGS)}; the collection has {langs}")
+    corpus = corpus_path()
+    if not corpus.is_file():
+        raise FileNotFoundError(f"the dev retrieval corpus is missing: {corpus} (set XLSEARCH_SHARED_DATA)")
+    common = {"query_langs": langs, "doc_langs": langs, "limit": limit, "show_progress": show_progress}
+    return [
+        parallel_corpus_retrieval(corpus, name="xquad", per_target_language=True, dataset="xquad", **common),
+        parallel_corpus_retrieval(corpus, name="xquad-pooled", per_target_language=False, dataset="xquad-pooled",
+                                  **common),
+        CostEvaluator(flores_english(shared_data_dir(), COST_TEXTS), batch_size=32),
+    ]
+
+
+def compute_report(
+    models: dict[str, str],
+    out_dir: str | Path,
+    *,
+    langs: Sequence[str] | None = None,
+    limit: int = DEFAULT_LIMIT,
+    progress: Callable[[float, str], None] | None = None,
+    threads: int | None = None,
+    show_progress: bool = False,
+):
+    """Evaluate `models` (label -> spec; labels `teacher`/`student` mark roles) and write the report."""
+    import torch
+
+    from distill.evaluation.runner import evaluate_models
+
+    langs = report_langs(langs)
+    evaluators = quality_evaluators(langs, limit=limit, show_progress=show_progress)
+    notes = [
+        f"dev retrieval set: {limit} XQuAD paragraphs (fixed-seed sample) in {', '.join(langs)}; query = a paragraph, "
+        "relevant = its translations. `xquad` searches one document language at a time, `xquad-pooled` all at once.",
+        "The XQuAD paragraphs are the demo collection's documents; evaluation only, never training data.",
+    ]
+    previous = torch.get_num_threads()
+    try:
+        return evaluate_models(models, evaluators, out_dir, progress=progress, threads=threads,
+                               suite="app-retrieval", notes=notes)
+    finally:
+        torch.set_num_threads(previous)  # load_encoder(threads=) is process wide; the app wants its own back
+
+
+def role_models(teacher: str, student: str, *, student_label: str = "student") -> dict[str, str]:
+    """label -> spec for the report; a stand-in keeps the label `stand-in`, never `student`."""
+    return {"teacher": teacher, student_label: student}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m app.quality", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--teacher", required=True, help="teacher model spec")
+    parser.add_argument("--student", required=True,
+                        help=f"student model spec ({DEFAULT_STANDIN} is labelled `stand-in` in the report)")
+    parser.add_argument("--out", required=True, type=Path, help="report directory")
+    parser.add_argument("--langs", help="comma-separated languages (default: all 12 of XQuAD)")
+    parser.add_argument("--limit", type=int, default=DEFAULT_LIMIT, help=f"paragraphs per language (default {DEFAULT_LIMIT})")
+    parser.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
+    args = parser.parse_args(argv)
+
+    from tqdm.auto import tqdm
+
+    from distill.data import DataError
+    from distill.models import ModelNotFoundError
+
+    langs = [c.strip() for c in args.langs.split(",") if c.strip()] if args.langs else None
+    models = role_models(args.teacher, args.student,
+                         student_label="stand-in" if args.student == DEFAULT_STANDIN else "student")
+    bar = tqdm(total=100, desc="quality report", unit="%", bar_format="{l_bar}{bar}| {n:.0f}% {postfix}")
+
+    def progress(fraction: float, message: str) -> None:
+        bar.n = round(100 * fraction)
+        bar.set_postfix_str(message)
+        bar.refresh()
+
+    try:
+        run = compute_report(models, args.out, langs=langs, limit=args.limit, progress=progress, threads=args.threads)
+    except (ValueError, FileNotFoundError, DataError, ModelNotFoundError) as exc:
+        bar.close()
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    bar.close()
+    print(f"wrote {args.out}/metrics.json, report.md, report.html in {run.wall_seconds:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

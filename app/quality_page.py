@@ -1,0 +1,161 @@
+"""The Quality page: the evaluation engine's retrieval report for the collection's models.
+
+Per language pair tables and plots, student/teacher ratios, size and speed. Without a report it
+offers to compute one on the dev retrieval set (see app/quality.py), with a progress bar.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+
+from app.common import OpenCollection, collection_or_message, compute_lock, settings
+from app.quality import DEFAULT_LIMIT, compute_report, report_langs, role_models
+from app.roles import RoleChoice, choose_models, same_spec
+
+
+def _frame(table) -> pd.DataFrame:
+    """An engine `Table` (formatted strings) as a DataFrame with numeric columns where possible."""
+    df = pd.DataFrame(table.rows, columns=table.header)
+    for col in df.columns[1:]:
+        values = df[col].replace("–", math.nan)
+        try:
+            df[col] = pd.to_numeric(values)
+        except (ValueError, TypeError):
+            pass
+    return df
+
+
+def _figure_order(path: Path) -> tuple[int, str]:
+    """Per-language bars first, then the ratios to the teacher, then size versus quality."""
+    name = path.stem
+    return (1 if name.startswith("ratio") else 2 if name.startswith("size") else 0, name)
+
+
+def _styled(table):
+    return _frame(table).style.format(precision=3, na_rep="–")
+
+
+def _show_table(table, *, expanded: bool = True) -> None:
+    with st.expander(table.title, expanded=expanded):
+        st.dataframe(_styled(table), hide_index=True, width="stretch")
+        if table.note:
+            st.caption(table.note)
+
+
+def _mismatch(run, choice: RoleChoice) -> list[str]:
+    """Models of the collection that the report does not cover."""
+    specs = [m.spec for m in run.models]
+    wanted = [c for c in (choice.teacher, choice.student) if c is not None]
+    return [c.spec for c in wanted if not any(same_spec(c.spec, s) for s in specs)]
+
+
+def _compute(oc: OpenCollection, choice: RoleChoice, out: Path) -> None:
+    s = settings()
+    models = {"teacher": choice.teacher.spec}
+    if choice.student is not None:
+        models = role_models(choice.teacher.spec, choice.student.spec, student_label=choice.student.report_label)
+    lock = compute_lock()
+    if not lock.acquire(blocking=False):
+        st.warning("A report is being computed in another session; reload this page in a minute.")
+        return
+    try:
+        bar = st.progress(0.0, text="starting…")
+        with st.status("Computing the quality report…", expanded=True) as status:
+            def progress(fraction: float, message: str) -> None:
+                bar.progress(min(max(fraction, 0.0), 1.0), text=message)
+
+            try:
+                run = compute_report(models, out, langs=oc.collection.languages(), progress=progress, threads=None)
+            except (ValueError, FileNotFoundError, OSError) as exc:
+                status.update(label="The report could not be computed", state="error")
+                st.error(str(exc))
+                return
+            status.update(label=f"Report written to {out} in {run.wall_seconds:.0f} s", state="complete")
+    finally:
+        lock.release()
+        # load_encoder(threads=) is process wide; give the search page its thread count back.
+        import torch
+
+        torch.set_num_threads(s.threads)
+    st.rerun()
+
+
+def _compute_button(oc: OpenCollection, choice: RoleChoice, out: Path, label: str) -> None:
+    langs = report_langs(oc.collection.languages())
+    st.caption(
+        f"Evaluates {' and '.join(m.spec for m in (choice.teacher, choice.student) if m)} on the dev retrieval set: "
+        f"{DEFAULT_LIMIT} XQuAD paragraphs in {len(langs)} languages ({', '.join(langs)}), each searched for its "
+        "translations, plus size and speed. A few minutes on 2 CPU cores."
+    )
+    if st.button(label, type="primary", key="compute-report"):
+        _compute(oc, choice, out)
+
+
+def render() -> None:
+    s = settings()
+    st.title("Quality")
+    oc = collection_or_message(s)
+    if oc is None:
+        return
+    choice = choose_models(list(oc.collection.models), teacher=s.teacher, student=s.student, standin=s.standin)
+    if choice.teacher is None:
+        st.warning("This collection has no model index, so there is nothing to evaluate.")
+        return
+    out = s.report_dir(oc.name)
+    if not (out / "metrics.json").is_file():
+        st.info(f"No quality report for collection `{oc.name}` yet (looked in `{out}`).")
+        _compute_button(oc, choice, out, "Compute the report")
+        return
+
+    from distill.evaluation.report import build_tables
+    from distill.evaluation.runner import load_results
+
+    try:
+        run = load_results(out)
+    except (ValueError, KeyError, OSError) as exc:
+        st.error(f"The report in `{out}` cannot be read ({exc}). Compute it again:")
+        _compute_button(oc, choice, out, "Recompute the report")
+        return
+    st.caption(
+        f"Report of {run.created} ({run.wall_seconds:.0f} s) · models: "
+        + ", ".join(f"**{m.label}** = `{m.spec}`" for m in run.models)
+    )
+    missing = _mismatch(run, choice)
+    if missing:
+        st.warning(f"This report does not cover {', '.join(f'`{m}`' for m in missing)}, which the collection shows.")
+        _compute_button(oc, choice, out, "Recompute the report")
+    for note in run.notes:
+        st.caption(note)
+
+    sections = build_tables(run)
+    for table in sections["summary"]:
+        st.subheader("Summary")
+        st.dataframe(_styled(table), hide_index=True, width="stretch")
+        st.caption(table.note)
+    figures = sorted((out / "figures").glob("*.png"), key=_figure_order)
+    if figures:
+        st.subheader("Per language pair, ratios, size")
+        for fig in figures:
+            st.image(str(fig), caption=fig.stem.replace("-", " "))
+    st.subheader("Size and speed")
+    for table in sections["cost"] + sections["models"]:
+        _show_table(table)
+    st.subheader("Tables")
+    for table in sections["languages"]:
+        _show_table(table, expanded=len(table.rows) <= 15)
+    for table in sections["retrieval"]:
+        _show_table(table)
+    for table in sections["data"] + sections["software"]:
+        _show_table(table, expanded=False)
+    html = out / "report.html"
+    if html.is_file():
+        st.download_button("Download report.html (self-contained)", html.read_bytes(), file_name=f"{oc.name}-report.html",
+                           mime="text/html")
+
+
+if __name__ == "__main__":  # run as a page by st.navigation (app/streamlit_app.py)
+    render()
