@@ -163,7 +163,7 @@ def test_config_rejects_unknown_key_in_file(tmp_path):
 
 
 def test_presets_load():
-    for name in ("offline", "offline-full", "paper-minilm", "paper-xlmr"):
+    for name in ("offline", "offline-minilm", "offline-full", "paper-minilm", "paper-xlmr"):
         load_config(Path(__file__).resolve().parents[1] / "configs" / f"{name}.toml")
 
 
