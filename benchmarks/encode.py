@@ -1,7 +1,7 @@
 """Encode benchmark: sentences/s, peak memory and size of teacher, assistant and student.
 
 All models embed the same real sentences (2,000 by default, mixed languages from FLORES-200 devtest
-and NTREX-128, fixed seed) at batch 64 and batch 1 (a 500-sentence subset), with 1 and 2 threads.
+and NTREX-128, fixed seed) at batch 64 and batch 1 (a 300-sentence subset), with 1 and 2 threads.
 Variants: teacher T (all-MiniLM-L6-v2), assistant A (multilingual-e5-small), student S (the demo
 student data/students/offline once trained, or --student), S and A with dynamic int8 quantisation
 of their Linear layers, and S on ONNX Runtime when onnxruntime is installed. Within each (threads,
@@ -341,7 +341,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--onnx", choices=("auto", "on", "off"), default="auto",
                         help="student on ONNX Runtime: auto = when onnxruntime is installed (default: %(default)s)")
     parser.add_argument("--sentences", type=int, help="sentences for batch 64 (default 2000; quick 200)")
-    parser.add_argument("--batch1-sentences", type=int, help="subset for batch 1 (default 500; quick 40)")
+    parser.add_argument("--batch1-sentences", type=int, help="subset for batch 1 (default 300; quick 40)")
     parser.add_argument("--batch-sizes", default="64,1", help="(default: %(default)s)")
     parser.add_argument("--threads", help="thread counts (default 1,2; quick 1)")
     parser.add_argument("--rounds", type=int, help="interleaved rounds per setting (default 5; quick 2)")
@@ -360,7 +360,7 @@ def main(argv: list[str] | None = None) -> int:
         return probe_rss(args)
 
     n_sent = args.sentences or (200 if args.quick else 2000)
-    n_b1 = args.batch1_sentences or (40 if args.quick else 500)
+    n_b1 = args.batch1_sentences or (40 if args.quick else 300)
     rounds = args.rounds or (2 if args.quick else 5)
     batch_sizes = [int(b) for b in args.batch_sizes.split(",") if b.strip()]
     thread_list = [int(t) for t in (args.threads or ("1" if args.quick else "1,2")).split(",") if t.strip()]
