@@ -104,20 +104,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
     args = parser.parse_args(argv)
 
-    from tqdm.auto import tqdm
-
     from distill.data import DataError
+    from distill.evaluation.runner import percent_progress
     from distill.models import ModelNotFoundError
 
     langs = [c.strip() for c in args.langs.split(",") if c.strip()] if args.langs else None
     models = role_models(args.teacher, args.student,
                          student_label="stand-in" if args.student == DEFAULT_STANDIN else "student")
-    bar = tqdm(total=100, desc="quality report", unit="%", bar_format="{l_bar}{bar}| {n:.0f}% {postfix}")
-
-    def progress(fraction: float, message: str) -> None:
-        bar.n = round(100 * fraction)
-        bar.set_postfix_str(message)
-        bar.refresh()
+    bar, progress = percent_progress("quality report")
 
     try:
         run = compute_report(models, args.out, langs=langs, limit=args.limit, progress=progress, threads=args.threads)

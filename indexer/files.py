@@ -10,7 +10,10 @@ from __future__ import annotations
 import os
 import uuid
 import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
@@ -25,14 +28,13 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def atomic_write(path: Path, data: bytes | memoryview | np.ndarray) -> int:
-    """Write `data` to `path` atomically and durably; return its CRC-32."""
+@contextmanager
+def _atomic_replace(path: Path) -> Iterator[BinaryIO]:
+    """Yield a temporary file beside `path`; on success fsync it, rename it over `path`, fsync the dir."""
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}{TMP_SUFFIX}")
-    view = memoryview(data).cast("B") if not isinstance(data, bytes) else memoryview(data)
-    crc = zlib.crc32(view)
     try:
         with open(tmp, "wb") as f:
-            f.write(view)
+            yield f
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -40,22 +42,20 @@ def atomic_write(path: Path, data: bytes | memoryview | np.ndarray) -> int:
         tmp.unlink(missing_ok=True)
         raise
     fsync_dir(path.parent)
-    return crc
+
+
+def atomic_write(path: Path, data: bytes | memoryview | np.ndarray) -> int:
+    """Write `data` to `path` atomically and durably; return its CRC-32."""
+    view = memoryview(data).cast("B") if not isinstance(data, bytes) else memoryview(data)
+    with _atomic_replace(path) as f:
+        f.write(view)
+    return zlib.crc32(view)
 
 
 def atomic_save_npy(path: Path, array: np.ndarray) -> None:
     """`np.save`, atomically (the file can later be memory-mapped with `np.load(mmap_mode='r')`)."""
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}{TMP_SUFFIX}")
-    try:
-        with open(tmp, "wb") as f:
-            np.save(f, np.ascontiguousarray(array), allow_pickle=False)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    fsync_dir(path.parent)
+    with _atomic_replace(path) as f:
+        np.save(f, np.ascontiguousarray(array), allow_pickle=False)
 
 
 def crc32_file(path: Path) -> tuple[bytes, int]:

@@ -111,10 +111,9 @@ def build_evaluators(args: argparse.Namespace) -> list:
 
 
 def main(args: argparse.Namespace) -> int:
-    from tqdm.auto import tqdm
 
     from distill.data import DataError
-    from distill.evaluation.runner import evaluate_models, parse_model_args
+    from distill.evaluation.runner import evaluate_models, parse_model_args, percent_progress
     from distill.models import ModelNotFoundError
     from distill.paths import data_dir
 
@@ -132,12 +131,7 @@ def main(args: argparse.Namespace) -> int:
                      "100 pairs moves by about 0.05, so compare numbers only within one suite")
     if args.margin:
         notes.append("bitext scored with the ratio margin (k=4)")
-    bar = tqdm(total=100, desc="evaluate", unit="%", bar_format="{l_bar}{bar}| {n:.0f}% {postfix}")
-
-    def progress(fraction: float, message: str) -> None:
-        bar.n = round(100 * fraction)
-        bar.set_postfix_str(message)
-        bar.refresh()
+    bar, progress = percent_progress("evaluate")
 
     try:
         run = evaluate_models(models, evaluators, out, progress=progress, threads=args.threads,

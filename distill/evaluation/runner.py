@@ -126,6 +126,20 @@ class EvaluationRun:
                    wall_seconds=obj["wall_seconds"], suite=obj.get("suite"), notes=obj.get("notes", []))
 
 
+def percent_progress(desc: str):
+    """A tqdm bar in percent and the `progress(fraction, message)` callback that `evaluate_models` takes."""
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=100, desc=desc, unit="%", bar_format="{l_bar}{bar}| {n:.0f}% {postfix}")
+
+    def progress(fraction: float, message: str) -> None:
+        bar.n = round(100 * fraction)
+        bar.set_postfix_str(message)
+        bar.refresh()
+
+    return bar, progress
+
+
 def _json_number(v):
     """NaN/inf are not JSON: store them as null."""
     if isinstance(v, float) and not math.isfinite(v):
