@@ -52,7 +52,7 @@ class ModelsConfig:
 
 @dataclass
 class DataConfig:
-    langs: list[str] = field(default_factory=lambda: list(DEFAULT_LANGS))
+    langs: list[str] = field(default_factory=lambda: list(DEFAULT_LANGS))  # ["*"] = every language in the files
     files: list[str] = field(default_factory=lambda: list(DEFAULT_TRAIN_FILES))  # relative to shared data
     stsb_dir: str = "sts/stsb_multi_mt"  # STSb Multi MT train translations; "" = not used
     max_pairs: int = 0  # pairs sampled (balanced over languages) for every stage; 0 = all

@@ -258,13 +258,21 @@ class TrainingPair:
     lang: str  # ISO 639-1 of xx
 
 
+ALL_LANGS = "*"
+
+
+def wanted_langs(langs: Sequence[str]) -> set[str] | None:
+    """Canonical codes of `langs`, or None (every language) when `langs` holds "*"."""
+    return None if ALL_LANGS in langs else {canonical_lang(code) for code in langs}
+
+
 def pairs_from_parallel(records: Iterable[ParallelRecord], langs: Sequence[str], pivot: str = "en") -> list[TrainingPair]:
-    """(pivot, xx) pairs from multi-parallel records, for the languages in `langs` (any code style).
+    """(pivot, xx) pairs from multi-parallel records, for the languages in `langs` (any code style; "*" = all).
 
     The pivot of an id is its first record in the pivot language (files put the original first);
     variants such as `spa-MX` count as their base language. Identical pairs are kept once.
     """
-    wanted = {canonical_lang(code) for code in langs}
+    wanted = wanted_langs(langs)
     groups: dict[str, list[ParallelRecord]] = {}
     for r in records:
         groups.setdefault(r.id, []).append(r)
@@ -275,7 +283,7 @@ def pairs_from_parallel(records: Iterable[ParallelRecord], langs: Sequence[str],
             continue
         for r in group:
             lang = canonical_lang(r.lang)
-            if lang in wanted and lang != pivot and (en, r.text) not in seen:
+            if (wanted is None or lang in wanted) and lang != pivot and (en, r.text) not in seen:
                 seen.add((en, r.text))
                 pairs.append(TrainingPair(en, r.text, lang))
     return pairs
@@ -283,10 +291,10 @@ def pairs_from_parallel(records: Iterable[ParallelRecord], langs: Sequence[str],
 
 def pairs_from_pair_tsv(pairs: PairSet, langs: Sequence[str], pivot: str = "en") -> list[TrainingPair]:
     src, tgt = canonical_lang(pairs.src_lang), canonical_lang(pairs.tgt_lang)
-    wanted = {canonical_lang(code) for code in langs}
-    if src == pivot and tgt in wanted:
+    wanted = wanted_langs(langs)
+    if src == pivot and (wanted is None or tgt in wanted):
         return [TrainingPair(a, b, tgt) for a, b in zip(pairs.src, pairs.tgt, strict=True)]
-    if tgt == pivot and src in wanted:
+    if tgt == pivot and (wanted is None or src in wanted):
         return [TrainingPair(b, a, src) for a, b in zip(pairs.src, pairs.tgt, strict=True)]
     return []
 

@@ -33,7 +33,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         Index types: flat (exact; the default, right below ~100k chunks), hnsw (graph; M and
         efSearch configurable; cannot delete, so deletions are tombstones until a rebuild), ivfpq
         (compressed; trained on the collection's vectors once there are enough, a flat index
-        stands in until then), auto (flat, switching to hnsw at 100k chunks) or any FAISS factory
+        stands in until then, and retrained whenever the collection doubles its lists), auto (flat, switching to hnsw at 100k chunks) or any FAISS factory
         string such as "IVF256,SQ8". The database is SQLite in DIR unless --db-url names another
         (e.g. postgresql+psycopg://user@host/db, an empty database).
 

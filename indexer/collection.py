@@ -888,9 +888,10 @@ class Collection:
             too_many_tombstones = m.tombstones > max(TOMBSTONE_REBUILD * m.index.ntotal, 0) and m.tombstones > 0
             # Many small adds leave many small segments; a rebuild writes one compacted segment.
             too_many_segments = len(m.segments) > MAX_SEGMENTS
-            if upgrade or too_many_tombstones or too_many_segments:
-                log.info("rebuilding the index of %s (upgrade %s, tombstones %d, segments %d)", m.spec, upgrade,
-                         m.tombstones, len(m.segments))
+            outgrown = m.index_spec.outgrown(m.factory, n)
+            if upgrade or too_many_tombstones or too_many_segments or outgrown:
+                log.info("rebuilding the index of %s (upgrade %s, tombstones %d, segments %d, outgrown %s)", m.spec,
+                         upgrade, m.tombstones, len(m.segments), outgrown)
                 self._rebuild_model(m)
 
     def _vectors_dir(self, m: _Model) -> Path:

@@ -103,6 +103,15 @@ class IndexSpec:
         # ~4 sqrt(n) lists (FAISS guideline), but at least 39 training points per list.
         return max(1, min(int(4 * math.sqrt(max(n, 1))), n // 39))
 
+    def outgrown(self, factory: str, n: int) -> bool:
+        """True when an automatically sized IVF index built as `factory` has at most half the lists that
+        `n` vectors call for: it was trained when the collection was small, and retraining at each
+        doubling keeps the lists short for an amortised O(n) cost."""
+        built = re.match(r"IVF(\d+),", factory)
+        if self.nlist or not built or self.resolve(n) != IndexKind.IVFPQ:
+            return False
+        return self.ivf_lists(n) >= 2 * int(built.group(1))
+
     def pq_subquantizers(self, dim: int) -> int:
         if self.pq_m:
             if dim % self.pq_m:

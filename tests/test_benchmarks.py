@@ -41,7 +41,7 @@ def _finite_positive(x) -> bool:
     return isinstance(x, int | float) and math.isfinite(x) and x > 0
 
 
-def test_search_quick(tmp_path, tiny_model_dir_b):
+def test_search_quick(tmp_path, tiny_model_dir_b, shared_data):  # shared_data: the real queries and demo corpus
     rc = search.main(["--quick", "--out", str(tmp_path), "--sizes", "2000", "--queries", "40", "--pq-m", "8",
                       "--real-model", str(tiny_model_dir_b), "--real-docs", "40", "--cache-dir", str(tmp_path / "cache")])
     assert rc == 0
@@ -64,10 +64,10 @@ def test_search_quick(tmp_path, tiny_model_dir_b):
     assert "### search" in text and "| hnsw efSearch=16 |" in text and "No full run yet" in text
 
 
-def test_encode_quick(tmp_path, tiny_model_dir, tiny_model_dir_b):
+def test_encode_quick(tmp_path, tiny_model_dir, tiny_model_dir_b, shared_data):
     rc = encode.main(["--quick", "--out", str(tmp_path), "--teacher", str(tiny_model_dir), "--assistant",
                       str(tiny_model_dir), "--student", str(tiny_model_dir_b), "--sentences", "48",
-                      "--batch1-sentences", "6", "--onnx", "off", "--rss", "student"])
+                      "--batch1-sentences", "6", "--onnx", "off", "--rss", "student", "--focus-langs", encode.FOCUS_LANGS])
     assert rc == 0
     data = _load(tmp_path / "encode-quick.json")
     ratio = data["headline"]["student_vs_assistant_ratio"]
@@ -88,7 +88,7 @@ def test_encode_quick(tmp_path, tiny_model_dir, tiny_model_dir_b):
     assert len(data["config"]["languages"]) > 5  # mixed-language real sentences
 
 
-def test_encode_reports_missing_student(tmp_path, tiny_model_dir, monkeypatch):
+def test_encode_reports_missing_student(tmp_path, tiny_model_dir, monkeypatch, shared_data):
     monkeypatch.setenv("XLSEARCH_DATA", str(tmp_path / "data"))  # no trained student there
     rc = encode.main(["--quick", "--out", str(tmp_path), "--teacher", str(tiny_model_dir), "--assistant",
                       str(tiny_model_dir), "--variants", "assistant,student", "--sentences", "8",
@@ -99,7 +99,7 @@ def test_encode_reports_missing_student(tmp_path, tiny_model_dir, monkeypatch):
     assert any("no student" in n for n in data["notes"])
 
 
-def test_index_quick(tmp_path, tiny_model_dir_b):
+def test_index_quick(tmp_path, tiny_model_dir_b, shared_data):
     rc = index.main(["--quick", "--out", str(tmp_path), "--model", str(tiny_model_dir_b), "--sizes", "300",
                      "--e2e-docs", "20", "--workdir", str(tmp_path)])
     assert rc == 0
@@ -116,7 +116,7 @@ def test_index_quick(tmp_path, tiny_model_dir_b):
     assert e2e["bare encode"]["vs_bare_encode"] == 1.0
 
 
-def test_app_quick(tmp_path, tiny_model_dir, tiny_model_dir_b):
+def test_app_quick(tmp_path, tiny_model_dir, tiny_model_dir_b, shared_data):
     rc = app.main(["--quick", "--out", str(tmp_path), "--teacher", str(tiny_model_dir), "--student",
                    str(tiny_model_dir_b), "--queries", "12", "--docs", "12"])
     assert rc == 0
@@ -147,3 +147,14 @@ def test_statistics_helpers():
     assert all(len(v) == 3 for v in secs.values())
     table = markdown_table([{"x": 1.23456, "y": None}], [("x", "X", 3), ("y", "Y")])
     assert table.splitlines()[2] == "| 1.235 | - |"
+
+
+def test_int8_keeps_ffn_output_projections_in_fp32(tiny_model_dir):
+    from distill.models import load_encoder
+
+    q = encode.quantize_int8(load_encoder(str(tiny_model_dir)).model)
+    linear = {name: type(m).__module__ for name, m in q.named_modules() if type(m).__name__ == "Linear"}
+    ffn_out = {n for n in linear if encode.is_ffn_output(n)}
+    assert ffn_out and all("quantized" not in linear[n] for n in ffn_out)
+    assert all("quantized" in linear[n] for n in set(linear) - ffn_out)
+    assert encode.is_ffn_output("layers.2.output.dense") and not encode.is_ffn_output("layers.2.attention.output.dense")

@@ -45,6 +45,8 @@ def test_parallel_jsonl_and_pairs(tmp_path):
     assert len(read_parallel_jsonl(f)) == 5
     pairs = build_training_pairs([f], ["de", "es"])
     assert [(p.en, p.xx, p.lang) for p in pairs] == [("Hello", "Hallo", "de"), ("Hello", "Hola", "es")]
+    every = build_training_pairs([f], ["*"])  # "*": every language the file holds
+    assert [p.lang for p in every] == ["de", "es", "ja"]
 
 
 def test_pair_tsv_keeps_quotes_and_orients_pairs(tmp_path):
@@ -52,6 +54,7 @@ def test_pair_tsv_keeps_quotes_and_orients_pairs(tmp_path):
     ps = read_pair_tsv(f)
     assert (ps.src_lang, ps.tgt_lang, ps.src, ps.tgt) == ("de", "en", ['"Sie sagte "ja""'], ['She said "yes"'])
     assert [(p.en, p.xx, p.lang) for p in build_training_pairs([f], ["de"])] == [('She said "yes"', '"Sie sagte "ja""', "de")]
+    assert len(build_training_pairs([f], ["*"])) == 1 and build_training_pairs([f], ["fr"]) == []
 
 
 def test_sts_and_retrieval(tmp_path):

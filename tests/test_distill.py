@@ -211,6 +211,8 @@ def test_stsb_pairs_align_by_pair_id(shared_data):
     first = [p for p in pairs[:2]]
     assert first[0].en == "A plane is taking off." and first[0].xx == "Ein Flugzeug hebt gerade ab."
     assert all(p.lang == "de" for p in pairs) and len(pairs) > 10000
+    every = {p.lang for p in stsb_training_pairs(shared_data / "sts" / "stsb_multi_mt", ["*"])}
+    assert {"de", "es", "fr", "ja", "ru", "zh"} <= every and "en" not in every
 
 
 # --- end to end ---------------------------------------------------------------------------------

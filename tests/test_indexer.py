@@ -111,6 +111,12 @@ def test_index_spec_parsing():
     assert IndexSpec.parse("ivfpq").factory_string(384, 10_000) == "IVF256,PQ48x8"
     assert IndexSpec.parse("auto").factory_string(384, 200_000) == "HNSW32"
     assert IndexSpec.parse("IVF16,SQ8").factory == "IVF16,SQ8"
+    # An IVF index trained on the first batch is retrained once the collection needs twice the lists.
+    auto = IndexSpec.parse("ivfpq")
+    assert auto.factory_string(384, 2_000) == "IVF51,PQ48x8" and not auto.outgrown("IVF51,PQ48x8", 3_000)
+    assert auto.outgrown("IVF51,PQ48x8", 100_000) and not auto.outgrown("IVF1264,PQ48x8", 100_000)
+    assert not IndexSpec.parse("ivfpq", nlist=51).outgrown("IVF51,PQ48x8", 100_000)  # a fixed nlist stays
+    assert not IndexSpec.parse("hnsw").outgrown("HNSW32", 100_000)
     with pytest.raises(ValueError, match="IDMap"):
         IndexSpec.parse("IDMap,Flat")
     with pytest.raises(ValueError, match="unknown index parameter"):

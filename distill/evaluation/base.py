@@ -47,6 +47,28 @@ class Entry:
     value: float
 
 
+class DataEvaluator:
+    """The fields our data-driven evaluators share; subclasses call `_setup` first, then check their data."""
+
+    task: Task
+
+    def _setup(self, name: str, primary: str, *, batch_size: int, dataset: str, source: dict[str, Any] | None,
+               cache: EmbeddingCache | None, show_progress: bool) -> None:
+        if not name:
+            raise ValueError("an evaluator needs a name")
+        self.name = name
+        self.primary_metric = f"{name}_{primary}"
+        self.batch_size = batch_size
+        self.dataset = dataset or name
+        self.source = dict(source or {})
+        self.cache = cache if cache is not None else DEFAULT_CACHE
+        self.show_progress = show_progress
+
+    def embed(self, encoder, texts: Sequence[str], prefix: str | None) -> np.ndarray:
+        return self.cache.embed(encoder, texts, prefix=prefix, batch_size=self.batch_size,
+                                show_progress=self.show_progress)
+
+
 # --- the embedding cache ---------------------------------------------------------------------
 
 

@@ -7,12 +7,12 @@ from pathlib import Path
 from typing import Any
 
 from distill.data import DataError, read_pair_tsv, read_parallel_jsonl
-from distill.evaluation.base import DEFAULT_CACHE, EmbeddingCache, Entry, Task
+from distill.evaluation.base import DataEvaluator, EmbeddingCache, Entry, Task
 from distill.evaluation.metrics import ratio_margin_scores, translation_accuracy
 from distill.langs import canonical_lang
 
 
-class BitextEvaluator:
+class BitextEvaluator(DataEvaluator):
     """Accuracy@1 of retrieving `tgt[i]` for `src[i]` among all of `tgt` (and back).
 
     Metrics: `{name}_src2trg_acc`, `{name}_trg2src_acc`, `{name}_accuracy` (their mean, primary).
@@ -38,22 +38,15 @@ class BitextEvaluator:
         cache: EmbeddingCache | None = None,
         show_progress: bool = False,
     ) -> None:
+        self._setup(name, "accuracy", batch_size=batch_size, dataset=dataset, source=source, cache=cache,
+                    show_progress=show_progress)
         if len(src) != len(tgt):
             raise ValueError(f"{name}: {len(src)} source vs {len(tgt)} target sentences; pairs must align")
         if not src:
             raise ValueError(f"{name}: no sentence pairs")
-        if not name:
-            raise ValueError("an evaluator needs a name")
         self.src, self.tgt = list(src), list(tgt)
-        self.name = name
         self.src_lang, self.tgt_lang = src_lang, tgt_lang
         self.margin, self.margin_k = margin, margin_k
-        self.batch_size = batch_size
-        self.dataset = dataset or name
-        self.source = dict(source or {})
-        self.cache = cache if cache is not None else DEFAULT_CACHE
-        self.show_progress = show_progress
-        self.primary_metric = f"{name}_accuracy"
 
     @property
     def lang_pair(self) -> str:
@@ -62,9 +55,8 @@ class BitextEvaluator:
         return "all"
 
     def __call__(self, encoder) -> dict[str, float]:
-        kw = {"prefix": "query", "batch_size": self.batch_size, "show_progress": self.show_progress}
-        a = self.cache.embed(encoder, self.src, **kw)
-        b = self.cache.embed(encoder, self.tgt, **kw)
+        a = self.embed(encoder, self.src, "query")
+        b = self.embed(encoder, self.tgt, "query")
         scores = a @ b.T
         if self.margin:
             scores = ratio_margin_scores(scores, self.margin_k)

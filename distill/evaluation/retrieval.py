@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from distill.data import DataError, Document, Query, read_corpus_jsonl, read_retrieval_set
-from distill.evaluation.base import DEFAULT_CACHE, EmbeddingCache, Entry, Task
+from distill.evaluation.base import DataEvaluator, EmbeddingCache, Entry, Task
 from distill.evaluation.metrics import QueryScores, mean_retrieval_metrics, query_metrics
 from distill.langs import canonical_lang
 
@@ -39,7 +39,7 @@ def _lang_label(code: str) -> str:
     return canonical_lang(code) if code else "?"
 
 
-class RetrievalEvaluator:
+class RetrievalEvaluator(DataEvaluator):
     """mAP, MRR@10, nDCG@10 (primary) and Recall@1/5/10, overall and per (query lang, doc lang) pair.
 
     Keys: `{name}_{metric}` overall and `{name}_{qlang}-{dlang}_{metric}` per pair. Queries use the
@@ -67,8 +67,8 @@ class RetrievalEvaluator:
         cache: EmbeddingCache | None = None,
         show_progress: bool = False,
     ) -> None:
-        if not name:
-            raise ValueError("an evaluator needs a name")
+        self._setup(name, "ndcg@10", batch_size=batch_size, dataset=dataset, source=source, cache=cache,
+                    show_progress=show_progress)
         q_items, d_items = _as_items(queries, "queries"), _as_items(corpus, "corpus")
         if not q_items:
             raise ValueError(f"{name}: no queries")
@@ -113,14 +113,7 @@ class RetrievalEvaluator:
         self.d_texts = [t for _, _, t in d_items]
         # tie-break rank of each document by id, computed once
         self._id_rank = np.argsort(np.argsort(np.asarray(self.d_ids, dtype=object), kind="stable"), kind="stable")
-        self.name = name
         self.per_target_language = per_target_language
-        self.batch_size = batch_size
-        self.dataset = dataset or name
-        self.source = dict(source or {})
-        self.cache = cache if cache is not None else DEFAULT_CACHE
-        self.show_progress = show_progress
-        self.primary_metric = f"{name}_ndcg@10"
 
     # -- scoring -------------------------------------------------------------------------------
 
@@ -165,10 +158,9 @@ class RetrievalEvaluator:
         return out
 
     def __call__(self, encoder) -> dict[str, float]:
-        kw = {"batch_size": self.batch_size, "show_progress": self.show_progress}
         q_rows = sorted(self.relevant)  # only queries that are scored need embedding
-        q = self.cache.embed(encoder, [self.q_texts[i] for i in q_rows], prefix="query", **kw)
-        d = self.cache.embed(encoder, self.d_texts, prefix="passage", **kw)
+        q = self.embed(encoder, [self.q_texts[i] for i in q_rows], "query")
+        d = self.embed(encoder, self.d_texts, "passage")
         scores = np.zeros((len(self.q_ids), len(self.d_ids)), dtype=np.float32)
         scores[q_rows] = q @ d.T
         return self.score(scores)

@@ -9,12 +9,12 @@ from typing import Any
 import numpy as np
 
 from distill.data import DataError, StsExample, read_sts_tsv
-from distill.evaluation.base import DEFAULT_CACHE, EmbeddingCache, Entry, Task
+from distill.evaluation.base import DataEvaluator, EmbeddingCache, Entry, Task
 from distill.evaluation.metrics import pearson, spearman
 from distill.langs import canonical_lang
 
 
-class StsEvaluator:
+class StsEvaluator(DataEvaluator):
     """Spearman (primary) and Pearson correlation of cos(s1, s2) with the gold score.
 
     Metrics: `{name}_spearman`, `{name}_pearson`. Both sides use the "query" prefix. Like
@@ -38,25 +38,18 @@ class StsEvaluator:
         cache: EmbeddingCache | None = None,
         show_progress: bool = False,
     ) -> None:
+        self._setup(name, "spearman", batch_size=batch_size, dataset=dataset, source=source, cache=cache,
+                    show_progress=show_progress)
         if not (len(sentences1) == len(sentences2) == len(scores)):
             raise ValueError(f"{name}: sentences1, sentences2 and scores differ in length "
                              f"({len(sentences1)}, {len(sentences2)}, {len(scores)})")
         if len(scores) < 2:
             raise ValueError(f"{name}: STS needs at least two pairs, got {len(scores)}")
-        if not name:
-            raise ValueError("an evaluator needs a name")
         self.sentences1, self.sentences2 = list(sentences1), list(sentences2)
         self.scores = np.asarray(scores, dtype=np.float64)
         if not np.all(np.isfinite(self.scores)):
             raise ValueError(f"{name}: gold scores must be finite numbers")
-        self.name = name
         self.lang1, self.lang2 = lang1, lang2
-        self.batch_size = batch_size
-        self.dataset = dataset or name
-        self.source = dict(source or {})
-        self.cache = cache if cache is not None else DEFAULT_CACHE
-        self.show_progress = show_progress
-        self.primary_metric = f"{name}_spearman"
 
     @property
     def lang_pair(self) -> str:
@@ -66,9 +59,8 @@ class StsEvaluator:
         return f"{a}-{b}"
 
     def similarities(self, encoder) -> np.ndarray:
-        kw = {"prefix": "query", "batch_size": self.batch_size, "show_progress": self.show_progress}
-        a = self.cache.embed(encoder, self.sentences1, **kw)
-        b = self.cache.embed(encoder, self.sentences2, **kw)
+        a = self.embed(encoder, self.sentences1, "query")
+        b = self.embed(encoder, self.sentences2, "query")
         return (a * b).sum(axis=1)
 
     def __call__(self, encoder) -> dict[str, float]:

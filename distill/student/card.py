@@ -86,7 +86,9 @@ def model_card(cfg: RunConfig, student: XLSearchRecurrentModel, summary: dict, *
                      f"(the pieces the training data uses, plus specials and single characters); "
                      "the saved tokenizer emits the new ids.")
     lines += ["", "## Training", ""]
-    lines.append(f"Pairs (en, xx) for {', '.join(cfg.data.langs)} from: " + ", ".join(f"`{f}`" for f in cfg.data.files)
+    langs = (f"every language the files hold ({vocab.get('train_langs', '?')} languages)" if "*" in cfg.data.langs
+             else ", ".join(cfg.data.langs))
+    lines.append(f"Pairs (en, xx) for {langs} from: " + ", ".join(f"`{f}`" for f in cfg.data.files)
                  + (f", and STSb Multi MT train translations (`{cfg.data.stsb_dir}`)" if cfg.data.stsb_dir else "")
                  + ". No dev/test file and no demo corpus was trained on.")
     lines += ["", "| stage | what | steps | pairs | train time (s) | loss first -> last |", "|---|---|---|---|---|---|"]

@@ -11,7 +11,7 @@ import random
 from collections.abc import Sequence
 from pathlib import Path
 
-from distill.data import DataError, TrainingPair, build_training_pairs, iter_tsv
+from distill.data import ALL_LANGS, DataError, TrainingPair, build_training_pairs, iter_tsv
 from distill.langs import canonical_lang
 from distill.paths import shared_data_dir
 
@@ -39,6 +39,8 @@ def stsb_training_pairs(directory: str | Path, langs: Sequence[str], pivot: str 
     if not en_file.exists():
         raise DataError(en_file, None, "STSb English train file not found")
     english = {row["pair_id"]: (row["sentence1"], row["sentence2"]) for _, row in iter_tsv(en_file, ("pair_id",))}
+    if ALL_LANGS in langs:
+        langs = sorted(p.name.split("-")[1] for p in directory.glob("stsb-*-train.tsv"))
     out: list[TrainingPair] = []
     for code in langs:
         lang = canonical_lang(code)

@@ -310,7 +310,8 @@ def stage2(run: Run) -> dict:
         p.requires_grad_(True)
     save_stage_student(run, 2, student, tokenizer, prompts, {"vocab.json": {"kept_ids": kept}})
     params = stored_parameters(student)
-    return _finish_stage(run, 2, result, {"pairs": len(pairs), "init": run.cfg.student.init.value, **vocab_report,
+    return _finish_stage(run, 2, result, {"pairs": len(pairs), "train_langs": len({p.lang for p in run.all_pairs()}),
+                                          "init": run.cfg.student.init.value, **vocab_report,
                                           "stored_params": params, "assistant": a_spec})
 
 
