@@ -56,6 +56,12 @@ class DataConfig:
     files: list[str] = field(default_factory=lambda: list(DEFAULT_TRAIN_FILES))  # relative to shared data
     stsb_dir: str = "sts/stsb_multi_mt"  # STSb Multi MT train translations; "" = not used
     max_pairs: int = 0  # pairs sampled (balanced over languages) for every stage; 0 = all
+    # Passage pairs added to that sample: `passage_sentences` consecutive sentences of one news document
+    # (NTREX doc ids), joined, in English and in xx, so S also learns multi-sentence inputs.
+    passages: int = 0
+    passage_sentences: int = 4
+    passage_file: str = "parallel/ntrex128.jsonl"
+    passage_doc_ids: str = "parallel/ntrex128_doc_ids.tsv"
     max_seq_length: int = 128
     encode_batch_size: int = 64  # for cached teacher/assistant targets
 

@@ -367,3 +367,22 @@ def test_cli_reports_config_errors(capsys):
     assert "[stage2]\nenabled = true\nsteps = 3" in capsys.readouterr().out
     assert main(["run", "--stage2.stepz=3"]) == 2
     assert "unknown config key(s): stage2.stepz" in capsys.readouterr().err
+
+
+def test_passage_pairs_join_sentences_within_documents(tmp_path):
+    import json
+
+    from distill.train.pairs import passage_pairs
+
+    rows = [("s1", "d1", "One.", "Eins."), ("s2", "d1", "Two.", "Zwei."), ("s3", "d1", "Three.", None),
+            ("s4", "d2", "Four.", "Vier."), ("s5", "d2", "Five.", "Fünf."), ("s6", "d3", "Six.", "Sechs.")]
+    with open(tmp_path / "p.jsonl", "w", encoding="utf-8") as f:
+        for sid, _, en, de in rows:
+            f.write(json.dumps({"id": sid, "lang": "eng", "text": en}) + "\n")
+            if de:
+                f.write(json.dumps({"id": sid, "lang": "deu", "text": de}) + "\n")
+    (tmp_path / "docs.tsv").write_text("id\tdoc_id\n" + "".join(f"{s}\t{d}\n" for s, d, _, _ in rows))
+    pairs = passage_pairs(tmp_path / "p.jsonl", tmp_path / "docs.tsv", ["*"], sentences=2)
+    # d1: [s1 s2] (s3 has no German and no partner), d2: [s4 s5], d3: too short for a window
+    assert [(p.en, p.xx, p.lang) for p in pairs] == [("One. Two.", "Eins. Zwei.", "de"), ("Four. Five.", "Vier. Fünf.", "de")]
+    assert passage_pairs(tmp_path / "p.jsonl", tmp_path / "docs.tsv", ["fr"], sentences=2) == []

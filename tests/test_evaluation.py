@@ -267,17 +267,22 @@ def test_full_suite_respects_langs(shared_data):
     evs = dev_suite(langs=["deu_Latn", "fr"], data_dir=shared_data, include_cost=False)
     names = [e.name for e in evs]
     assert names == ["flores-deu_Latn", "flores-fra_Latn", "multi30k-de", "multi30k-fr", "stsb-en", "stsb-de", "stsb-fr",
-                     "stsb-en-de", "stsb-en-fr", "xquad", "xquad-pooled"]
-    xquad, pooled = evs[-2:]
+                     "stsb-en-de", "stsb-en-fr", "xquad", "xquad-pooled", "xquad-sentence"]
+    xquad, pooled, sentence = evs[-3:]
     assert xquad.info()["doc_langs"] == ["de", "en"] and xquad.info()["documents"] == 40
     # each query's own copy is in the corpus: it must leave the ranking, not take rank 1
     assert len(pooled.excluded) == len(pooled.relevant) == 40
     assert all(pooled.d_texts[d[0]] == pooled.q_texts[q] for q, d in pooled.excluded.items())
+    # the same set with only each paragraph's first sentence as the query
+    assert sentence.d_texts == pooled.d_texts and sentence.relevant.keys() == pooled.relevant.keys()
+    assert all(pooled.q_texts[i].startswith(q) for i, q in enumerate(sentence.q_texts))
+    shorter = sum(len(q) < len(pooled.q_texts[i]) for i, q in enumerate(sentence.q_texts))
+    assert shorter >= 0.9 * len(sentence.q_texts)  # a one-sentence paragraph is its own first sentence
 
 
 def test_suite_parts_for_the_app(shared_data):
     evs = dev_suite(data_dir=shared_data, parts=["retrieval", "cost"])
-    assert [e.name for e in evs] == ["xquad", "xquad-pooled", "cost"]
+    assert [e.name for e in evs] == ["xquad", "xquad-pooled", "xquad-sentence", "cost"]
     with pytest.raises(ValueError, match="unknown dev suite parts"):
         dev_suite(data_dir=shared_data, parts=["bogus"])
 

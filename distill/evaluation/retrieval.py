@@ -217,6 +217,15 @@ def retrieval_from_files(
         raise DataError(qrels, None, str(exc)) from None
 
 
+_SENTENCE_END = re.compile(r"[.!?\u0964\u061f](?=\s)|[\u3002\uff01\uff1f]")  # Latin, Devanagari, Arabic, CJK
+
+
+def first_sentence_of(text: str) -> str:
+    """Text up to its first sentence end (the whole text if none is found)."""
+    m = _SENTENCE_END.search(text)
+    return text[: m.end()].strip() if m else text.strip()
+
+
 def parallel_corpus_retrieval(
     path: str | Path,
     *,
@@ -225,13 +234,15 @@ def parallel_corpus_retrieval(
     doc_langs: Sequence[str] | None = None,
     limit: int | None = None,
     per_target_language: bool = True,
+    first_sentence: bool = False,
     **kwargs,
 ) -> RetrievalEvaluator:
     """Retrieval set from a corpus whose documents carry `parallel_id` (e.g. the XQuAD paragraphs).
 
     Query = a paragraph in language X; relevant = the same `parallel_id` in every *other* language.
     The query's own copy is the same text: it is neither relevant nor ranked. `limit` samples that many
-    parallel ids (fixed seed). Evaluation only: never train on this corpus.
+    parallel ids (fixed seed). `first_sentence` makes the query only the paragraph's first sentence: a
+    short query against paragraphs, as a question is. Evaluation only: never train on this corpus.
     """
     from distill.evaluation.sampling import file_fingerprint, take_sample
 
@@ -253,7 +264,7 @@ def parallel_corpus_retrieval(
         if d.metadata["parallel_id"] not in chosen or (qwant is not None and canonical_lang(d.lang) not in qwant):
             continue
         qid = f"q:{d.id}"
-        queries.append(Query(qid, d.lang, d.text))
+        queries.append(Query(qid, d.lang, first_sentence_of(d.text) if first_sentence else d.text))
         rel = {o.id: 1 for o in by_pid.get(d.metadata["parallel_id"], []) if canonical_lang(o.lang) != canonical_lang(d.lang)}
         if rel:
             qrels[qid] = rel
@@ -262,6 +273,7 @@ def parallel_corpus_retrieval(
     if not queries or not corpus:
         raise DataError(path, None, "no queries or documents in the selected languages")
     source = {"file": str(path), "sha256": file_fingerprint(path), "total_parallel_ids": len(pids),
-              "sampled_parallel_ids": len(chosen), "relevance": "same parallel_id, other language"}
+              "sampled_parallel_ids": len(chosen), "relevance": "same parallel_id, other language",
+              "query": "first sentence" if first_sentence else "paragraph"}
     return RetrievalEvaluator(queries, corpus, qrels, name=name, per_target_language=per_target_language,
                               exclude=exclude, source=source, **kwargs)

@@ -127,6 +127,10 @@ def dev_suite(
             evaluators.append(parallel_corpus_retrieval(xquad, name="xquad-pooled", query_langs=xq_langs,
                                                         doc_langs=xq_langs, limit=size.xquad, per_target_language=False,
                                                         dataset="xquad-pooled", **common))
+            # A short query against paragraphs (as a question is), also pooled over languages.
+            evaluators.append(parallel_corpus_retrieval(xquad, name="xquad-sentence", query_langs=xq_langs,
+                                                        doc_langs=xq_langs, limit=size.xquad, per_target_language=False,
+                                                        first_sentence=True, dataset="xquad-sentence", **common))
     if include_cost and "cost" in chosen:
         evaluators.append(CostEvaluator(flores_english(root, size.cost_texts), batch_size=32))
     return evaluators

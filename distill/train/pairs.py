@@ -11,7 +11,15 @@ import random
 from collections.abc import Sequence
 from pathlib import Path
 
-from distill.data import ALL_LANGS, DataError, TrainingPair, build_training_pairs, iter_tsv
+from distill.data import (
+    ALL_LANGS,
+    DataError,
+    TrainingPair,
+    build_training_pairs,
+    iter_tsv,
+    read_parallel_jsonl,
+    wanted_langs,
+)
 from distill.langs import canonical_lang
 from distill.paths import shared_data_dir
 
@@ -77,6 +85,43 @@ def load_pairs(
                 seen.add((p.en, p.xx))
                 pairs.append(p)
     return pairs
+
+
+def passage_pairs(parallel_file: str | Path, doc_ids_file: str | Path, langs: Sequence[str], *, sentences: int = 4,
+                  pivot: str = "en") -> list[TrainingPair]:
+    """(en, xx) passages: windows of `sentences` consecutive sentences of one document, joined with spaces.
+
+    Windows do not overlap and never cross a document boundary; a window needs every sentence in both
+    languages. `doc_ids_file` is a TSV with columns `id` and `doc_id`, in document order.
+    """
+    if sentences < 1:
+        raise ValueError("passage sentences must be >= 1")
+    paths = [resolve_data_path(parallel_file), resolve_data_path(doc_ids_file)]
+    for p in paths:
+        check_training_file(p)
+        if not p.exists():
+            raise DataError(p, None, "passage file not found")
+    docs: dict[str, list[str]] = {}
+    for _, row in iter_tsv(paths[1], ("id", "doc_id")):
+        docs.setdefault(row["doc_id"], []).append(row["id"])
+    wanted = wanted_langs(langs)
+    text: dict[tuple[str, str], str] = {}
+    for r in read_parallel_jsonl(paths[0]):
+        lang = canonical_lang(r.lang)
+        if lang == pivot or wanted is None or lang in wanted:
+            text.setdefault((r.id, lang), r.text)  # the first record of a language (spa before spa-MX)
+    langs_found = sorted({lang for _, lang in text} - {pivot})
+    out: list[TrainingPair] = []
+    for ids in docs.values():
+        for start in range(0, len(ids) - sentences + 1, sentences):
+            window = ids[start : start + sentences]
+            if not all((i, pivot) in text for i in window):
+                continue
+            en = " ".join(text[(i, pivot)] for i in window)
+            for lang in langs_found:
+                if all((i, lang) in text for i in window):
+                    out.append(TrainingPair(en, " ".join(text[(i, lang)] for i in window), lang))
+    return out
 
 
 def sample_pairs(pairs: Sequence[TrainingPair], n: int, seed: int) -> list[TrainingPair]:

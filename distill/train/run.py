@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import platform
+import random
 import shutil
 import time
 from collections.abc import Callable
@@ -45,7 +46,7 @@ from distill.targets import cached_embeddings
 from distill.train import distributed
 from distill.train.evaluate import DevEvaluation, headline
 from distill.train.loop import LoopResult, MetricsLog, StepCallback, train_loop
-from distill.train.pairs import load_pairs, sample_pairs
+from distill.train.pairs import load_pairs, passage_pairs, sample_pairs
 from distill.vocab import count_token_ids, select_vocab, trim_tokenizer
 
 STAGES = (1, 2, 3, 4)
@@ -96,8 +97,14 @@ class Run:
         return self._pairs
 
     def pairs(self, n: int) -> list[TrainingPair]:
-        limit = self.cfg.stage(n).max_pairs or self.cfg.data.max_pairs
-        return sample_pairs(self.all_pairs(), limit, self.cfg.seed)
+        d = self.cfg.data
+        limit = self.cfg.stage(n).max_pairs or d.max_pairs
+        sample = sample_pairs(self.all_pairs(), limit, self.cfg.seed)
+        if d.passages:
+            passages = passage_pairs(d.passage_file, d.passage_doc_ids, d.langs, sentences=d.passage_sentences)
+            sample += sample_pairs(passages, d.passages, self.cfg.seed)
+            random.Random(self.cfg.seed).shuffle(sample)
+        return sample
 
     @property
     def prefix(self) -> str | None:
