@@ -68,6 +68,12 @@ class DataEvaluator:
         return self.cache.embed(encoder, texts, prefix=prefix, batch_size=self.batch_size,
                                 show_progress=self.show_progress)
 
+    def entries(self, metrics: dict[str, float]) -> list[Entry]:
+        """Report rows for an evaluator of one language pair (`self.lang_pair`); per-pair ones override this."""
+        prefix = f"{self.name}_"
+        return [Entry(self.task.value, self.dataset, self.name, self.lang_pair, k[len(prefix):], float(v))
+                for k, v in metrics.items() if k.startswith(prefix)]
+
 
 # --- the embedding cache ---------------------------------------------------------------------
 

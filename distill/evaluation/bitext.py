@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from distill.data import DataError, read_pair_tsv, read_parallel_jsonl
-from distill.evaluation.base import DataEvaluator, EmbeddingCache, Entry, Task
+from distill.evaluation.base import DataEvaluator, EmbeddingCache, Task
 from distill.evaluation.metrics import ratio_margin_scores, translation_accuracy
 from distill.langs import canonical_lang
 
@@ -66,14 +66,6 @@ class BitextEvaluator(DataEvaluator):
             f"{self.name}_trg2src_acc": t2s,
             f"{self.name}_accuracy": (s2t + t2s) / 2,
         }
-
-    def entries(self, metrics: dict[str, float]) -> list[Entry]:
-        prefix = f"{self.name}_"
-        return [
-            Entry(self.task.value, self.dataset, self.name, self.lang_pair, k[len(prefix):], float(v))
-            for k, v in metrics.items()
-            if k.startswith(prefix)
-        ]
 
     def info(self) -> dict[str, Any]:
         return {

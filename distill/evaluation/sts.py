@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from distill.data import DataError, StsExample, read_sts_tsv
-from distill.evaluation.base import DataEvaluator, EmbeddingCache, Entry, Task
+from distill.evaluation.base import DataEvaluator, EmbeddingCache, Task
 from distill.evaluation.metrics import pearson, spearman
 from distill.langs import canonical_lang
 
@@ -69,14 +69,6 @@ class StsEvaluator(DataEvaluator):
             f"{self.name}_spearman": spearman(cos, self.scores),
             f"{self.name}_pearson": pearson(cos, self.scores),
         }
-
-    def entries(self, metrics: dict[str, float]) -> list[Entry]:
-        prefix = f"{self.name}_"
-        return [
-            Entry(self.task.value, self.dataset, self.name, self.lang_pair, k[len(prefix):], float(v))
-            for k, v in metrics.items()
-            if k.startswith(prefix)
-        ]
 
     def info(self) -> dict[str, Any]:
         return {"task": self.task.value, "dataset": self.dataset, "lang_pair": self.lang_pair,
