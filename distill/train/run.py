@@ -73,6 +73,7 @@ class Run:
     resume: bool = False
     evaluation: DevEvaluation | None = None
     _pairs: list[TrainingPair] | None = field(default=None, repr=False)
+    _passages: list[TrainingPair] | None = field(default=None, repr=False)
 
     # --- paths ---------------------------------------------------------------------------------
     def stage_dir(self, n: int) -> Path:
@@ -101,8 +102,9 @@ class Run:
         limit = self.cfg.stage(n).max_pairs or d.max_pairs
         sample = sample_pairs(self.all_pairs(), limit, self.cfg.seed)
         if d.passages:
-            passages = passage_pairs(d.passage_file, d.passage_doc_ids, d.langs, sentences=d.passage_sentences)
-            sample += sample_pairs(passages, d.passages, self.cfg.seed)
+            if self._passages is None:
+                self._passages = passage_pairs(d.passage_file, d.passage_doc_ids, d.langs, sentences=d.passage_sentences)
+            sample += sample_pairs(self._passages, d.passages, self.cfg.seed)
             random.Random(self.cfg.seed).shuffle(sample)
         return sample
 
