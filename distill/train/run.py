@@ -152,6 +152,17 @@ def _texts_index(pairs: list[TrainingPair], side: str) -> tuple[list[str], np.nd
     return list(rows), index
 
 
+def _embed_pairs(enc: Encoder, batch: list[TrainingPair], prefix: str | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Embeddings of the en and the xx side, from one padded forward (fewer, larger matmuls are faster on CPU)."""
+    emb = enc.forward(enc.tokenize([p.en for p in batch] + [p.xx for p in batch], prefix))
+    return emb[: len(batch)], emb[len(batch):]
+
+
+def _target_rows(targets: np.ndarray, rows: np.ndarray, like: torch.Tensor) -> torch.Tensor:
+    """Rows of a (memory-mapped) target array as a tensor on `like`'s device."""
+    return torch.from_numpy(np.asarray(targets[rows])).to(like.device)
+
+
 def _finish_stage(run: Run, n: int, result: LoopResult, extra: dict) -> dict:
     losses = [v for _, v in result.losses]
     k = max(1, min(10, len(losses) // 5))
@@ -191,11 +202,9 @@ def stage1(run: Run) -> dict:
     loss_fn = PairMSELoss()
 
     def compute_loss(idx: np.ndarray):
-        batch = [pairs[i] for i in idx]
-        # One padded forward for both sides: fewer, larger matmuls are faster on CPU.
-        emb = assistant.forward(assistant.tokenize([p.en for p in batch] + [p.xx for p in batch], run.prefix))
-        target = torch.from_numpy(np.asarray(t_en[en_row[idx]])).to(emb.device)
-        return loss_fn(emb[: len(batch)], emb[len(batch):], target, target)
+        en, xx = _embed_pairs(assistant, [pairs[i] for i in idx], run.prefix)
+        target = _target_rows(t_en, en_row[idx], en)
+        return loss_fn(en, xx, target, target)
 
     result = run.train(1, model, compute_loss, len(pairs))
     if distributed.is_main():
@@ -327,38 +336,36 @@ def stage2(run: Run) -> dict:
 # --- stages 3 and 4 ------------------------------------------------------------------------------
 
 
-def load_stage_student(run: Run, n: int) -> tuple[XLSearchRecurrentModel, object, dict]:
+def load_stage_student(run: Run, n: int) -> tuple[XLSearchRecurrentModel, object, dict, Encoder]:
+    """The student saved by stage `n`, with the run's passes, and a trainable encoder around it."""
     from transformers import AutoTokenizer
 
     if not run.done(n):
         raise RunError(f"stage {n} has not completed; run it first")
     path = run.stage_dir(n)
     student = XLSearchRecurrentModel.from_pretrained(path).to(run.device)
+    student.config.num_passes = run.cfg.student.passes
     tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=True)
-    return student, tokenizer, read_layout(path).prompts
+    prompts = read_layout(path).prompts
+    s_enc = student_encoder(run, student, tokenizer, prompts)
+    s_enc.model = distributed.wrap(student)
+    return student, tokenizer, prompts, s_enc
 
 
 def stage3(run: Run) -> dict:
     """Recurrence: S = embeddings + (L1..Lk) x r, trained with MSE(S(en), A(en)) + MSE(S(xx), A(xx))."""
-    cfg = run.cfg
-    student, tokenizer, prompts = load_stage_student(run, 2)
-    student.config.num_passes = cfg.student.passes
+    student, tokenizer, prompts, s_enc = load_stage_student(run, 2)
     a_spec = run.assistant_spec()
     pairs = run.pairs(3)
     en_texts, en_row = _texts_index(pairs, "en")
     xx_texts, xx_row = _texts_index(pairs, "xx")
     a_en = run.targets(a_spec, en_texts, "A(en) targets")
     a_xx = run.targets(a_spec, xx_texts, "A(xx) targets")
-    s_enc = student_encoder(run, student, tokenizer, prompts)
-    s_enc.model = distributed.wrap(student)
     loss_fn = PairMSELoss()
 
     def compute_loss(idx: np.ndarray):
-        batch = [pairs[i] for i in idx]
-        emb = s_enc.forward(s_enc.tokenize([p.en for p in batch] + [p.xx for p in batch], run.prefix))
-        t_en = torch.from_numpy(np.asarray(a_en[en_row[idx]])).to(emb.device)
-        t_xx = torch.from_numpy(np.asarray(a_xx[xx_row[idx]])).to(emb.device)
-        return loss_fn(emb[: len(batch)], emb[len(batch):], t_en, t_xx)
+        en, xx = _embed_pairs(s_enc, [pairs[i] for i in idx], run.prefix)
+        return loss_fn(en, xx, _target_rows(a_en, en_row[idx], en), _target_rows(a_xx, xx_row[idx], en))
 
     result = run.train(3, student, compute_loss, len(pairs))
     save_stage_student(run, 3, student, tokenizer, prompts)
@@ -370,21 +377,16 @@ def stage4(run: Run) -> dict:
     """Multilingual contrastive learning against T (variant mcl / infonce / bool / mse)."""
     cfg, st = run.cfg, run.cfg.stage4
     prev = 3 if cfg.stage3.enabled else 2
-    student, tokenizer, prompts = load_stage_student(run, prev)
-    student.config.num_passes = cfg.student.passes
+    student, tokenizer, prompts, s_enc = load_stage_student(run, prev)
     pairs = run.pairs(4)
     en_texts, en_row = _texts_index(pairs, "en")
     t_en = run.targets(cfg.models.teacher, en_texts, "T(en) targets")
-    s_enc = student_encoder(run, student, tokenizer, prompts)
-    s_enc.model = distributed.wrap(student)
     loss_fn = ContrastiveLoss(st.variant, weight_en=st.weight_en, weight_xx=st.weight_xx, weight_cos=st.weight_cos,
                               infonce_weight=st.infonce_weight, infonce_scale=st.infonce_scale)
 
     def compute_loss(idx: np.ndarray):
-        batch = [pairs[i] for i in idx]
-        emb = s_enc.forward(s_enc.tokenize([p.en for p in batch] + [p.xx for p in batch], run.prefix))
-        target = torch.from_numpy(np.asarray(t_en[en_row[idx]])).to(emb.device)
-        return loss_fn(emb[: len(batch)], emb[len(batch):], target)
+        en, xx = _embed_pairs(s_enc, [pairs[i] for i in idx], run.prefix)
+        return loss_fn(en, xx, _target_rows(t_en, en_row[idx], en))
 
     result = run.train(4, student, compute_loss, len(pairs))
     save_stage_student(run, 4, student, tokenizer, prompts)
