@@ -40,6 +40,10 @@ class Agreement:
     compared: int
     k: int
     top1_same: bool
+    # rank (1-based) of a's #1 in b's ranking; None when b's list (searched to `depth`) lacks it
+    a_top1_rank_in_b: int | None = None
+    depth: int = 0
+    names: tuple[str, str] = ("teacher", "student")
 
     @property
     def overlap(self) -> float:
@@ -49,20 +53,30 @@ class Agreement:
         if not self.compared:
             return "Agreement: nothing to compare (no hits)."
         top1 = "same" if self.top1_same else "different"
+        a, b = self.names
+        if self.a_top1_rank_in_b is not None:
+            where = f"{a}'s #1 is the {b}'s #{self.a_top1_rank_in_b}"
+        else:
+            where = f"{a}'s #1 is not in the {b}'s top {self.depth or self.k}"
         return (
             f"Agreement: overlap@{self.k} = {self.overlap:.2f} ({self.shared} of {self.compared} documents "
-            f"in both top-{self.k} lists); top-1 {top1}."
+            f"in both top-{self.k} lists); top-1 {top1}; {where}."
         )
 
 
-def agreement(a: Sequence[str], b: Sequence[str], k: int) -> Agreement:
-    """overlap@k = |top-k(a) ∩ top-k(b)| / max(|top-k(a)|, |top-k(b)|).
+def agreement(a: Sequence[str], b: Sequence[str], k: int, *, b_deeper: Sequence[str] | None = None,
+              names: tuple[str, str] = ("teacher", "student")) -> Agreement:
+    """overlap@k = |top-k(a) ∩ top-k(b)| / max(|top-k(a)|, |top-k(b)|), and where a's #1 sits in b.
 
     The denominator is k unless a language filter leaves fewer than k documents to return, in
-    which case two identical short lists still agree fully (1.0, not len/k).
+    which case two identical short lists still agree fully (1.0, not len/k). `b_deeper` is b's
+    ranking searched further than k, to find a's #1 when b's top k lacks it.
     """
     ta, tb = list(dict.fromkeys(a))[:k], list(dict.fromkeys(b))[:k]
     compared = max(len(ta), len(tb))
     shared = len(set(ta) & set(tb))
     top1 = bool(ta and tb and ta[0] == tb[0])
-    return Agreement(shared=shared, compared=compared, k=k, top1_same=top1)
+    ranking = list(dict.fromkeys(b_deeper)) if b_deeper is not None else tb
+    rank = ranking.index(ta[0]) + 1 if ta and ta[0] in ranking else None
+    return Agreement(shared=shared, compared=compared, k=k, top1_same=top1, a_top1_rank_in_b=rank,
+                     depth=len(ranking), names=names)

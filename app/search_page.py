@@ -17,6 +17,9 @@ if TYPE_CHECKING:
     from indexer import Hit
 
 
+DEEP_K = 100  # how far the student's ranking is searched for the teacher's #1
+
+
 def _use_example() -> None:
     text = st.session_state.get("example")
     if text:
@@ -98,7 +101,12 @@ def render() -> None:
     roles = [(r, m) for r, m in ((Role.TEACHER, choice.teacher), (Role.STUDENT, choice.student)) if m is not None]
     results = [_search(oc, m, query.strip(), k, langs) for _, m in roles]
     if len(results) == 2 and not any(r.error for r in results):
-        st.markdown(f"**{agreement(results[0].doc_ids, results[1].doc_ids, k).sentence()}**")
+        deeper = None
+        top1 = results[0].doc_ids[:1]
+        if top1 and top1[0] not in results[1].doc_ids:  # where is the teacher's #1 in the student's ranking?
+            deeper = _search(oc, roles[1][1], query.strip(), DEEP_K, langs).doc_ids
+        names = (roles[0][1].report_label, roles[1][1].report_label)
+        st.markdown(f"**{agreement(results[0].doc_ids, results[1].doc_ids, k, b_deeper=deeper, names=names).sentence()}**")
     columns = st.columns(len(roles), gap="medium")
     for i, (col, (role, model), result) in enumerate(zip(columns, roles, results, strict=True)):
         other = set(results[1 - i].doc_ids) if len(results) == 2 else set()

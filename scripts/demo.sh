@@ -77,10 +77,11 @@ else
   $PY -m indexer add "$COLLECTION" "$CORPUS"
 fi
 
-if [ -f "$DATA/reports/xquad/metrics.json" ]; then
+if $PY -m app.quality --check --teacher "$TEACHER" --student "$STUDENT" --out "$DATA/reports/xquad"; then
   step "quality report: reusing $DATA/reports/xquad"
 else
-  step "quality report: evaluating teacher and student on the dev retrieval set"
+  [ -f "$DATA/reports/xquad/metrics.json" ] && step "quality report: $DATA/reports/xquad is stale (older format or other models)"
+  step "quality report: evaluating teacher and student on the dev questions and paragraphs (about 15 minutes)"
   $PY -m app.quality --teacher "$TEACHER" --student "$STUDENT" --out "$DATA/reports/xquad"
 fi
 

@@ -177,8 +177,11 @@ def test_quality_page_computes_the_report(app_env, shared_data, tmp_path):
     assert any(h.value == "Summary" for h in at.subheader)
     summary = at.dataframe[0].value
     assert {"teacher", "student", "student/teacher"} <= set(summary.columns)
-    assert set(summary["data set"]) == {"xquad", "xquad-pooled"}
-    assert len(at.image) >= 3, "figures: per language pair, ratios, size versus quality"
+    # the app's job leads: the question task's rows first, the paragraph -> paragraph sanity check after
+    assert summary["data set"].iloc[0] == "xquad-questions" and "cross-lingual" in summary["metric"].iloc[0]
+    assert set(summary["data set"]) == {"xquad-questions", "xquad", "xquad-pooled"}
+    assert any("Collapse check" in e.label for e in at.expander)
+    assert len(at.image) >= 4, "figures: question heat maps, per language pair, ratios, size versus quality"
 
 
 def test_quality_page_flags_a_report_of_other_models(app_env, shared_data, tmp_path, tiny_model_dir):

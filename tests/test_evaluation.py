@@ -252,21 +252,24 @@ def test_parallel_jsonl_builder_selects_languages(tmp_path):
 def test_quick_suite_contents(shared_data):
     evs = dev_suite(quick=True, data_dir=shared_data)
     names = [e.name for e in evs]
-    assert names == ["flores-arb_Arab", "flores-deu_Latn", "flores-spa_Latn", "flores-zho_Hans", "multi30k-de",
-                     "stsb-en", "stsb-de", "stsb-en-de", "cost"]
-    flores = evs[0]
-    assert len(flores.src) == 100 and flores.primary_metric == "flores-arb_Arab_accuracy"
-    # the stages pass all training languages: FLORES shares a fixed budget among them
-    many = dev_suite(quick=True, data_dir=shared_data, langs=["de", "es", "fr", "it", "nl", "ar", "tr", "ru"])
-    assert [len(e.src) for e in many if e.name.startswith("flores")] == [50] * 8
-    stsb_en, stsb_de, cross = evs[5:8]
+    flores = [f"flores{short}-{code}" for code in ("arb_Arab", "deu_Latn", "spa_Latn", "zho_Hans") for short in ("", "-short")]
+    assert names == ["xquad-questions", *flores, "multi30k-de", "stsb-en", "stsb-de", "stsb-en-de", "cost"]
+    questions = evs[0]
+    # the question task first (the app's job), on a fixed sample: 50 questions x 11 languages, 60 paragraphs x 12
+    assert questions.primary_metric == "xquad-questions_xling_r@1"
+    assert len(questions.questions) == 50 * 11 and len(questions.paragraphs) == 60 * 12
+    # FLORES against all 1,012 candidates, and its short half
+    assert len(evs[1].src) == 1012 and evs[1].primary_metric == "flores-arb_Arab_accuracy" and len(evs[2].src) == 506
+    stsb_en, stsb_de, cross = evs[10:13]
     assert cross.sentences1 == stsb_en.sentences1 and cross.sentences2 == stsb_de.sentences2  # joined on pair_id
 
 
 def test_full_suite_respects_langs(shared_data):
     evs = dev_suite(langs=["deu_Latn", "fr"], data_dir=shared_data, include_cost=False)
     names = [e.name for e in evs]
-    assert names == ["flores-deu_Latn", "flores-fra_Latn", "multi30k-de", "multi30k-fr", "stsb-en", "stsb-de", "stsb-fr",
+    assert evs[0].info()["query_langs"] == ["de", "en"] and evs[0].info()["documents"] == 240 * 2
+    assert names == ["xquad-questions", "flores-deu_Latn", "flores-short-deu_Latn", "flores-fra_Latn",
+                     "flores-short-fra_Latn", "multi30k-de", "multi30k-fr", "stsb-en", "stsb-de", "stsb-fr",
                      "stsb-en-de", "stsb-en-fr", "xquad", "xquad-pooled", "xquad-sentence"]
     xquad, pooled, sentence = evs[-3:]
     assert xquad.info()["doc_langs"] == ["de", "en"] and xquad.info()["documents"] == 40

@@ -18,6 +18,8 @@ class Task(StrEnum):
     BITEXT = "bitext"
     STS = "sts"
     RETRIEVAL = "retrieval"
+    QUESTION = "question"  # question -> paragraph, the app's job (distill/evaluation/questions.py)
+    COLLAPSE = "collapse"  # cosine statistics of unrelated pairs, reported beside quality
     COST = "cost"
 
 

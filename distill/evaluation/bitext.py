@@ -106,13 +106,16 @@ def bitext_from_parallel_jsonl(
     pivot: str = "en",
     limit: int | None = None,
     name_prefix: str | None = None,
+    short_half: bool = False,
     **kwargs,
 ) -> list[BitextEvaluator]:
     """One evaluator per language (xx -> pivot) of a multi-parallel JSONL file.
 
     `langs` selects languages in any code style; the original codes (e.g. `deu_Latn`) name the
     evaluators. Sentence ids present in both languages are used; `limit` samples that many ids
-    (the same ids for every language, fixed seed).
+    (the same ids for every language, fixed seed). `short_half` adds, per language, an evaluator
+    `{prefix}-short-{code}` on the half of the ids with the shortest pivot sentences, searched among
+    themselves: short sentences carry fewer names and numbers to match on, so they test the model.
     """
     from distill.evaluation.sampling import file_fingerprint, take_sample
 
@@ -133,19 +136,22 @@ def bitext_from_parallel_jsonl(
     sample = [ids_all[i] for i in take_sample(len(ids_all), limit)]
     fingerprint = file_fingerprint(path)
     prefix = name_prefix or Path(path).stem.split("_")[0]
+    dataset = kwargs.pop("dataset", prefix)
+    by_length = sorted(sample, key=lambda i: (len(by_lang[pivot_code][i]), i))
+    short = set(by_length[: len(by_length) // 2])
+    variants = [(prefix, dataset, None)] + ([(f"{prefix}-short", f"{dataset}-short", short)] if short_half else [])
     out = []
     for code in codes:
-        ids = [i for i in sample if i in by_lang[code]]
-        if not ids:
-            continue
-        out.append(
-            BitextEvaluator(
-                [by_lang[code][i] for i in ids], [by_lang[pivot_code][i] for i in ids],
-                name=f"{prefix}-{code}", src_lang=code, tgt_lang=pivot_code, dataset=kwargs.get("dataset", prefix),
-                source={"file": str(path), "sha256": fingerprint, "total_ids": len(ids_all), "sampled": len(ids)},
-                **{k: v for k, v in kwargs.items() if k != "dataset"},
-            )
-        )
+        for name, ds, subset in variants:
+            ids = [i for i in sample if i in by_lang[code] and (subset is None or i in subset)]
+            if not ids:
+                continue
+            source = {"file": str(path), "sha256": fingerprint, "total_ids": len(ids_all), "sampled": len(ids)}
+            if subset is not None:
+                source["subset"] = "the shorter half of the sampled ids (pivot sentence length)"
+            out.append(BitextEvaluator([by_lang[code][i] for i in ids], [by_lang[pivot_code][i] for i in ids],
+                                       name=f"{name}-{code}", src_lang=code, tgt_lang=pivot_code, dataset=ds,
+                                       source=source, **kwargs))
     if not out:
         raise DataError(path, None, "no language pairs to evaluate")
     return out

@@ -138,6 +138,12 @@ def query_metrics(is_relevant_ranked: Sequence[bool], n_relevant: int) -> QueryS
     return QueryScores(ap=ap, rr_at_10=rr, ndcg_at_10=dcg / idcg, recall=recall)
 
 
+def average_precision_at_k(hit_ranks: Sequence[int] | np.ndarray, n_relevant: int, k: int) -> float:
+    """AP cut at rank k, normalised by min(k, n_relevant): sentence-transformers' MAP@k."""
+    ranks = [int(r) for r in hit_ranks if r <= k]
+    return float(sum((i + 1) / r for i, r in enumerate(ranks)) / min(k, n_relevant))
+
+
 def mean_retrieval_metrics(per_query: Sequence[QueryScores]) -> dict[str, float]:
     """Average per-query metrics into the metric names we report (map, mrr@10, ndcg@10, recall@k)."""
     if not per_query:

@@ -18,11 +18,29 @@ from pathlib import Path
 
 from distill.evaluation.runner import EvaluationRun
 
-# the metric a per-language table and figure shows, per task
-PRIMARY = {"bitext": "accuracy", "sts": "spearman", "retrieval": "ndcg@10"}
-TASK_TITLES = {"bitext": "Bitext retrieval accuracy@1 (mean of both directions)",
+# the metric a per-language table and figure shows, per task; the question task comes first everywhere
+PRIMARY = {"question": "r@1", "bitext": "accuracy", "sts": "spearman", "retrieval": "ndcg@10"}
+TASK_TITLES = {"question": "Question -> paragraph R@1 (the answer first among the document language's paragraphs)",
+               "bitext": "Bitext retrieval accuracy@1 (mean of both directions)",
                "sts": "STS Spearman correlation",
-               "retrieval": "Cross-lingual retrieval nDCG@10"}
+               "retrieval": "Paragraph -> translated paragraph nDCG@10 (easy sanity check)"}
+# What each task measures, in one line each (the summary's note and the app's Quality page).
+TASK_NOTES = {
+    "question": "question: a real question in one language against all paragraphs (the app's job); "
+                "R@1 across languages is the headline",
+    "bitext": "bitext: find a sentence's translation among all candidates of the other language",
+    "sts": "STS: Spearman correlation with human similarity scores, monolingual and en-xx",
+    "retrieval": "paragraph -> paragraph: find a paragraph's translations; any model that keeps the words' identity "
+                 "solves it, so it is only a sanity check",
+}
+# question task: the headline rows of the summary (metric, label)
+QUESTION_ROWS = (("xling_r@1", "R@1 cross-lingual (X != Y)"), ("mono_r@1", "R@1 same language"),
+                 ("ndcg@10", "nDCG@10 pooled"), ("map@20", "mAP@20 pooled"), ("recall@10", "Recall@10 pooled"),
+                 ("own_lang@10", "top-10 in the query's language"))
+QUESTION_LANG_METRICS = ("xling_r@1", "ndcg@10", "map@20", "recall@10", "own_lang@10")
+COLLAPSE_ROWS = (("cos_dd_mean", "random document pairs: mean cosine"), ("cos_dd_std", "random document pairs: std"),
+                 ("cos_qd_mean", "random question-document pairs: mean"), ("cos_qd_std", "random question-document: std"),
+                 ("cos_rel_mean", "question and its answer (same language): mean"))
 RETRIEVAL_METRICS = ("map", "mrr@10", "ndcg@10", "recall@1", "recall@5", "recall@10")
 COST_METRICS = (("params_stored", "stored params (M)"), ("params_effective", "effective params (M)"),
                 ("params_embedding", "embedding params (M)"), ("disk_mb", "disk (MB)"),
@@ -50,13 +68,22 @@ class Figure:
 
 
 def datasets(run: EvaluationRun) -> list[tuple[str, str]]:
-    """(task, dataset) in first-seen order, quality tasks only."""
+    """(task, dataset) of the quality tasks, in PRIMARY's task order, then first-seen order."""
     seen: dict[tuple[str, str], None] = {}
     for m in run.models:
         for e in m.entries:
             if e.task in PRIMARY:
                 seen.setdefault((e.task, e.dataset), None)
-    return list(seen)
+    order = list(PRIMARY)
+    return sorted(seen, key=lambda td: order.index(td[0]))
+
+
+def all_value(run: EvaluationRun, label: str, dataset: str, metric: str) -> float | None:
+    """A metric's overall ('all' pair) value of one model on one data set."""
+    for e in run.model(label).entries:
+        if e.dataset == dataset and e.metric == metric and e.lang_pair == "all":
+            return e.value
+    return None
 
 
 def per_language(run: EvaluationRun, task: str, dataset: str, metric: str | None = None) -> dict[str, dict[str, float]]:
@@ -74,10 +101,10 @@ def per_language(run: EvaluationRun, task: str, dataset: str, metric: str | None
 
 def overall(run: EvaluationRun, task: str, dataset: str) -> dict[str, float]:
     """Model label -> the data set's headline: retrieval's overall value, else the mean over language pairs."""
-    metric = PRIMARY[task]
+    metric = "xling_r@1" if task == "question" else PRIMARY[task]
     out = {}
     for m in run.models:
-        if task == "retrieval":
+        if task in ("retrieval", "question"):
             vals = [e.value for e in m.entries if e.dataset == dataset and e.metric == metric and e.lang_pair == "all"]
         else:
             vals = [e.value for e in m.entries if e.task == task and e.dataset == dataset and e.metric == metric]
@@ -124,8 +151,8 @@ def build_tables(run: EvaluationRun) -> dict[str, list[Table]]:
     ref = run.reference().label
     others = [lbl for lbl in labels if lbl != ref]
     ratio_cols = [f"{o}/{ref}" for o in others]
-    sections: dict[str, list[Table]] = {"models": [], "summary": [], "languages": [], "retrieval": [], "cost": [],
-                                        "data": [], "software": []}
+    sections: dict[str, list[Table]] = {"models": [], "summary": [], "collapse": [], "questions": [], "languages": [],
+                                        "retrieval": [], "cost": [], "data": [], "software": []}
 
     rows = []
     for m in run.models:
@@ -138,11 +165,35 @@ def build_tables(run: EvaluationRun) -> dict[str, list[Table]]:
 
     rows = []
     for task, ds in datasets(run):
+        if task == "question":
+            for metric, title in QUESTION_ROWS:
+                vals = {lbl: all_value(run, lbl, ds, metric) for lbl in labels}
+                rows.append([ds, task, title] + [fmt(vals.get(lbl)) for lbl in labels]
+                            + [fmt(ratio(vals.get(o), vals.get(ref)), 2) for o in others])
+            continue
         vals = overall(run, task, ds)
         rows.append([ds, task, PRIMARY[task] + (" (overall)" if task == "retrieval" else " (mean over pairs)")]
                     + [fmt(vals.get(lbl)) for lbl in labels] + [fmt(ratio(vals.get(o), vals.get(ref)), 2) for o in others])
+    tasks = list(dict.fromkeys(t for t, _ in datasets(run)))
     sections["summary"].append(Table("Summary", ["data set", "task", "metric", *labels, *ratio_cols], rows,
-                                     note=f"Ratios divide by the reference model, {ref!r}."))
+                                     note=f"Ratios divide by the reference model, {ref!r}. "
+                                          + "; ".join(TASK_NOTES[t] for t in tasks) + "."))
+
+    for ds in [d for t, d in datasets(run) if t == "question"]:
+        rows = [[title] + [fmt(all_value(run, lbl, ds, metric)) for lbl in labels] for metric, title in COLLAPSE_ROWS]
+        sections["collapse"].append(Table(f"Collapse check ({ds})", ["cosine", *labels], rows,
+                                          note="A collapsed model scores unrelated pairs almost as high as answers: "
+                                               "compare each model's spread and its answer-vs-random gap with the "
+                                               "teacher's, not absolute values (e5 puts unrelated texts near 0.75)."))
+        q_langs = sorted({e.lang_pair for m in run.models for e in m.entries
+                          if e.dataset == ds and e.lang_pair != "all" and "-" not in e.lang_pair})
+        header = ["query language"] + [f"{lbl} {metric}" for metric in QUESTION_LANG_METRICS for lbl in labels]
+        by_lang = {(m.label, e.lang_pair, e.metric): e.value for m in run.models for e in m.entries if e.dataset == ds}
+        rows = [[lang] + [fmt(by_lang.get((lbl, lang, metric))) for metric in QUESTION_LANG_METRICS for lbl in labels]
+                for lang in q_langs]
+        sections["questions"].append(Table(f"{ds}: per query language", header, rows,
+                                           note="xling_r@1: mean over the other document languages; pooled metrics "
+                                                "rank all paragraphs of every language together."))
 
     for task, ds in datasets(run):
         table = per_language(run, task, ds)
@@ -305,7 +356,7 @@ def build_figures(run: EvaluationRun) -> list[Figure]:
         table = per_language(run, task, ds)
         if not table:
             continue
-        if task == "retrieval" and all("-" in p for p in table):
+        if task in ("retrieval", "question") and all("-" in p for p in table):
             figures.append(_heatmaps(run, task, ds, table))
             continue
         groups = list(table)
@@ -383,7 +434,7 @@ def render_markdown(run: EvaluationRun, sections: dict[str, list[Table]], figure
             lines.extend(["", f"_{t.note}_"])
         lines.append("")
 
-    for key in ("summary", "models"):
+    for key in ("summary", "collapse", "questions", "models"):
         for t in sections[key]:
             table_md(t)
     if figures:
@@ -433,7 +484,7 @@ def render_html(run: EvaluationRun, sections: dict[str, list[Table]], figures: l
         else:
             out.append(f"<h{level}>{e(t.title)}</h{level}>" + "".join(body))
 
-    for key in ("summary", "models"):
+    for key in ("summary", "collapse", "questions", "models"):
         for t in sections[key]:
             table_html(t)
     if figures:

@@ -1,20 +1,20 @@
 """The dev suite: evaluators built from the shared data (`distill.paths.shared_data_dir()`).
 
-| part | data | full suite | quick suite |
+| part | data | full suite | quick suite (what the stages run) |
 |---|---|---|---|
-| bitext | FLORES-200 devtest, xx -> eng | 100 sentences x `langs` | 100 x de, es, zh, ar (with more `langs`: 400 / len(langs), >= 50) |
+| questions | XQuAD dev questions (11 languages) -> the 2,880 corpus paragraphs, chunked as `indexer add` does | all 3,542 questions x all paragraphs | 50 questions x 11 languages -> 60 x 12 paragraphs |
+| bitext | FLORES-200 devtest, xx -> eng, against all 1,012 sentences; and its short half (506) | `langs` | de, es, zh, ar |
 | bitext | Multi30k val en-de/fr/cs, xx -> en | 200 pairs each | 100 pairs, en-de |
 | STS | STSb-multi-mt dev: monolingual en + `langs`, cross-lingual en-xx (same pair_id) | 100 pairs each | 100 pairs: en, de, en-de |
-| retrieval | XQuAD paragraphs: query = paragraph in X, relevant = same parallel_id in Y != X | 20 paragraphs x (en + `langs`), per target language and pooled | none (`parts` / the full suite) |
+| retrieval | XQuAD paragraph -> translated paragraph (an easy sanity check), per target language and pooled | 20 paragraphs x (en + `langs`) | none |
 | cost | FLORES English sentences | 128 | 64 |
 
-Subsamples use a fixed seed and the same sentence ids in every language. Bitext accuracy over
-100-200 candidates is easier than over the full 1012, and Spearman over 100 pairs has a standard
-error of about 0.05: compare numbers only within one suite, and use `distill evaluate --bitext/--sts`
-on whole files for final figures.
-The quick suite embeds about 1.2k short texts (multilingual-e5-small: about 60 s with 1 torch
-thread on 2 cores shared with 4 other jobs); distillation stages call it after each stage. On
-oversubscribed cores, 1 torch thread runs about twice as fast as 2.
+The question task is the app's job and the suite's primary retrieval metric (cross-lingual R@1).
+It uses every XQuAD language unless `langs` is given. FLORES is scored against all 1,012
+candidates: with 100 long sentences full of names and numbers a weak model looks strong (0.93 on dev
+for a student that keeps 61% of the teacher on held-out short sentences). Subsamples use a fixed seed
+and the same sentence ids in every language; Spearman over 100 pairs has a standard error of about
+0.05. On oversubscribed cores, 1 torch thread runs about twice as fast as 2.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from distill.data import DataError, StsExample, iter_tsv
 from distill.evaluation.base import EmbeddingCache, Evaluator
 from distill.evaluation.bitext import bitext_from_pair_tsv, bitext_from_parallel_jsonl
 from distill.evaluation.cost import CostEvaluator
+from distill.evaluation.questions import question_retrieval
 from distill.evaluation.retrieval import parallel_corpus_retrieval
 from distill.evaluation.sampling import file_fingerprint, take_sample
 from distill.evaluation.sts import StsEvaluator
@@ -49,17 +50,19 @@ class SuiteSize:
     xquad_langs: tuple[str, ...] | None
     xquad_pooled: bool
     cost_texts: int
+    questions: int | None = None  # question ids sampled (None: all), each in every language
+    paragraphs: int | None = None  # parallel ids in the question task's corpus (None: all 240)
 
 
-# Sized for 2 shared CPU cores: the full suite embeds about 4.3k short texts and 280 paragraphs
-# per model (160k tokens for multilingual-e5-small).
-FULL = SuiteSize(flores=100, multi30k=200, multi30k_langs=("de", "fr", "cs"), sts=100, sts_langs=None,
+# The full suite embeds about 3.1k paragraph chunks, 3.5k questions and 15k short sentences per model
+# (multilingual-e5-small: about 12 minutes on 2 quiet cores).
+FULL = SuiteSize(flores=None, multi30k=200, multi30k_langs=("de", "fr", "cs"), sts=100, sts_langs=None,
                  xquad=20, xquad_langs=None, xquad_pooled=True, cost_texts=128)
-# Quick: what the distillation stages track (bitext + STS); paragraphs are too slow to embed here.
-# FLORES shares a budget of about 400 non-English sentences among the languages (50..100 each).
-QUICK = SuiteSize(flores=100, multi30k=100, multi30k_langs=("de",), sts=100, sts_langs=("de",),
-                  xquad=0, xquad_langs=None, xquad_pooled=False, cost_texts=64)
-QUICK_FLORES_BUDGET = 400
+# Quick: what the distillation stages track after each stage (a few minutes for the student).
+QUICK = SuiteSize(flores=None, multi30k=100, multi30k_langs=("de",), sts=100, sts_langs=("de",),
+                  xquad=0, xquad_langs=None, xquad_pooled=False, cost_texts=64, questions=50, paragraphs=60)
+PARTS = ("questions", "bitext", "sts", "retrieval", "cost")
+XQUAD_LANGS = ("ar", "de", "el", "en", "es", "hi", "ro", "ru", "th", "tr", "vi", "zh")
 
 
 def dev_suite(
@@ -77,14 +80,14 @@ def dev_suite(
 
     `langs` (any code style) restricts every part to those languages (English is always the pivot);
     default: the 12 training languages, or 5 of them when `quick`. Parts whose languages are all
-    filtered out are skipped. `parts` picks some of "bitext", "sts", "retrieval", "cost" (default:
-    all; the app's Quality page uses `parts=["retrieval", "cost"]`).
+    filtered out are skipped. `parts` picks some of PARTS (default: all). The question task covers
+    every XQuAD language unless `langs` is given.
     """
     size = QUICK if quick else FULL
-    chosen = set(parts) if parts is not None else {"bitext", "sts", "retrieval", "cost"}
-    unknown = chosen - {"bitext", "sts", "retrieval", "cost"}
+    chosen = set(parts) if parts is not None else set(PARTS)
+    unknown = chosen - set(PARTS)
     if unknown:
-        raise ValueError(f"unknown dev suite parts {sorted(unknown)}; choose from bitext, sts, retrieval, cost")
+        raise ValueError(f"unknown dev suite parts {sorted(unknown)}; choose from {', '.join(PARTS)}")
     root = Path(data_dir) if data_dir else shared_data_dir()
     if not root.is_dir():
         raise FileNotFoundError(f"shared data not found at {root} (set XLSEARCH_SHARED_DATA)")
@@ -93,16 +96,21 @@ def dev_suite(
     common = {"cache": cache, "batch_size": batch_size, "show_progress": show_progress}
     evaluators: list[Evaluator] = []
 
+    if "questions" in chosen:
+        evaluators.append(question_retrieval(
+            root / "dev" / "xquad_questions_dev.jsonl", root / "corpus" / "xquad_paragraphs.jsonl",
+            langs=None if langs is None else wanted, questions=size.questions, paragraphs=size.paragraphs,
+            dataset="xquad-questions", cache=cache, show_progress=show_progress))
+
     # FLORES: one script per language (zho_Hans, not also zho_Hant) to keep the suite small
     flores_path = root / "dev" / "flores200_devtest.jsonl"
     if wanted and "bitext" in chosen:
-        seen: set[str] = set()
-        n_flores = max(50, min(size.flores, QUICK_FLORES_BUDGET // len(wanted))) if quick else size.flores
-        for ev in bitext_from_parallel_jsonl(flores_path, langs=wanted, limit=n_flores, name_prefix="flores",
-                                             dataset="flores", **common):
-            lang = canonical_lang(ev.src_lang)
-            if lang not in seen:
-                seen.add(lang)
+        seen: set[tuple[str, str]] = set()
+        for ev in bitext_from_parallel_jsonl(flores_path, langs=wanted, limit=size.flores, name_prefix="flores",
+                                             dataset="flores", short_half=True, **common):
+            key = (ev.dataset, canonical_lang(ev.src_lang))
+            if key not in seen:
+                seen.add(key)
                 evaluators.append(ev)
 
     m30k = [lang for lang in size.multi30k_langs if (langs is None or lang in wanted) and "bitext" in chosen]
@@ -118,8 +126,7 @@ def dev_suite(
         evaluators.extend(_stsb(sts_dir, sts_langs, size.sts, common))
 
     xquad = root / "corpus" / "xquad_paragraphs.jsonl"
-    xq_available = {"ar", "de", "el", "en", "es", "hi", "ro", "ru", "th", "tr", "vi", "zh"}
-    xq_langs = ["en"] + [lang for lang in (size.xquad_langs or wanted) if lang in xq_available and lang in wanted]
+    xq_langs = ["en"] + [lang for lang in (size.xquad_langs or wanted) if lang in XQUAD_LANGS and lang in wanted]
     if len(xq_langs) > 1 and "retrieval" in chosen and size.xquad:
         evaluators.append(parallel_corpus_retrieval(xquad, name="xquad", query_langs=xq_langs, doc_langs=xq_langs,
                                                     limit=size.xquad, per_target_language=True, dataset="xquad", **common))
