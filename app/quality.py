@@ -68,8 +68,6 @@ def compute_report(
     show_progress: bool = False,
 ):
     """Evaluate `models` (label -> spec; labels `teacher`/`student` mark roles) and write the report."""
-    import torch
-
     from distill.evaluation.runner import evaluate_models
 
     langs = report_langs(langs)
@@ -79,12 +77,9 @@ def compute_report(
         "relevant = its translations. `xquad` searches one document language at a time, `xquad-pooled` all at once.",
         "The XQuAD paragraphs are the demo collection's documents; evaluation only, never training data.",
     ]
-    previous = torch.get_num_threads()
-    try:
-        return evaluate_models(models, evaluators, out_dir, progress=progress, threads=threads,
-                               suite="app-retrieval", notes=notes)
-    finally:
-        torch.set_num_threads(previous)  # load_encoder(threads=) is process wide; the app wants its own back
+    # load_encoder(threads=) applies only while its encoder encodes: the app's own setting is untouched.
+    return evaluate_models(models, evaluators, out_dir, progress=progress, threads=threads,
+                           suite="app-retrieval", notes=notes)
 
 
 def role_models(teacher: str, student: str, *, student_label: str = "student") -> dict[str, str]:
