@@ -57,9 +57,7 @@ def presets_dir() -> Path:
     """The TOML presets: `configs/` of the checkout, or the copy installed as `distill.presets`."""
     if (REPO_ROOT / "configs").is_dir():
         return REPO_ROOT / "configs"
-    from importlib.resources import files
-
-    return Path(str(files("distill.presets")))
+    return Path(__file__).resolve().parent / "presets"  # setup.py installs configs/ there
 
 
 def preset_names() -> list[str]:
