@@ -9,7 +9,11 @@ data). `benchmarks/` and `tests/` are not installed.
 from setuptools import find_packages, setup
 
 setup(
-    packages=[*find_packages(include=["distill", "distill.*", "indexer", "indexer.*"]), "xlsearch_app.app", "distill.presets"],
+    packages=[
+        *find_packages(include=["distill", "distill.*", "indexer", "indexer.*"]),
+        "xlsearch_app.app",
+        "distill.presets",
+    ],
     package_dir={"xlsearch_app.app": "app", "distill.presets": "configs"},
     package_data={"distill.presets": ["*.toml"]},
 )

@@ -55,13 +55,25 @@ def test_every_indexer_command_speaks_json(tmp_path, tiny_model_dir, capsys, mon
     out = tmp_path / "export.jsonl"
     assert indexer_main(["export", col, "--out", str(out), *common]) == 0
     assert _json(capsys) == {"documents": 2, "out": str(out)}
-    assert set(COMMANDS) == {"create", "add", "update", "delete", "search", "info", "verify", "rebuild", "export"}
+    assert set(COMMANDS) == {
+        "create",
+        "add",
+        "update",
+        "delete",
+        "search",
+        "info",
+        "verify",
+        "rebuild",
+        "export",
+    }
 
 
 def test_stdin_is_validated_like_a_file(tmp_path, tiny_model_dir, capsys, monkeypatch):
     col = str(tmp_path / "c")
     assert indexer_main(["create", col, "--model", str(tiny_model_dir), "--threads", "1", "-q"]) == 0
-    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b'{"id": "x", "lang": "en"}\n'), encoding="utf-8"))
+    monkeypatch.setattr(
+        sys, "stdin", io.TextIOWrapper(io.BytesIO(b'{"id": "x", "lang": "en"}\n'), encoding="utf-8")
+    )
     assert indexer_main(["add", col, "-", "--threads", "1", "-q"]) == 1
     assert "stdin.jsonl:1" in capsys.readouterr().err
     assert indexer_main(["add", col, "-", "-", "-q"]) == 1
@@ -87,7 +99,10 @@ def test_runtime_failures_exit_1(tmp_path, capsys):
 
     assert indexer_main(["info", str(tmp_path / "missing")]) == 1
     assert "error" in capsys.readouterr().err
-    assert distill_main(["evaluate", "--model", str(tmp_path / "no-model"), "--sts", str(tmp_path / "x.tsv")]) == 1
+    assert (
+        distill_main(["evaluate", "--model", str(tmp_path / "no-model"), "--sts", str(tmp_path / "x.tsv")])
+        == 1
+    )
 
 
 def test_interrupt_exits_130(tmp_path, tiny_model_dir, capsys, monkeypatch):
@@ -107,8 +122,10 @@ def test_interrupt_exits_130(tmp_path, tiny_model_dir, capsys, monkeypatch):
 
 def test_collection_add_takes_dicts(tmp_path, tiny_model_dir):
     with Collection.create(tmp_path / "c", [str(tiny_model_dir)], threads=1, show_progress=False) as col:
-        summary = col.add([Document(id="a", lang="en", text="The cat."), DOCS[1], {"id": "bad", "text": "no lang"}],
-                          on_error="skip")
+        summary = col.add(
+            [Document(id="a", lang="en", text="The cat."), DOCS[1], {"id": "bad", "text": "no lang"}],
+            on_error="skip",
+        )
         assert (summary.added, summary.rejected) == (2, 1)
         assert "lang" in summary.problems[0]
         hit = col.search("Katze", k=2, langs=["de"])[0]
