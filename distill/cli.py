@@ -10,6 +10,8 @@ import argparse
 import importlib
 import sys
 
+from distill import __version__
+
 # name -> (module, one-line help). Modules are imported only when their command runs.
 COMMANDS: dict[str, tuple[str, str]] = {
     "models": ("distill.models.cli", "list packaged models, or convert/cache one (pkg:NAME) ahead of time"),
@@ -22,7 +24,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="distill",
         description="Multi-stage distillation of compact cross-lingual sentence encoders (Ding et al., 2022).",
+        epilog="exit status: 0 ok, 1 runtime failure, 2 usage error, 130 interrupted",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (module_name, help_text) in COMMANDS.items():
         module = importlib.import_module(module_name)

@@ -16,7 +16,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from distill.paths import REPO_ROOT
+from distill.paths import find_config, preset_names
 
 DEFAULT_LANGS = ["de", "es", "fr", "it", "nl", "ar", "tr", "ru", "zh", "ja", "pl", "pt"]
 DEFAULT_TRAIN_FILES = [
@@ -256,14 +256,13 @@ def _fix_list_overrides(values: dict, cls: type) -> None:
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> RunConfig:
-    """Defaults <- TOML file <- overrides, validated."""
+    """Defaults <- TOML file (a path or a preset name such as `offline`) <- overrides, validated."""
     values: dict = {}
     if path is not None:
-        path = Path(path)
-        if not path.exists() and not path.is_absolute() and (REPO_ROOT / path).exists():
-            path = REPO_ROOT / path
-        if not path.exists():
-            raise ConfigError(f"config file {path} not found (presets are in {REPO_ROOT / 'configs'})")
+        found = find_config(path)
+        if found is None:
+            raise ConfigError(f"config file {path} not found; presets by name: {', '.join(preset_names())}")
+        path = found
         try:
             values = tomllib.loads(path.read_text())
         except tomllib.TOMLDecodeError as exc:

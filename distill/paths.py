@@ -1,22 +1,41 @@
-"""Where the project keeps generated artefacts and finds the shared data.
+"""Where the project keeps generated artefacts, finds its presets and the shared data.
 
-`data/` beside the package (git-ignored) holds converted models, students, collections and
-reports. Both locations can be moved with environment variables, so an installed (non-editable)
-copy or a CI runner can point elsewhere.
+Generated artefacts (converted models, students, collections, reports) go to `data_dir()`:
+`$XLSEARCH_DATA`, else `data/` of the source checkout this package runs from, else (an installed
+copy) the user cache directory, e.g. `~/.cache/xlsearch`. The shared data sets default to
+`../shared/data` beside the checkout (`$XLSEARCH_SHARED_DATA` overrides).
 """
 
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+PRESET_SUFFIX = ".toml"
+
+
+def in_checkout() -> bool:
+    """True when this package runs from a source checkout (not from site-packages)."""
+    return (REPO_ROOT / "pyproject.toml").is_file() and (REPO_ROOT / "distill" / "paths.py").is_file()
+
+
+def user_cache_dir() -> Path:
+    """The platform's per-user cache directory for xlsearch."""
+    if sys.platform == "win32":
+        base = Path(os.environ.get("LOCALAPPDATA") or Path.home() / "AppData" / "Local")
+    elif sys.platform == "darwin":
+        base = Path.home() / "Library" / "Caches"
+    else:
+        base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return base / "xlsearch"
 
 
 def data_dir() -> Path:
-    """Root for generated artefacts: `$XLSEARCH_DATA`, else `<repo>/data`."""
+    """Root for generated artefacts: `$XLSEARCH_DATA`, else `<checkout>/data`, else the user cache."""
     env = os.environ.get("XLSEARCH_DATA")
-    path = Path(env) if env else REPO_ROOT / "data"
+    path = Path(env) if env else REPO_ROOT / "data" if in_checkout() else user_cache_dir()
     path.mkdir(parents=True, exist_ok=True)
     return path
 
@@ -32,3 +51,29 @@ def shared_data_dir() -> Path:
     """The read-only shared data sets: `$XLSEARCH_SHARED_DATA`, else `<repo>/../shared/data`."""
     env = os.environ.get("XLSEARCH_SHARED_DATA")
     return Path(env) if env else REPO_ROOT.parent / "shared" / "data"
+
+
+def presets_dir() -> Path:
+    """The TOML presets: `configs/` of the checkout, or the copy installed as `distill.presets`."""
+    if (REPO_ROOT / "configs").is_dir():
+        return REPO_ROOT / "configs"
+    return Path(__file__).resolve().parent / "presets"  # setup.py installs configs/ there
+
+
+def preset_names() -> list[str]:
+    return sorted(p.stem for p in presets_dir().glob(f"*{PRESET_SUFFIX}"))
+
+
+def find_config(spec: str | Path) -> Path | None:
+    """A config file for `spec`: an existing path, a path relative to the checkout (e.g.
+    `configs/offline.toml`), or a preset name (`offline`, `offline.toml`). None if nothing matches."""
+    path = Path(spec).expanduser()
+    if path.is_file():
+        return path
+    if not path.is_absolute() and (REPO_ROOT / path).is_file():
+        return REPO_ROOT / path
+    if len(path.parts) == 1 or path.parent.name == "configs":
+        preset = presets_dir() / (path.stem + PRESET_SUFFIX)
+        if preset.is_file() and path.suffix in ("", PRESET_SUFFIX):
+            return preset
+    return None

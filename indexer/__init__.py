@@ -5,13 +5,16 @@ index per model over the same chunks. See `indexer.collection` for the layout an
 write protocol, and README "Indexer" for the CLI.
 
 ```python
-from indexer import Collection
+from indexer import Collection, Document
+with Collection.create("/tmp/notes", ["pkg:multilingual-e5-small"]) as col:
+    col.add([Document(id="1", lang="de", text="Die Katze schläft."), {"id": "2", "lang": "en", "text": "Hi"}])
 with Collection.open("data/collections/xquad", read_only=True) as col:
     for hit in col.search("¿Quién ganó el Super Bowl 50?", k=5, langs=["en", "de"]):
         print(hit.score, hit.lang, hit.doc_id, hit.snippet[:80])
 ```
 """
 
+from distill.data import Document
 from indexer.collection import AddSummary, Collection, DeleteSummary, Hit, VerifyReport
 from indexer.config import CollectionSettings, IndexKind, IndexSpec, OnError
 from indexer.errors import (
@@ -34,6 +37,7 @@ __all__ = [
     "CollectionNotFoundError",
     "CollectionSettings",
     "DeleteSummary",
+    "Document",
     "Hit",
     "IndexCorruptError",
     "IndexKind",

@@ -10,6 +10,11 @@ Examples:
   indexer search data/collections/xquad "¿Quién ganó el Super Bowl 50?" --lang en,de,zh
   indexer info data/collections/xquad
   indexer verify data/collections/xquad
+  cat docs.jsonl | indexer add data/collections/xquad - --json
+
+Every command takes --json (machine-readable output on standard output). Exit status: 0 ok,
+1 runtime failure (bad input, a broken collection, `verify` found problems), 2 usage error,
+130 interrupted.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import textwrap
 import unicodedata
 from pathlib import Path
 
+from distill import __version__
 from distill.data import DataError
 
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -43,7 +49,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
           indexer create /tmp/c --model pkg:multilingual-e5-small --db-url postgresql+psycopg://me@localhost/xl
         """),
     "add": ("add documents from JSONL/CSV/TSV/TXT files (changed ones are updated)", """\
-        Add the documents of each FILE: .jsonl (one object per line with id, lang, title?, text;
+        Add the documents of each FILE (`-`: JSONL from standard input): .jsonl (one object per line with id, lang, title?, text;
         other fields become metadata), .csv (header with the same columns), .tsv (header, no
         quoting) or .txt (one document per file; id = file name, language from NAME.xx.txt or
         --lang). A document already present with the same content is left alone; a changed one
@@ -123,6 +129,7 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("dir", metavar="DIR", type=Path, help="the collection directory")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for torch and FAISS (default: all cores)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
 
 
 def _index_params(p: argparse.ArgumentParser) -> None:
@@ -143,7 +150,8 @@ def _params_of(args: argparse.Namespace) -> dict:
 
 
 def _ingest_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("files", metavar="FILE", nargs="+", type=Path, help="input files (.jsonl, .csv, .tsv, .txt)")
+    p.add_argument("files", metavar="FILE", nargs="+", type=Path,
+                   help="input files (.jsonl, .csv, .tsv, .txt); - reads JSONL from standard input")
     p.add_argument("--on-error", choices=["fail", "skip"], default="fail",
                    help="fail: reject a file with any bad record (default); skip: index the good records")
     p.add_argument("--rejects", type=Path, help="where --on-error skip writes bad records (default DIR/rejects/)")
@@ -157,6 +165,7 @@ def _ingest_args(p: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="indexer", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (summary, description) in COMMANDS.items():
         p = sub.add_parser(name, help=summary, description=textwrap.dedent(description),
@@ -181,11 +190,7 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--model", help="which model's index to search (spec or name; default: the first)")
             p.add_argument("--k", type=int, default=10, help="number of documents (default 10)")
             p.add_argument("--lang", help="only documents in these languages, comma-separated (e.g. en,de,zh)")
-            p.add_argument("--json", action="store_true", help="print a JSON list of hits")
-        elif name == "info":
-            p.add_argument("--json", action="store_true", help="print JSON")
         elif name == "verify":
-            p.add_argument("--json", action="store_true", help="print JSON")
             p.add_argument("--repair", action="store_true", help="reconcile (open for writing) before checking")
         elif name == "rebuild":
             _index_params(p)
@@ -199,6 +204,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # ---------------------------------------------------------------------------------------------
+
+
+def _emit(args: argparse.Namespace, data, text: str | None = None) -> None:
+    """The one place commands print their result: `data` as JSON with --json, else `text`."""
+    if getattr(args, "json", False):
+        print(json.dumps(data, ensure_ascii=False, indent=2, default=str))
+    elif text is not None:
+        print(text)
 
 
 def _open(args: argparse.Namespace, read_only: bool, **kw):
@@ -216,20 +229,36 @@ def cmd_create(args: argparse.Namespace) -> int:
                            index_params=_params_of(args), settings=settings, threads=args.threads,
                            show_progress=not args.quiet) as col:
         info = col.info()
-    print(f"created {info['path']} with {len(info['models'])} model(s): "
+    _emit(args, info, f"created {info['path']} with {len(info['models'])} model(s): "
           + ", ".join(f"{m['spec']} ({m['dim']}-dim, {m['index_type']})" for m in info["models"]))
     return 0
 
 
+def _stdin_files(files: list[Path], tmp: Path) -> list[Path]:
+    """`-` -> standard input spooled to a JSONL file (the input is read twice: validated, then added)."""
+    if sum(str(f) == "-" for f in files) > 1:
+        raise DataError("-", None, "standard input (-) can be given only once")
+    if not any(str(f) == "-" for f in files):
+        return files
+    spool = tmp / "stdin.jsonl"
+    with spool.open("wb") as out:
+        shutil.copyfileobj(sys.stdin.buffer, out)
+    return [spool if str(f) == "-" else f for f in files]
+
+
 def _ingest(args: argparse.Namespace, upsert: bool) -> int:
-    with _open(args, read_only=False, batch_size=args.batch_size, commit_every=args.commit_every,
-               lock_timeout=args.lock_timeout) as col:
-        with col.lock():
-            summary = col.add_files(args.files, on_error=args.on_error, lang=args.lang, rejects=args.rejects,
-                                    upsert=upsert)
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="indexer-stdin-") as tmp:
+        files = _stdin_files(list(args.files), Path(tmp))
+        with _open(args, read_only=False, batch_size=args.batch_size, commit_every=args.commit_every,
+                   lock_timeout=args.lock_timeout) as col:
+            with col.lock():
+                summary = col.add_files(files, on_error=args.on_error, lang=args.lang, rejects=args.rejects,
+                                        upsert=upsert)
     for line in summary.problems[:5]:
         print(f"rejected {line}", file=sys.stderr)
-    print(summary)
+    _emit(args, summary.to_dict(), str(summary))
     return 0
 
 
@@ -253,7 +282,7 @@ def cmd_delete(args: argparse.Namespace) -> int:
         return 2
     with _open(args, read_only=False) as col:
         summary = col.delete(ids)
-    print(summary)
+    _emit(args, summary.to_dict(), str(summary))
     return 0
 
 
@@ -279,7 +308,7 @@ def cmd_search(args: argparse.Namespace) -> int:
         hits = col.search(args.query, model=args.model, k=args.k, langs=langs)
         model = col._model(args.model).spec
     if args.json:
-        print(json.dumps([h.to_dict() for h in hits], ensure_ascii=False, indent=2))
+        _emit(args, [h.to_dict() for h in hits])
         return 0
     if not hits:
         print(f"no documents found (model {model}{', languages ' + ','.join(langs) if langs else ''})")
@@ -307,7 +336,7 @@ def cmd_info(args: argparse.Namespace) -> int:
     with _open(args, read_only=True) as col:
         info = col.info()
     if args.json:
-        print(json.dumps(info, ensure_ascii=False, indent=2, default=str))
+        _emit(args, info)
         return 0
     langs = ", ".join(f"{k} {v}" for k, v in info["languages"].items())
     print(f"collection   {info['path']}")
@@ -331,14 +360,16 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
+    repairs: list[str] = []
     if args.repair:
         with _open(args, read_only=False) as col:
-            for action in col.repairs:
-                print(f"repaired: {action}")
+            repairs = [str(action) for action in col.repairs]
+        for action in [] if args.json else repairs:
+            print(f"repaired: {action}")
     with _open(args, read_only=True) as col:
         report = col.verify()
     if args.json:
-        print(json.dumps(report.to_dict(), ensure_ascii=False, indent=2, default=str))
+        _emit(args, {**report.to_dict(), "repairs": repairs})
     else:
         for line in report.problems:
             print(f"PROBLEM  {line}")
@@ -355,8 +386,9 @@ def cmd_rebuild(args: argparse.Namespace) -> int:
     with _open(args, read_only=False, lock_timeout=args.lock_timeout) as col:
         col.rebuild(args.index_type, models=args.models, reembed=args.reembed, index_params=_params_of(args) or None)
         info = col.info()
-    for m in info["models"]:
-        print(f"{m['name']}: {m['index_type']} ({m['factory']}), {m['vectors']} vectors, {_size(m['index_bytes'])}")
+    _emit(args, info["models"], "\n".join(
+        f"{m['name']}: {m['index_type']} ({m['factory']}), {m['vectors']} vectors, {_size(m['index_bytes'])}"
+        for m in info["models"]))
     return 0
 
 
@@ -366,8 +398,11 @@ def cmd_export(args: argparse.Namespace) -> int:
             args.out.parent.mkdir(parents=True, exist_ok=True)
             with args.out.open("w", encoding="utf-8") as f:
                 n = col.export(f)
-            print(f"exported {n} documents to {args.out}", file=sys.stderr)
-        else:
+            if args.json:
+                _emit(args, {"documents": n, "out": str(args.out)})
+            else:
+                print(f"exported {n} documents to {args.out}", file=sys.stderr)
+        else:  # JSONL on standard output is JSON already
             col.export(sys.stdout)
     return 0
 

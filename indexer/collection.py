@@ -157,6 +157,9 @@ class DeleteSummary:
     deleted: list[str] = field(default_factory=list)
     not_found: list[str] = field(default_factory=list)
 
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
     def __str__(self) -> str:
         text = f"{len(self.deleted)} deleted"
         if self.not_found:
@@ -622,13 +625,14 @@ class Collection:
         finally:
             self._lock.release()
 
-    def add(self, docs: Iterable[Document], on_error: str | OnError = OnError.FAIL, *,
+    def add(self, docs: Iterable[Document | dict], on_error: str | OnError = OnError.FAIL, *,
             rejects: str | Path | None = None) -> AddSummary:
-        """Add documents; an unchanged document (same content hash) is a no-op, a changed one is updated."""
+        """Add documents (`Document`s or dicts with the fields of a JSONL line); an unchanged document
+        (same content hash) is a no-op, a changed one is updated."""
         items = list(docs)
         return self._ingest([("<documents>", lambda: records_from_documents(items))], on_error, rejects, upsert=True)
 
-    def update(self, docs: Iterable[Document], on_error: str | OnError = OnError.FAIL, *,
+    def update(self, docs: Iterable[Document | dict], on_error: str | OnError = OnError.FAIL, *,
                rejects: str | Path | None = None) -> AddSummary:
         """Update existing documents; an id not in the collection is bad input (use `add`)."""
         items = list(docs)

@@ -178,11 +178,21 @@ def _read_txt(path: Path, lang: str | None) -> Record:
     return Record(source, None, doc=Document(id=stem, lang=doc_lang, text=text, title=stem), raw=text[:_RAW_KEEP])
 
 
-def records_from_documents(docs: Iterable[Document], source: str = "<documents>") -> Iterator[Record]:
-    """Records for documents given directly (the library API); `line` is the 1-based position."""
+def records_from_documents(docs: Iterable[Document | dict], source: str = "<documents>") -> Iterator[Record]:
+    """Records for documents given directly (the library API): `Document`s, or dicts with the fields
+    of a JSONL line (`id`, `lang`, `title`?, `text`, others become metadata); `line` is the 1-based
+    position."""
     for number, doc in enumerate(docs, start=1):
+        if isinstance(doc, dict):
+            rec = Record(source, number, raw=json.dumps(doc, ensure_ascii=False, default=str)[:_RAW_KEEP])
+            try:
+                rec.doc = parse_document(doc, source, number)
+            except DataError as exc:
+                rec.reject(_message(exc))
+            yield rec
+            continue
         if not isinstance(doc, Document):
-            yield Record(source, number, error=f"expected a distill.data.Document, got {type(doc).__name__}")
+            yield Record(source, number, error=f"expected a Document or a dict, got {type(doc).__name__}")
             continue
         yield Record(source, number, doc=doc, raw=json.dumps({"id": doc.id, "lang": doc.lang}, ensure_ascii=False))
 

@@ -369,6 +369,24 @@ def test_cli_reports_config_errors(capsys):
     assert "unknown config key(s): stage2.stepz" in capsys.readouterr().err
 
 
+def test_presets_by_name_and_version(capsys, tmp_path, monkeypatch):
+    from distill import __version__
+    from distill.cli import main
+    from distill.paths import preset_names
+
+    monkeypatch.chdir(tmp_path)  # a name, not a path relative to the working directory
+    assert {"offline", "paper-minilm"} <= set(preset_names())
+    assert main(["run", "--config", "offline", "--print-config"]) == 0
+    by_name = capsys.readouterr().out
+    assert main(["run", "--config", "configs/offline.toml", "--print-config"]) == 0
+    assert capsys.readouterr().out == by_name and 'name = "offline"' in by_name
+    assert main(["run", "--config", "nope", "--print-config"]) == 2
+    assert "presets by name: offline" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:
+        main(["--version"])
+    assert exc.value.code == 0 and capsys.readouterr().out.strip() == f"distill {__version__}"
+
+
 def test_passage_pairs_join_sentences_within_documents(tmp_path):
     import json
 

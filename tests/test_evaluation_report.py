@@ -139,17 +139,26 @@ def test_cli_writes_the_three_files(tiny_model_dir, tiny_model_dir_b, files, tmp
 
 
 @pytest.mark.parametrize(
-    ("extra", "message"),
+    ("extra", "message", "exit_code"),
     [
-        (["--sts", "/nonexistent/sts.tsv"], "file not found"),
-        (["--retrieval", "queries=a.jsonl,corpus=b.jsonl"], "lacks ['qrels']"),
-        ([], "nothing to evaluate"),
+        (["--sts", "/nonexistent/sts.tsv"], "file not found", 1),  # runtime failure
+        (["--retrieval", "queries=a.jsonl,corpus=b.jsonl"], "lacks ['qrels']", 2),  # usage error
+        ([], "nothing to evaluate", 2),
     ],
 )
-def test_cli_reports_bad_input_without_traceback(tiny_model_dir_b, tmp_path, capsys, extra, message):
+def test_cli_reports_bad_input_without_traceback(tiny_model_dir_b, tmp_path, capsys, extra, message, exit_code):
     code = distill_main(["evaluate", "--model", str(tiny_model_dir_b), "--out", str(tmp_path / "o"), *extra])
     err = capsys.readouterr().err
-    assert code == 2 and message in err and "Traceback" not in err
+    assert code == exit_code and message in err and "Traceback" not in err
+
+
+def test_cli_skips_the_cost_evaluator_without_its_texts(tiny_model_dir_b, files, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("XLSEARCH_SHARED_DATA", str(tmp_path / "no-shared-data"))
+    out = tmp_path / "o"
+    code = distill_main(["evaluate", "--model", str(tiny_model_dir_b), "--sts", str(files["sts"]), "--out", str(out)])
+    assert code == 0, capsys.readouterr().err
+    assert "cost evaluator skipped" in capsys.readouterr().err
+    assert "toy-sts_spearman" in load_results(out).metrics[next(iter(load_results(out).metrics))]
 
 
 def test_cli_reports_unknown_qrels_ids(tiny_model_dir_b, files, tmp_path, capsys):
@@ -157,7 +166,7 @@ def test_cli_reports_unknown_qrels_ids(tiny_model_dir_b, files, tmp_path, capsys
     code = distill_main(["evaluate", "--model", str(tiny_model_dir_b), "--retrieval", files["retrieval"],
                          "--out", str(tmp_path / "o")])
     err = capsys.readouterr().err
-    assert code == 2 and "document id(s) not in" in err
+    assert code == 1 and "document id(s) not in" in err
 
 
 # --- the HTML in a real browser ---------------------------------------------------------------

@@ -54,9 +54,16 @@ def test_max_seq_length_truncates(tiny_model_dir):
 
 def test_bad_inputs(tiny_model_dir):
     enc = load_encoder(tiny_model_dir)
-    with pytest.raises(TypeError):
-        enc.encode("not a list")
     assert enc.encode([]).shape == (0, enc.dim)
+    with pytest.raises(ValueError, match="batch_size"):
+        enc.encode(["a"], batch_size=0)
+
+
+def test_single_string_gives_one_vector(tiny_model_dir):
+    enc = load_encoder(tiny_model_dir)
+    one = enc.encode("hello there", prefix="query")
+    assert one.shape == (enc.dim,)
+    np.testing.assert_allclose(one, enc.encode(["hello there"], prefix="query")[0], atol=1e-6)
 
 
 def test_layout_round_trip(tiny_model_dir):

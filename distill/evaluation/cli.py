@@ -106,7 +106,12 @@ def build_evaluators(args: argparse.Namespace) -> list:
         raise ValueError(f"two evaluators are named {dup}: rename the files or drop one")
     if not args.no_cost:
         n = 64 if args.suite == "quick" else 128
-        evaluators.append(CostEvaluator(flores_english(shared_data_dir(), n), batch_size=32, threads=args.threads))
+        flores = shared_data_dir() / "dev" / "flores200_devtest.jsonl"
+        if flores.is_file():
+            evaluators.append(CostEvaluator(flores_english(shared_data_dir(), n), batch_size=32, threads=args.threads))
+        else:  # e.g. an installed copy evaluating the user's own files: the rest runs without it
+            print(f"note: cost evaluator skipped: its texts ({flores}) are absent; set XLSEARCH_SHARED_DATA "
+                  "or pass --no-cost", file=sys.stderr)
     return evaluators
 
 
@@ -114,13 +119,16 @@ def main(args: argparse.Namespace) -> int:
 
     from distill.data import DataError
     from distill.evaluation.runner import evaluate_models, parse_model_args, percent_progress
-    from distill.models import ModelNotFoundError
+    from distill.models import ModelNotFoundError, UnsupportedModelError
     from distill.paths import data_dir
 
     try:
         models = parse_model_args(args.model)
         evaluators = build_evaluators(args)
-    except (ValueError, DataError, FileNotFoundError) as exc:
+    except (DataError, FileNotFoundError) as exc:  # unreadable input: a runtime failure
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except ValueError as exc:  # what the command line asks for makes no sense
         print(f"error: {exc}", file=sys.stderr)
         return 2
     out = args.out or data_dir() / "reports" / (args.suite or "custom")
@@ -136,10 +144,10 @@ def main(args: argparse.Namespace) -> int:
     try:
         run = evaluate_models(models, evaluators, out, progress=progress, threads=args.threads,
                               max_seq_length=args.max_seq_length, suite=args.suite, notes=notes)
-    except (ModelNotFoundError, DataError, FileNotFoundError) as exc:
+    except (ModelNotFoundError, UnsupportedModelError, DataError, FileNotFoundError) as exc:
         bar.close()
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return 1
     bar.close()
     from distill.evaluation.report import datasets, overall
 

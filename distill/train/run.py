@@ -193,6 +193,8 @@ def stage1(run: Run) -> dict:
     en_texts, en_row = _texts_index(pairs, "en")
     t_en = run.targets(cfg.models.teacher, en_texts, "T(en) targets")
     assistant = run.encoder(cfg.models.assistant)
+    if len(getattr(assistant, "dense", ())):  # stage 1 trains and saves the transformer only
+        raise ConfigError(f"assistant {cfg.models.assistant} has Dense layers; use a model without them as A")
     if assistant.dim != t_en.shape[1]:
         raise ConfigError(f"T ({t_en.shape[1]}-d) and A ({assistant.dim}-d) must have the same dimension")
     model = assistant.model
