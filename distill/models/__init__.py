@@ -11,6 +11,7 @@ import torch
 
 from distill.models.encoder import Encoder, Role, mean_pool
 from distill.models.layout import Pooling, read_layout, write_sentence_transformers_files
+from distill.models.remote_code import RemoteCodeError, check_remote_code, register_student
 from distill.models.sources import PACKAGED_MODELS, ModelNotFoundError, resolve_model
 
 __all__ = [
@@ -18,10 +19,12 @@ __all__ = [
     "ModelNotFoundError",
     "PACKAGED_MODELS",
     "Pooling",
+    "RemoteCodeError",
     "Role",
     "load_encoder",
     "mean_pool",
     "read_layout",
+    "register_student",
     "resolve_model",
     "write_sentence_transformers_files",
 ]
@@ -33,11 +36,14 @@ def load_encoder(
     device: str | None = None,
     threads: int | None = None,
     max_seq_length: int | None = None,
+    trust_remote_code: bool = False,
 ) -> Encoder:
     """Load `spec` (`pkg:NAME`, a local directory, or a hub id) as an `Encoder`.
 
     `threads` sets torch's intra-op thread count (process wide); `max_seq_length` caps the
     tokens per text (default: the model's own setting, at most its position table).
+    A model that ships its own Python code (`auto_map`) raises `RemoteCodeError` unless
+    `trust_remote_code`; xlsearch students always load, from the installed student code.
     """
     from transformers import AutoModel, AutoTokenizer
     from transformers.utils import logging as hf_logging
@@ -48,9 +54,10 @@ def load_encoder(
         torch.set_num_threads(threads)
     path = resolve_model(spec)
     layout = read_layout(path)
-    # trust_remote_code: our saved students carry their own modelling code.
-    model = AutoModel.from_pretrained(layout.transformer_dir, trust_remote_code=True)
-    tokenizer = AutoTokenizer.from_pretrained(layout.transformer_dir, trust_remote_code=True)
+    check_remote_code(layout.transformer_dir, str(spec), trust_remote_code)
+    register_student()  # a student's auto_map then resolves to distill.student, not to the directory's copy
+    model = AutoModel.from_pretrained(layout.transformer_dir, trust_remote_code=trust_remote_code)
+    tokenizer = AutoTokenizer.from_pretrained(layout.transformer_dir, trust_remote_code=trust_remote_code)
     limit = getattr(model.config, "max_position_embeddings", 512)
     max_len = min(max_seq_length or layout.max_seq_length or limit, limit)
     model.to(device or ("cuda" if torch.cuda.is_available() else "cpu"))
