@@ -190,3 +190,26 @@ def test_student_still_loads_with_sentence_transformers_without_xlsearch(saved_s
         timeout=300,
     )
     np.testing.assert_allclose(np.load(out), ours, atol=1e-5)
+
+
+def test_distill_evaluate_refuses_then_accepts_the_flag(evil_model, tmp_path, capsys):
+    from distill.cli import main
+
+    path, marker = evil_model
+    pairs = tmp_path / "pairs.tsv"
+    pairs.write_text("en\tde\n" + "".join(f"{a}\t{b}\n" for a, b in zip(TEXTS[:3], TEXTS[1:4], strict=True)))
+    args = [
+        "evaluate",
+        "--model",
+        str(path),
+        "--bitext",
+        str(pairs),
+        "--no-cost",
+        "--out",
+        str(tmp_path / "out"),
+    ]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "--trust-remote-code" in err and "Traceback" not in err and not marker.exists()
+    assert main([*args, "--trust-remote-code"]) == 0 and marker.exists()
+    assert (tmp_path / "out" / "metrics.json").is_file()
