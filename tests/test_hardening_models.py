@@ -213,3 +213,13 @@ def test_distill_evaluate_refuses_then_accepts_the_flag(evil_model, tmp_path, ca
     assert "--trust-remote-code" in err and "Traceback" not in err and not marker.exists()
     assert main([*args, "--trust-remote-code"]) == 0 and marker.exists()
     assert (tmp_path / "out" / "metrics.json").is_file()
+
+
+def test_distill_models_refuses_with_one_line(evil_model, capsys):
+    from distill.cli import main
+
+    path, marker = evil_model
+    assert main(["models", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1 and "--trust-remote-code" in err
+    assert not marker.exists()
