@@ -116,7 +116,9 @@ def collection_or_message(s: AppSettings) -> OpenCollection | None:
     """The selected collection, or None after showing why it cannot be used."""
     name = pick_collection(s)
     if not name:
-        st.info(f"No collection yet in {md_code(s.collections_dir)}. Run `make demo` to build the demo collection.")
+        st.info(
+            f"No collection yet in {md_code(s.collections_dir)}. Run `make demo` to build the demo collection."
+        )
         return None
     try:
         return open_collection(s, name)

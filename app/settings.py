@@ -40,8 +40,12 @@ DEFAULT_COLLECTION = "xquad"
 def valid_collection_name(name: object) -> bool:
     """A single path component that names no parent or hidden directory."""
     return (
-        isinstance(name, str) and 0 < len(name) <= 255 and not name.startswith(".") and "/" not in name
-        and (os.altsep is None or os.altsep not in name) and name.isprintable()
+        isinstance(name, str)
+        and 0 < len(name) <= 255
+        and not name.startswith(".")
+        and "/" not in name
+        and (os.altsep is None or os.altsep not in name)
+        and name.isprintable()
     )
 
 
