@@ -6,7 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from app.common import collection_or_message, reload_collections, settings
-from app.display import language_label
+from app.display import language_label, md_code, md_text
 from app.roles import choose_models
 
 
@@ -28,7 +28,7 @@ def render() -> None:
     choice = choose_models(list(oc.collection.models), teacher=s.teacher, student=s.student, standin=s.standin)
     roles = {c.spec: c.label.split(" · ")[0] for c in (choice.teacher, choice.student) if c is not None}
 
-    st.caption(f"`{info['path']}` · database `{info['database']}` · created {_when(info.get('created_at'))} · "
+    st.caption(f"{md_code(info['path'])} · database {md_code(info['database'])} · created {_when(info.get('created_at'))} · "
                f"last update {_when(info.get('last_update'))}")
     cols = st.columns(4)
     cols[0].metric("Documents", f"{info['documents']:,}")
@@ -37,8 +37,8 @@ def render() -> None:
     last = info.get("last_update")
     cols[3].metric("Last update", last[:10] if last else "never", help=_when(last))
     if info.get("pending_chunks"):
-        st.warning(f"{info['pending_chunks']} chunk(s) are pending (a writer is at work, or was interrupted: "
-                   f"`indexer verify {info['path']} --repair`).")
+        repair = md_code(f"indexer verify {info['path']} --repair")
+        st.warning(f"{info['pending_chunks']} chunk(s) are pending (a writer is at work, or was interrupted: {repair}).")
 
     st.subheader("Documents per language")
     langs = pd.DataFrame(
@@ -77,9 +77,9 @@ def render() -> None:
         if report.ok:
             st.success("Consistent: every chunk is in every index, and nothing else is.")
         for problem in report.problems:
-            st.error(problem)
+            st.error(md_text(problem))
         for note in report.notes:
-            st.caption(note)
+            st.caption(md_text(note))
     if right.button("Reload collections", help="reopen collections rebuilt by another process"):
         reload_collections()
         st.rerun()

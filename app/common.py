@@ -15,6 +15,7 @@ from typing import Any
 
 import streamlit as st
 
+from app.display import md_code, md_text
 from app.settings import AppSettings
 
 MARKER = "collection.json"  # what makes a directory a collection (see indexer/collection.py)
@@ -39,7 +40,12 @@ def available_collections(s: AppSettings) -> list[str]:
     """Names of the collections (directories with a collection.json) in the collections directory."""
     if not s.collections_dir.is_dir():
         return []
-    return sorted(p.name for p in s.collections_dir.iterdir() if (p / MARKER).is_file())
+    names = []
+    for p in s.collections_dir.iterdir():
+        path = s.collection_path(p.name)
+        if path is not None and (path / MARKER).is_file():
+            names.append(p.name)
+    return sorted(names)
 
 
 def _stamp(path: Path) -> float:
@@ -62,17 +68,22 @@ def _open(path: str, stamp: float, threads: int) -> Any:
 
 
 def open_collection(s: AppSettings, name: str) -> OpenCollection:
+    """Open collection `name` of the collections directory. Whatever else `name` is (a path, a
+    directory that is no collection, nothing at all), the message is the same: it tells nothing
+    about the server's files."""
     path = s.collection_path(name)
-    if not (path / MARKER).is_file():
-        what = "not found" if not path.exists() else "is not a collection (no collection.json)"
+    if path is None or not (path / MARKER).is_file():
+        example = s.collections_dir / "NAME"
         raise CollectionError(
-            f"Collection `{name}` {what} at `{path}`. Build the demo collection with `make demo`, "
-            f"or create one: `indexer create {path} --model {s.teacher}` then `indexer add {path} FILE.jsonl`."
+            f"Collection {md_code(name)} not found: the app shows the collections in {md_code(s.collections_dir)}, "
+            f"by name. Build the demo collection with `make demo`, or create one: "
+            f"{md_code(f'indexer create {example} --model {s.teacher}')} then "
+            f"{md_code(f'indexer add {example} FILE.jsonl')}."
         )
     try:
         collection = _open(str(path.resolve()), _stamp(path), s.threads)
     except Exception as exc:  # noqa: BLE001 - indexer and loader errors are written for users
-        raise CollectionError(f"Collection `{name}` at `{path}` could not be opened: {exc}") from exc
+        raise CollectionError(f"Collection {md_code(name)} could not be opened: {md_text(exc)}") from exc
     return OpenCollection(name=name, path=path, collection=collection)
 
 
@@ -105,7 +116,9 @@ def collection_or_message(s: AppSettings) -> OpenCollection | None:
     """The selected collection, or None after showing why it cannot be used."""
     name = pick_collection(s)
     if not name:
-        st.info(f"No collection yet in `{s.collections_dir}`. Run `make demo` to build the demo collection.")
+        st.info(
+            f"No collection yet in {md_code(s.collections_dir)}. Run `make demo` to build the demo collection."
+        )
         return None
     try:
         return open_collection(s, name)

@@ -1,13 +1,20 @@
-"""HTML for a ranked hit. Every piece of document text is escaped here, and only here.
+"""HTML for a ranked hit, and Markdown-safe text for messages. Every piece of user text (documents,
+collection names, paths, model specs, error messages) is escaped here, and only here.
 
 Document text comes from users' files and may contain `<script>`, `<b>` or Markdown; it is shown
 literally. The only markup in the output is the app's own (`<div>`, `<mark>`, `<span>`), and the
 result is rendered with `st.html` (no Markdown pass, DOMPurify-sanitised) as a second safety net.
+Messages (`st.error`, `st.markdown`, ...) are Markdown: user text goes in through `md_code` (shown
+as code) or `md_text` (shown as plain text), so a backtick, `[link](url)` or `<tag>` stays literal.
 """
 
 from __future__ import annotations
 
+import re
+import string
 from html import escape
+
+_MD_SPECIAL = re.compile("([" + re.escape(string.punctuation) + "])")
 
 LANGUAGE_NAMES = {
     "ar": "Arabic", "bg": "Bulgarian", "cs": "Czech", "da": "Danish", "de": "German", "el": "Greek",
@@ -36,6 +43,20 @@ CSS = """
 .xl-full mark {background: #fff1a8;}
 </style>
 """
+
+
+def md_text(text: object) -> str:
+    """`text` as literal Markdown: every ASCII punctuation character backslash-escaped (CommonMark
+    allows that for all of them), which also disarms Streamlit's `:color[...]`, `$math$` and HTML."""
+    return _MD_SPECIAL.sub(r"\\\1", str(text))
+
+
+def md_code(text: object) -> str:
+    """`text` as an inline code span. Its fence is longer than any backtick run inside, and line breaks
+    become spaces (a blank line would end the span and the paragraph)."""
+    text = " ".join(str(text).split())
+    fence = "`" * (max((len(run) for run in re.findall("`+", text)), default=0) + 1)
+    return f"{fence} {text} {fence}" if len(fence) > 1 else f"{fence}{text}{fence}"
 
 
 def language_label(code: str) -> str:

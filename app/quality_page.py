@@ -14,6 +14,7 @@ import pandas as pd
 import streamlit as st
 
 from app.common import OpenCollection, collection_or_message, compute_lock, settings
+from app.display import md_code, md_text
 from app.quality import DEFAULT_LIMIT, REPORT_SUITE, compute_report, report_langs, role_models
 from app.roles import RoleChoice, choose_models, same_spec
 
@@ -73,7 +74,7 @@ def _compute(oc: OpenCollection, choice: RoleChoice, out: Path) -> None:
                 run = compute_report(models, out, langs=oc.collection.languages(), progress=progress, threads=None)
             except (ValueError, FileNotFoundError, OSError) as exc:
                 status.update(label="The report could not be computed", state="error")
-                st.error(str(exc))
+                st.error(md_text(exc))
                 return
             status.update(label=f"Report written to {out} in {run.wall_seconds:.0f} s", state="complete")
     finally:
@@ -84,7 +85,7 @@ def _compute(oc: OpenCollection, choice: RoleChoice, out: Path) -> None:
 def _compute_button(oc: OpenCollection, choice: RoleChoice, out: Path, label: str) -> None:
     langs = report_langs(oc.collection.languages())
     st.caption(
-        f"Evaluates {' and '.join(m.spec for m in (choice.teacher, choice.student) if m)} on the app's job: the real "
+        f"Evaluates {' and '.join(md_code(m.spec) for m in (choice.teacher, choice.student) if m)} on the app's job: the real "
         f"XQuAD dev questions against every paragraph in {len(langs)} languages ({', '.join(langs)}); then "
         f"{DEFAULT_LIMIT} paragraphs searched for their translations (a sanity check), size and speed. "
         "About 15 minutes on 2 CPU cores."
@@ -105,7 +106,7 @@ def render() -> None:
         return
     out = s.report_dir(oc.name)
     if not (out / "metrics.json").is_file():
-        st.info(f"No quality report for collection `{oc.name}` yet (looked in `{out}`).")
+        st.info(f"No quality report for collection {md_code(oc.name)} yet (looked in {md_code(out)}).")
         _compute_button(oc, choice, out, "Compute the report")
         return
 
@@ -115,19 +116,19 @@ def render() -> None:
     try:
         run = load_results(out)
     except (ValueError, KeyError, OSError) as exc:
-        st.error(f"The report in `{out}` cannot be read ({exc}). Compute it again:")
+        st.error(f"The report in {md_code(out)} cannot be read ({md_text(exc)}). Compute it again:")
         _compute_button(oc, choice, out, "Recompute the report")
         return
     st.caption(
         f"Report of {run.created} ({run.wall_seconds:.0f} s) · models: "
-        + ", ".join(f"**{m.label}** = `{m.spec}`" for m in run.models)
+        + ", ".join(f"**{md_text(m.label)}** = {md_code(m.spec)}" for m in run.models)
     )
     missing = _mismatch(run, choice)
     if missing:
-        st.warning(f"This report does not cover {', '.join(f'`{m}`' for m in missing)}, which the collection shows.")
+        st.warning(f"This report does not cover {', '.join(md_code(m) for m in missing)}, which the collection shows.")
         _compute_button(oc, choice, out, "Recompute the report")
     for note in run.notes:
-        st.caption(note)
+        st.caption(md_text(note))
 
     sections = build_tables(run)
     if run.suite != REPORT_SUITE:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from app.display import md_code
 from distill.paths import REPO_ROOT
 
 
@@ -68,7 +69,7 @@ def choose_models(available: list[str], *, teacher: str, student: str, standin: 
     t_spec = next((m for m in available if same_spec(m, teacher)), None)
     if t_spec is None:
         t_spec = available[0]
-        warnings.append(f"The teacher `{teacher}` is not indexed in this collection; showing `{t_spec}` instead.")
+        warnings.append(f"The teacher {md_code(teacher)} is not indexed in this collection; showing {md_code(t_spec)} instead.")
     teacher_col = ColumnModel(t_spec, f"Teacher · {short_name(t_spec)}", report_label="teacher")
     others = [m for m in available if m != t_spec]
     s_spec = next((m for m in others if same_spec(m, student)), None)
@@ -77,7 +78,7 @@ def choose_models(available: list[str], *, teacher: str, student: str, standin: 
     s_spec = next((m for m in others if same_spec(m, standin)), None)
     if s_spec is not None:
         note = (
-            f"No distilled student is indexed in this collection, so `{short_name(s_spec)}` stands in for it. "
+            f"No distilled student is indexed in this collection, so {md_code(short_name(s_spec))} stands in for it. "
             "Run `make demo` after distillation (`distill run --config configs/offline.toml`) to index the student."
         )
         return RoleChoice(
@@ -85,7 +86,7 @@ def choose_models(available: list[str], *, teacher: str, student: str, standin: 
         )
     if others:
         s_spec = others[0]
-        note = f"`{short_name(s_spec)}` is neither the configured student nor the stand-in."
+        note = f"{md_code(short_name(s_spec))} is neither the configured student nor the stand-in."
         return RoleChoice(teacher_col, ColumnModel(s_spec, f"Second model · {short_name(s_spec)}", note, "second"), tuple(warnings))
     warnings.append("This collection indexes a single model, so there is no student column to compare with.")
     return RoleChoice(teacher_col, None, tuple(warnings))

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 import streamlit as st
 
 from app.common import OpenCollection, collection_or_message, settings
-from app.display import CSS, hit_html, language_label
+from app.display import CSS, hit_html, language_label, md_code, md_text
 from app.examples import EXAMPLES
 from app.ranking import ColumnResult, agreement, timed
 from app.roles import ColumnModel, choose_models
@@ -49,11 +49,11 @@ def _card(rank: int, hit: Hit, *, in_both: bool) -> str:
 
 
 def _column(role: Role, result: ColumnResult, model: ColumnModel, other_ids: set[str]) -> None:
-    st.subheader(model.label)
+    st.subheader(md_text(model.label))
     if model.note:
         st.caption(model.note)
     if result.error:
-        st.error(f"Search with `{model.spec}` failed: {result.error}")
+        st.error(f"Search with {md_code(model.spec)} failed: {md_text(result.error)}")
         return
     st.caption(f"{len(result.hits)} hits · {result.latency_ms:.0f} ms (query encoding + search)")
     if not result.hits:

@@ -6,7 +6,7 @@ another collection directory or other models without editing code:
 | variable | default |
 |---|---|
 | `XLSEARCH_COLLECTIONS` | `<data>/collections` (a directory of collections) |
-| `XLSEARCH_COLLECTION` | `xquad` (the collection selected first; a name in that directory or a path) |
+| `XLSEARCH_COLLECTION` | `xquad` (the collection selected first; a name in that directory) |
 | `XLSEARCH_TEACHER` | `pkg:multilingual-e5-small` (A, the multilingual assistant) |
 | `XLSEARCH_STUDENT` | `<data>/students/offline` (the distilled student) |
 | `XLSEARCH_STANDIN` | `pkg:all-MiniLM-L6-v2` (shown, labelled, while no student exists) |
@@ -17,6 +17,10 @@ another collection directory or other models without editing code:
 One thread per query: a short query gains little from a second thread, and on a busy 2-core
 machine two threads were 10-50x slower (e5: 0.25-6.5 s against 40-80 ms with one, measured while
 other jobs ran). A `?collection=NAME` query parameter overrides `XLSEARCH_COLLECTION` for one browser session.
+
+The app opens only collections inside `XLSEARCH_COLLECTIONS`, by name: never a path, `..`, a hidden
+directory, or a symbolic link that leads out of it (a link in a URL must not make the server load
+an arbitrary directory, or its models).
 """
 
 from __future__ import annotations
@@ -31,6 +35,18 @@ from distill.paths import data_dir
 DEFAULT_TEACHER = "pkg:multilingual-e5-small"
 DEFAULT_STANDIN = "pkg:all-MiniLM-L6-v2"
 DEFAULT_COLLECTION = "xquad"
+
+
+def valid_collection_name(name: object) -> bool:
+    """A single path component that names no parent or hidden directory."""
+    return (
+        isinstance(name, str)
+        and 0 < len(name) <= 255
+        and not name.startswith(".")
+        and "/" not in name
+        and (os.altsep is None or os.altsep not in name)
+        and name.isprintable()
+    )
 
 
 class Role(StrEnum):
@@ -64,12 +80,17 @@ class AppSettings:
             threads=int(env.get("XLSEARCH_THREADS") or 1),
         )
 
-    def collection_path(self, name: str) -> Path:
-        """A collection name inside `collections_dir`, or a path given as is."""
-        candidate = Path(name).expanduser()
-        if candidate.is_absolute() or os.sep in name:
-            return candidate
-        return self.collections_dir / name
+    def collection_path(self, name: str) -> Path | None:
+        """The directory of collection `name` inside `collections_dir`; None for anything but a plain
+        name there (a path, `..`, a hidden name, control characters, a link that leaves the directory)."""
+        if not valid_collection_name(name):
+            return None
+        path = self.collections_dir / name
+        try:
+            root, target = self.collections_dir.resolve(), path.resolve()
+        except (OSError, RuntimeError):  # a symlink loop
+            return None
+        return path if target.is_relative_to(root) and target != root else None
 
     def report_dir(self, collection: str) -> Path:
         return self.reports_dir / Path(collection).name

@@ -8,6 +8,7 @@ are rejected with a message naming the key, so a typo never silently trains the 
 from __future__ import annotations
 
 import dataclasses
+import math
 import tomllib
 import types
 import typing
@@ -48,6 +49,7 @@ class ModelsConfig:
     teacher: str = "pkg:all-MiniLM-L6-v2"  # T: defines the target space
     assistant: str = "pkg:multilingual-e5-small"  # A: multilingual, compressed into S
     prefix: str = "query"  # role prompt for A and S on both sides (symmetric task); "" = none
+    trust_remote_code: bool = False  # let T/A run Python shipped in their directories (auto_map); trusted authors only
 
 
 @dataclass
@@ -184,6 +186,8 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise ConfigError(f"{key}: expected a number, got {value!r}")
+        if not math.isfinite(value):  # TOML has nan and inf literals; no setting means them
+            raise ConfigError(f"{key}: expected a finite number, got {value!r}")
         return float(value)
     if tp is str:
         if not isinstance(value, str):
@@ -262,28 +266,71 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
         found = find_config(path)
         if found is None:
             raise ConfigError(f"config file {path} not found; presets by name: {', '.join(preset_names())}")
-        path = found
-        try:
-            values = tomllib.loads(path.read_text())
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"{path}: invalid TOML: {exc}") from None
-    values = apply_overrides(values, overrides or [])
-    _fix_list_overrides(values, RunConfig)
-    cfg = _build(RunConfig, values)
+        values = _read_toml(found)
+    # Only a command-line value may stand for a one-element list (`--data.langs=de`); in a file,
+    # `langs = "de"` is a type error like any other.
+    given = apply_overrides({}, overrides or [])
+    _fix_list_overrides(given, RunConfig)
+    cfg = _build(RunConfig, _merge(values, given))
     validate(cfg)
     return cfg
 
 
+def _read_toml(path: Path) -> dict:
+    if not path.exists():
+        raise ConfigError(f"config file {path} not found")
+    if not path.is_file():
+        raise ConfigError(f"config file {path} is not a file (give a TOML file, e.g. configs/offline.toml)")
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start}); TOML files are UTF-8") from None
+    except OSError as exc:
+        raise ConfigError(f"config file {path} cannot be read ({exc.strerror or exc})") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+
+
+def _merge(base: dict, top: dict) -> dict:
+    """`top` over `base`, section by section."""
+    out = dict(base)
+    for k, v in top.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def _at_least(key: str, value: float, minimum: float) -> None:
+    if value < minimum:
+        raise ConfigError(f"{key} must be >= {minimum}, got {value!r}")
+
+
+def _positive(key: str, value: float) -> None:
+    if value <= 0:
+        raise ConfigError(f"{key} must be > 0, got {value!r}")
+
+
 def validate(cfg: RunConfig) -> None:
     s = cfg.student
-    if s.embedding_size < 1 or s.layers < 1 or s.passes < 1:
-        raise ConfigError("student.embedding_size, student.layers and student.passes must be >= 1")
+    for name in ("embedding_size", "layers", "passes"):
+        _at_least(f"student.{name}", getattr(s, name), 1)
+    _at_least("threads", cfg.threads, 0)
+    d = cfg.data
+    for name, minimum in (("max_pairs", 0), ("passages", 0), ("passage_sentences", 1), ("max_seq_length", 1),
+                          ("encode_batch_size", 1)):
+        _at_least(f"data.{name}", getattr(d, name), minimum)
+    _at_least("vocab.min_count", cfg.vocab.min_count, 1)
     for n in (1, 2, 3, 4):
         st = cfg.stage(n)
-        if st.steps < 0 or st.batch_size < 1 or st.lr <= 0:
-            raise ConfigError(f"stage{n}: steps must be >= 0, batch_size >= 1 and lr > 0")
+        for name, minimum in (("steps", 0), ("batch_size", 1), ("max_pairs", 0), ("checkpoint_every", 1),
+                              ("log_every", 1), ("weight_decay", 0)):
+            _at_least(f"stage{n}.{name}", getattr(st, name), minimum)
+        for name in ("lr", "grad_clip"):  # a clip norm of 0 would zero every gradient
+            _positive(f"stage{n}.{name}", getattr(st, name))
         if not 0 <= st.warmup_ratio < 1:
             raise ConfigError(f"stage{n}.warmup_ratio must be in [0, 1)")
+    for name in ("weight_en", "weight_xx", "weight_cos", "infonce_weight"):
+        _at_least(f"stage4.{name}", getattr(cfg.stage4, name), 0)
+    _positive("stage4.infonce_scale", cfg.stage4.infonce_scale)
     if cfg.stage4.variant == ContrastiveVariant.INFONCE and cfg.stage4.batch_size < 2:
         raise ConfigError("stage4.variant = 'infonce' needs batch_size >= 2 (in-batch negatives)")
     if not cfg.data.langs:

@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import sys
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from distill.langs import canonical_lang
+
+_LANG_CODE = re.compile(r"[A-Za-z]{2,3}([_-][A-Za-z0-9]{2,8})*")  # de, deu_Latn, zho-CN, pt-BR
 
 csv.field_size_limit(sys.maxsize)
 
@@ -169,6 +172,13 @@ def read_pair_tsv(path: str | Path) -> PairSet:
     langs = header.rstrip("\r\n").split("\t")
     if len(langs) != 2 or not all(langs):
         raise DataError(path, 1, f"header must name two languages (e.g. 'en<TAB>de'), got {langs}")
+    # A headless file (its first pair read as the header) or a repeated code (both columns the same,
+    # so every sentence "finds" itself: accuracy 1.000) would otherwise score silently.
+    unknown = [c for c in langs if not _LANG_CODE.fullmatch(c)]
+    if unknown or canonical_lang(langs[0]) == canonical_lang(langs[1]):
+        what = f"not language code(s): {unknown}" if unknown else "the same language twice"
+        raise DataError(path, 1, f"header must name two different languages, one per column (e.g. "
+                                 f"'en<TAB>de'); got {langs}: {what}")
     src, tgt = [], []
     for number, row in iter_tsv(path, required=langs):
         a, b = row[langs[0]], row[langs[1]]

@@ -34,7 +34,9 @@ from distill.data import DataError
 COMMANDS: dict[str, tuple[str, str]] = {
     "create": ("create a collection with one or more models", """\
         Create a collection in DIR (a new or empty directory) that indexes every document with
-        each --model. Models are loaded once to record their dimension and prompts.
+        each --model. Models are loaded once to record their dimension and prompts. A model
+        that ships its own Python code is refused unless --trust-remote-code (xlsearch students
+        need no flag: their code is the installed one).
 
         Index types: flat (exact; the default, right below ~100k chunks), hnsw (graph; M and
         efSearch configurable; cannot delete, so deletions are tombstones until a rebuild), ivfpq
@@ -180,6 +182,9 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--chunk-overlap", type=int, default=32, help="tokens of whole sentences repeated between chunks")
             p.add_argument("--max-chars", type=int, default=1_000_000, help="reject documents longer than this")
             p.add_argument("--embed-title", action="store_true", help="embed 'title + chunk' instead of the chunk alone")
+            p.add_argument("--trust-remote-code", action="store_true",
+                           help="let models that ship their own Python code (auto_map in config.json) run it; "
+                                "recorded in the collection for later commands. Only for models whose author you trust")
         elif name in ("add", "update"):
             _ingest_args(p)
         elif name == "delete":
@@ -227,7 +232,7 @@ def cmd_create(args: argparse.Namespace) -> int:
                                   max_chars=args.max_chars, embed_title=args.embed_title)
     with Collection.create(args.dir, args.models, index_type=args.index_type or "flat", db_url=args.db_url,
                            index_params=_params_of(args), settings=settings, threads=args.threads,
-                           show_progress=not args.quiet) as col:
+                           show_progress=not args.quiet, trust_remote_code=args.trust_remote_code) as col:
         info = col.info()
     _emit(args, info, f"created {info['path']} with {len(info['models'])} model(s): "
           + ", ".join(f"{m['spec']} ({m['dim']}-dim, {m['index_type']})" for m in info["models"]))

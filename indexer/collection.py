@@ -86,6 +86,7 @@ COMMIT_GROWTH = 0.05  # ... to 5% of the index, so rewriting the index file stay
 TOMBSTONE_REBUILD = 0.25  # rebuild an index that cannot delete once this share of it is tombstones
 MAX_SEGMENTS = 64  # vector segments per model before they are compacted into one
 SQL_IN_BATCH = 900  # SQLite's default limit on bound parameters is 32766 (999 before 3.32)
+TRUSTED_META = "trust_remote_code"  # xl_meta key: the specs whose own Python the user allowed at create
 _INDEX_FILE_RE = re.compile(r"^m(\d+)\.g(\d+)\.faiss$")
 
 
@@ -297,6 +298,7 @@ class Collection:
         if threads:
             faiss_index.set_bulk_threads(threads)
         self._encoders: dict[str, Any] = {normalize_spec(k): v for k, v in (encoders or {}).items()}
+        self._trusted: set[str] = set()  # specs allowed to run their own code (recorded at create)
         self._models: dict[int, _Model] = {}
         self._mutex = threading.RLock()
         self._lock = WriteLock(path / LOCK_FILE)
@@ -326,8 +328,13 @@ class Collection:
         commit_every: int | None = None,
         show_progress: bool = False,
         batch_size: int = 32,
+        trust_remote_code: bool = False,
     ) -> Collection:
-        """Create a collection in directory `path` (new or empty) indexing with every model in `models`."""
+        """Create a collection in directory `path` (new or empty) indexing with every model in `models`.
+
+        `trust_remote_code` lets models that ship their own Python code run it; the decision is
+        recorded per model, so later writers and readers of the collection load them the same way.
+        """
         path = Path(path).expanduser().resolve()
         if (path / COLLECTION_FILE).exists():
             raise CollectionExistsError(f"{path} is already a collection; open it, or delete the directory first")
@@ -351,6 +358,7 @@ class Collection:
         col = cls(path, url, read_only=False, encoders=encoders, threads=threads, commit_every=commit_every,
                   show_progress=show_progress, lock_timeout=0.0, batch_size=batch_size)
         try:
+            col._trusted = set(specs) if trust_remote_code else set()
             with col._lock:
                 if existing_tables(col.engine):
                     raise CollectionExistsError(
@@ -368,6 +376,7 @@ class Collection:
                         MetaRow(key="settings", value=settings.to_dict()),
                         MetaRow(key="created_at", value=now.isoformat()),
                         MetaRow(key="last_update", value=None),
+                        MetaRow(key=TRUSTED_META, value=sorted(col._trusted)),
                     ])
                     names: set[str] = set()
                     for sp, enc in encs.items():
@@ -497,7 +506,8 @@ class Collection:
             from distill.models import ModelNotFoundError, load_encoder
 
             try:
-                self._encoders[spec] = load_encoder(spec, threads=self.threads)
+                self._encoders[spec] = load_encoder(spec, threads=self.threads,
+                                                    trust_remote_code=spec in self._trusted)
             except (ModelNotFoundError, OSError, ValueError) as exc:
                 raise IndexerError(f"cannot load model {spec!r}: {exc}") from None
         return self._encoders[spec]
@@ -529,7 +539,9 @@ class Collection:
     def _load_state(self) -> None:
         with Session(self.engine) as s:
             settings = s.get(MetaRow, "settings")
+            trusted = s.get(MetaRow, TRUSTED_META)
         self.settings = CollectionSettings.from_dict(settings.value if settings else {})
+        self._trusted = {x for x in (trusted.value if trusted else None) or [] if isinstance(x, str)}
         self._sync()
 
     def _sync(self, attempts: int = 5) -> bool:
@@ -1297,6 +1309,7 @@ class Collection:
                     "stored_vector_bytes": store.nbytes([n for n, _ in m.segments]), "segments": len(m.segments),
                     "generation": m.generation, "index_file": m.index_file,
                     "updated_at": m.updated_at.isoformat() if m.updated_at else None, "broken": m.broken,
+                    "trust_remote_code": m.spec in self._trusted,
                 })
             return {
                 "path": str(self.path), "database": masked_url(self.db_url), "documents": docs, "chunks": chunks,

@@ -100,5 +100,5 @@ def test_settings_from_environment(tmp_path):
                               "XLSEARCH_THREADS": "2"})
     assert s.collections_dir == tmp_path and s.teacher == "pkg:t" and s.threads == 2
     assert s.collection_path("xquad") == tmp_path / "xquad"
-    assert s.collection_path(str(tmp_path / "elsewhere")) == tmp_path / "elsewhere"
+    assert s.collection_path(str(tmp_path / "elsewhere")) is None  # a name, never a path (issue 14, D2)
     assert s.standin == MINI and s.student.endswith("students/offline")

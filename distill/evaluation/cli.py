@@ -48,6 +48,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
     parser.add_argument("--batch-size", type=int, default=64, help="encoding batch size (default 64)")
     parser.add_argument("--max-seq-length", type=int, help="cap tokens per text (default: each model's own)")
+    parser.add_argument("--trust-remote-code", action="store_true",
+                        help="let models that ship their own Python code (auto_map) run it; trusted authors only")
     parser.add_argument("--out", "-o", type=Path, help="output directory (default: data/reports/<suite or 'custom'>)")
 
 
@@ -119,7 +121,7 @@ def main(args: argparse.Namespace) -> int:
 
     from distill.data import DataError
     from distill.evaluation.runner import evaluate_models, parse_model_args, percent_progress
-    from distill.models import ModelNotFoundError, UnsupportedModelError
+    from distill.models import ModelNotFoundError, RemoteCodeError, UnsupportedModelError
     from distill.paths import data_dir
 
     try:
@@ -143,8 +145,9 @@ def main(args: argparse.Namespace) -> int:
 
     try:
         run = evaluate_models(models, evaluators, out, progress=progress, threads=args.threads,
-                              max_seq_length=args.max_seq_length, suite=args.suite, notes=notes)
-    except (ModelNotFoundError, UnsupportedModelError, DataError, FileNotFoundError) as exc:
+                              max_seq_length=args.max_seq_length, suite=args.suite, notes=notes,
+                              trust_remote_code=args.trust_remote_code)
+    except (ModelNotFoundError, RemoteCodeError, UnsupportedModelError, DataError, FileNotFoundError) as exc:
         bar.close()
         print(f"error: {exc}", file=sys.stderr)
         return 1

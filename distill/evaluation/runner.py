@@ -240,6 +240,7 @@ def evaluate_models(
     suite: str | None = None,
     notes: Sequence[str] = (),
     cache: EmbeddingCache | None = None,
+    trust_remote_code: bool = False,
 ) -> EvaluationRun:
     """Evaluate each model (label -> spec string, or an already loaded Encoder) on `evaluators`.
 
@@ -268,7 +269,8 @@ def evaluate_models(
         report(f"{label}: loading {spec if isinstance(spec, str | Path) else getattr(spec, 'name', '')}")
         t0 = time.perf_counter()
         if isinstance(spec, str | Path):
-            encoder = load_encoder(spec, threads=threads, max_seq_length=max_seq_length)
+            encoder = load_encoder(spec, threads=threads, max_seq_length=max_seq_length,
+                                   trust_remote_code=trust_remote_code)
             spec_text = str(spec)
         else:
             encoder, spec_text = spec, getattr(spec, "name", "") or label

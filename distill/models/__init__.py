@@ -17,6 +17,7 @@ from distill.models.layout import (
     role_prompts,
     write_sentence_transformers_files,
 )
+from distill.models.remote_code import RemoteCodeError, check_remote_code, register_student
 from distill.models.sources import PACKAGED_MODELS, ModelNotFoundError, resolve_model
 
 __all__ = [
@@ -25,11 +26,13 @@ __all__ = [
     "ModelNotFoundError",
     "PACKAGED_MODELS",
     "Pooling",
+    "RemoteCodeError",
     "Role",
     "UnsupportedModelError",
     "load_encoder",
     "mean_pool",
     "read_layout",
+    "register_student",
     "resolve_model",
     "role_prompts",
     "torch_threads",
@@ -43,6 +46,7 @@ def load_encoder(
     device: str | None = None,
     threads: int | None = None,
     max_seq_length: int | None = None,
+    trust_remote_code: bool = False,
 ) -> Encoder:
     """Load `spec` (`pkg:NAME`, a local directory, or a hub id) as an `Encoder`.
 
@@ -52,6 +56,8 @@ def load_encoder(
     runs with (set for each call and restored after, so the rest of the process keeps its own);
     `max_seq_length` caps the tokens per text (default: the model's own setting, at most its
     position table).
+    A model that ships its own Python code (`auto_map`) raises `RemoteCodeError` unless
+    `trust_remote_code`; xlsearch students always load, from the installed student code.
     """
     from transformers import AutoModel, AutoTokenizer
     from transformers.utils import logging as hf_logging
@@ -60,9 +66,10 @@ def load_encoder(
     hf_logging.disable_progress_bar()
     path = resolve_model(spec)
     layout = read_layout(path)
-    # trust_remote_code: our saved students carry their own modelling code.
-    model = AutoModel.from_pretrained(layout.transformer_dir, trust_remote_code=True)
-    tokenizer = AutoTokenizer.from_pretrained(layout.transformer_dir, trust_remote_code=True)
+    check_remote_code(layout.transformer_dir, str(spec), trust_remote_code)
+    register_student()  # a student's auto_map then resolves to distill.student, not to the directory's copy
+    model = AutoModel.from_pretrained(layout.transformer_dir, trust_remote_code=trust_remote_code)
+    tokenizer = AutoTokenizer.from_pretrained(layout.transformer_dir, trust_remote_code=trust_remote_code)
     if layout.do_lower_case:
         _lowercase(tokenizer)
     limit = getattr(model.config, "max_position_embeddings", 512)

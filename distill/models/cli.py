@@ -12,16 +12,24 @@ import argparse
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("specs", nargs="*", help="model specs to resolve and load (pkg:NAME, directory, hub id)")
+    parser.add_argument("--trust-remote-code", action="store_true",
+                        help="let models that ship their own Python code (auto_map) run it; trusted authors only")
 
 
 def main(args: argparse.Namespace) -> int:
-    from distill.models import PACKAGED_MODELS, load_encoder
+    import sys
+
+    from distill.models import PACKAGED_MODELS, ModelNotFoundError, RemoteCodeError, load_encoder
 
     if not args.specs:
         for name in PACKAGED_MODELS:
             print(f"pkg:{name}")
         return 0
     for spec in args.specs:
-        enc = load_encoder(spec)
+        try:
+            enc = load_encoder(spec, trust_remote_code=args.trust_remote_code)
+        except (ModelNotFoundError, RemoteCodeError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
         print(f"{spec}: {enc!r} from {enc.model.name_or_path}")
     return 0

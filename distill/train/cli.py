@@ -38,7 +38,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     from distill.config import ConfigError, dump_toml, load_config
     from distill.data import DataError
-    from distill.models import ModelNotFoundError, UnsupportedModelError
+    from distill.models import ModelNotFoundError, RemoteCodeError, UnsupportedModelError
     from distill.train.run import RunError, run
 
     overrides = list(getattr(args, "overrides", []) or [])
@@ -52,7 +52,7 @@ def main(args: argparse.Namespace) -> int:
         return 0
     try:
         summary = run(cfg, stage=args.stage, resume=args.resume, overwrite=args.overwrite)
-    except (ConfigError, DataError, RunError, ModelNotFoundError, UnsupportedModelError) as exc:
+    except (ConfigError, DataError, RunError, ModelNotFoundError, RemoteCodeError, UnsupportedModelError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt as exc:

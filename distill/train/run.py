@@ -31,6 +31,7 @@ from distill.models import (
     load_encoder,
     mean_pool,
     read_layout,
+    register_student,
     resolve_model,
     write_sentence_transformers_files,
 )
@@ -113,7 +114,8 @@ class Run:
         return self.cfg.models.prefix or None
 
     def encoder(self, spec: str | Path) -> Encoder:
-        return load_encoder(spec, device=self.device, max_seq_length=self.cfg.data.max_seq_length)
+        return load_encoder(spec, device=self.device, max_seq_length=self.cfg.data.max_seq_length,
+                            trust_remote_code=self.cfg.models.trust_remote_code)
 
     def targets(self, spec: str | Path, texts: list[str], label: str) -> np.ndarray:
         enc = self.encoder(spec)
@@ -136,7 +138,10 @@ class Run:
     def evaluate(self, name: str, spec_or_encoder) -> dict[str, float]:
         if self.evaluation is None or not self.evaluation.enabled:
             return {}
-        enc = load_encoder(spec_or_encoder, device=self.device) if isinstance(spec_or_encoder, str | Path) else spec_or_encoder
+        if isinstance(spec_or_encoder, str | Path):
+            enc = load_encoder(spec_or_encoder, device=self.device, trust_remote_code=self.cfg.models.trust_remote_code)
+        else:
+            enc = spec_or_encoder
         t0 = time.time()
         metrics = self.evaluation(enc)
         if metrics:
@@ -347,7 +352,8 @@ def load_stage_student(run: Run, n: int) -> tuple[XLSearchRecurrentModel, object
     path = run.stage_dir(n)
     student = XLSearchRecurrentModel.from_pretrained(path).to(run.device)
     student.config.num_passes = run.cfg.student.passes
-    tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=True)
+    register_student()  # the tokenizer may read config.json: resolve its model_type to the installed code
+    tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=False)
     prompts = read_layout(path).prompts
     s_enc = student_encoder(run, student, tokenizer, prompts)
     s_enc.model = distributed.wrap(student)
