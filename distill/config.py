@@ -42,6 +42,7 @@ class ContrastiveVariant(StrEnum):
     INFONCE = "infonce"  # MSE terms + in-batch cross-entropy over scaled cosines
     BOOL = "bool"  # MSE terms + cos(S_en, S_xx) regressed to the identity
     MSE = "mse"  # MSE terms only
+    KL = "kl"  # MSE terms + score distillation: KL(softmax(T_xx T_en^T / t) || softmax(S_xx S_en^T / t)), both ways
 
 
 @dataclass
@@ -73,13 +74,22 @@ class VocabConfig:
     trim: bool = True  # keep only the tokens the training data uses (plus specials)
     min_count: int = 1
     keep_single_chars: bool = True  # unseen words then split into characters instead of <unk>
+    # > 0: keep at most this many pieces, the most frequent in the training text (specials and, with
+    # keep_single_chars, single characters first): full-width rows then fit the size budget.
+    max_pieces: int = 0
 
 
 @dataclass
 class StudentConfig:
-    embedding_size: int = 128  # e, the bottleneck
-    layers: int = 3  # k: A's first k layers
+    embedding_size: int = 128  # e, the bottleneck (= A's hidden size: A's own rows, no bottleneck)
+    # k: A's first k layers, or a list of A's layer indices (e.g. [0, 1, 2, 3, 10, 11]: the top layers
+    # hold e5's question -> passage alignment across languages)
+    layers: int | list[int] = 3
     passes: int = 2  # r: times the k layers are applied
+
+    def layer_ids(self) -> list[int]:
+        """The indices of A's layers the student starts from, in order."""
+        return list(range(self.layers)) if isinstance(self.layers, int) else list(self.layers)
     init: EmbeddingInit = EmbeddingInit.SVD
 
 
@@ -121,6 +131,10 @@ class Stage4Config(StageConfig):
     weight_cos: float = 1.0
     infonce_weight: float = 0.01
     infonce_scale: float = 20.0
+    # kl: the teacher's in-batch score distribution is the target; its temperature must keep it
+    # peaked (e5 was trained at 0.01, and its unrelated pairs sit only ~0.15 below translations)
+    kl_weight: float = 1.0
+    kl_temperature: float = 0.02
 
 
 @dataclass
@@ -169,7 +183,13 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
             raise ConfigError(f"{key}: expected a list, got {value!r}")
         return [_coerce(v, item, f"{key}[{i}]") for i, v in enumerate(value)]
     if origin in (types.UnionType, typing.Union):
-        raise ConfigError(f"{key}: unsupported field type {tp}")
+        errors = []
+        for arm in typing.get_args(tp):  # the first arm that accepts the value (e.g. `int | list[int]`)
+            try:
+                return _coerce(value, arm, key)
+            except ConfigError as exc:
+                errors.append(str(exc).removeprefix(f"{key}: "))
+        raise ConfigError(f"{key}: {' or '.join(errors)}")
     if isinstance(tp, type) and issubclass(tp, StrEnum):
         try:
             return tp(value)
@@ -311,14 +331,19 @@ def _positive(key: str, value: float) -> None:
 
 def validate(cfg: RunConfig) -> None:
     s = cfg.student
-    for name in ("embedding_size", "layers", "passes"):
+    for name in ("embedding_size", "passes"):
         _at_least(f"student.{name}", getattr(s, name), 1)
+    if isinstance(s.layers, int):
+        _at_least("student.layers", s.layers, 1)
+    elif not s.layers or min(s.layers) < 0 or len(set(s.layers)) != len(s.layers):
+        raise ConfigError(f"student.layers = {s.layers}: give k >= 1 or a non-empty list of distinct layer indices >= 0")
     _at_least("threads", cfg.threads, 0)
     d = cfg.data
     for name, minimum in (("max_pairs", 0), ("passages", 0), ("passage_sentences", 1), ("max_seq_length", 1),
                           ("encode_batch_size", 1)):
         _at_least(f"data.{name}", getattr(d, name), minimum)
     _at_least("vocab.min_count", cfg.vocab.min_count, 1)
+    _at_least("vocab.max_pieces", cfg.vocab.max_pieces, 0)
     for n in (1, 2, 3, 4):
         st = cfg.stage(n)
         for name, minimum in (("steps", 0), ("batch_size", 1), ("max_pairs", 0), ("checkpoint_every", 1),
@@ -328,9 +353,10 @@ def validate(cfg: RunConfig) -> None:
             _positive(f"stage{n}.{name}", getattr(st, name))
         if not 0 <= st.warmup_ratio < 1:
             raise ConfigError(f"stage{n}.warmup_ratio must be in [0, 1)")
-    for name in ("weight_en", "weight_xx", "weight_cos", "infonce_weight"):
+    for name in ("weight_en", "weight_xx", "weight_cos", "infonce_weight", "kl_weight"):
         _at_least(f"stage4.{name}", getattr(cfg.stage4, name), 0)
     _positive("stage4.infonce_scale", cfg.stage4.infonce_scale)
+    _positive("stage4.kl_temperature", cfg.stage4.kl_temperature)
     if cfg.stage4.variant == ContrastiveVariant.INFONCE and cfg.stage4.batch_size < 2:
         raise ConfigError("stage4.variant = 'infonce' needs batch_size >= 2 (in-batch negatives)")
     if not cfg.data.langs:

@@ -266,6 +266,7 @@ class TrainingPair:
     en: str
     xx: str
     lang: str  # ISO 639-1 of xx
+    role: str = "query"  # what the texts are to the model: "query" (sentences) or "passage" (multi-sentence)
 
 
 ALL_LANGS = "*"

@@ -50,6 +50,9 @@ class ContrastiveLoss(nn.Module):
     infonce: the MSE terms + w_nce CE(scale * cos(S_en, S_xx), diagonal)   (in-batch negatives)
     bool:    the MSE terms + w_cos MSE(cos(S_en, S_xx), I)
     mse:     the MSE terms only
+    kl:      the MSE terms + w_kl KL(softmax(T_xx T_en^T / t) || softmax(S_xx S_en^T / t)) over rows and
+             columns: the retrieval form of mcl (score distillation), B x B targets per batch; needs
+             `t_xx`, so T must be multilingual (T = A)
     """
 
     def __init__(
@@ -61,14 +64,17 @@ class ContrastiveLoss(nn.Module):
         weight_cos: float = 1.0,
         infonce_weight: float = 0.01,
         infonce_scale: float = 20.0,
+        kl_weight: float = 1.0,
+        kl_temperature: float = 0.02,
     ) -> None:
         super().__init__()
         self.variant = ContrastiveVariant(variant)
         self.weight_en, self.weight_xx, self.weight_cos = weight_en, weight_xx, weight_cos
         self.infonce_weight, self.infonce_scale = infonce_weight, infonce_scale
+        self.kl_weight, self.kl_temperature = kl_weight, kl_temperature
 
     def forward(
-        self, s_en: torch.Tensor, s_xx: torch.Tensor, t_en: torch.Tensor
+        self, s_en: torch.Tensor, s_xx: torch.Tensor, t_en: torch.Tensor, t_xx: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, dict[str, float]]:
         en = self.weight_en * mse(s_en, t_en)
         xx = self.weight_xx * mse(s_xx, t_en)
@@ -89,4 +95,21 @@ class ContrastiveLoss(nn.Module):
             term = self.infonce_weight * F.cross_entropy(logits, labels)
             parts["infonce"] = term.item()
             total = total + term
+        elif self.variant == ContrastiveVariant.KL:
+            if t_xx is None:
+                raise ValueError("the kl variant needs the teacher's embeddings of the xx side (t_xx)")
+            term = self.kl_weight * score_distillation(s_xx, s_en, t_xx, t_en, self.kl_temperature)
+            parts["kl"] = term.item()
+            total = total + term
         return total, parts
+
+
+def score_distillation(s_q: torch.Tensor, s_p: torch.Tensor, t_q: torch.Tensor, t_p: torch.Tensor,
+                       temperature: float) -> torch.Tensor:
+    """Mean of KL(teacher || student) over the rows (each q against all p) and the columns (each p against all q)."""
+    s = cos_matrix(s_q, s_p) / temperature
+    with torch.no_grad():
+        t = cos_matrix(t_q, t_p) / temperature
+    rows = F.kl_div(F.log_softmax(s, dim=1), F.log_softmax(t, dim=1), log_target=True, reduction="batchmean")
+    cols = F.kl_div(F.log_softmax(s, dim=0).T, F.log_softmax(t, dim=0).T, log_target=True, reduction="batchmean")
+    return (rows + cols) / 2

@@ -68,7 +68,7 @@ def find_config(spec: str | Path) -> Path | None:
     """A config file for `spec`: an existing path, a path relative to the checkout (e.g.
     `configs/offline.toml`), or a preset name (`offline`, `offline.toml`). None if nothing matches."""
     path = Path(spec).expanduser()
-    if path.is_file():
+    if path.exists():  # a directory too: the reader then says it is not a file
         return path
     if not path.is_absolute() and (REPO_ROOT / path).is_file():
         return REPO_ROOT / path

@@ -36,17 +36,27 @@ def _model_json(tokenizer) -> dict:
     return json.loads(tokenizer.backend_tokenizer.to_str())
 
 
-def select_vocab(tokenizer, counts: Counter, *, min_count: int = 1, keep_single_chars: bool = True) -> list[int]:
-    """Sorted old ids to keep: special tokens, ids seen >= min_count times, optionally 1-char pieces."""
-    keep = {i for i, c in counts.items() if c >= min_count}
-    keep |= set(tokenizer.all_special_ids)
+def select_vocab(tokenizer, counts: Counter, *, min_count: int = 1, keep_single_chars: bool = True,
+                 max_pieces: int = 0) -> list[int]:
+    """Sorted old ids to keep: special tokens, optionally 1-char pieces, and ids seen >= min_count times.
+
+    `max_pieces` > 0 caps the total: the required pieces first, then the most frequent ones (ties by
+    lower id, so the choice is deterministic). Dropped words re-segment into the kept sub-words.
+    """
+    required = set(tokenizer.all_special_ids)
     spec = _model_json(tokenizer)
     model = spec["model"]
     if model["type"] == "Unigram":
-        keep.add(model["unk_id"])
+        required.add(model["unk_id"])
         if keep_single_chars:
-            keep |= {i for i, (piece, _) in enumerate(model["vocab"]) if len(piece.replace("\u2581", "")) <= 1}
-    return sorted(keep)
+            required |= {i for i, (piece, _) in enumerate(model["vocab"]) if len(piece.replace("\u2581", "")) <= 1}
+    seen = sorted((i for i, c in counts.items() if c >= min_count and i not in required), key=lambda i: (-counts[i], i))
+    if max_pieces:
+        if len(required) > max_pieces:
+            raise VocabError(f"max_pieces = {max_pieces} is below the {len(required)} required pieces "
+                             "(specials and single characters; set keep_single_chars = false to drop the latter)")
+        seen = seen[: max_pieces - len(required)]
+    return sorted(required | set(seen))
 
 
 def trim_tokenizer(tokenizer, kept_ids: Sequence[int]):

@@ -29,7 +29,7 @@ def _scores_table(summary: dict) -> list[str]:
             rows.append((f"{who} after {name} ({info.get('title', '')})", info["dev_headline"]))
     if not rows:
         return ["No dev evaluation was run."]
-    cols = sorted({k for _, h in rows for k in h})
+    cols = sorted({k for _, h in rows for k in h}, key=lambda k: (not k.startswith("question"), k))
     out = ["| model | " + " | ".join(cols) + " |", "|---|" + "---|" * len(cols)]
     for label, h in rows:
         out.append(f"| {label} | " + " | ".join(_fmt(h.get(c)) for c in cols) + " |")
@@ -68,22 +68,27 @@ def model_card(cfg: RunConfig, student: XLSearchRecurrentModel, summary: dict, *
         "tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=True)",
         "```",
         "",
-        "The model uses A's prompts (`query: ` / `passage: `); training used `query: ` on both sides.",
+        "The model uses A's prompts (`query: ` / `passage: `): sentences trained as queries, multi-sentence",
+        "passages (if `data.passages`) with the passage prompt.",
         "Pooling: mean over all tokens, then L2 normalisation.",
         "",
         "## Architecture",
         "",
-        f"- Bottleneck embedding: Embedding({c.vocab_size}, {c.embedding_size}) -> Linear({c.embedding_size}, {c.hidden_size}, no bias),"
+        f"- {'Bottleneck' if c.embedding_size < c.hidden_size else 'Full-width (no bottleneck)'} embedding: "
+        f"Embedding({c.vocab_size}, {c.embedding_size}) -> Linear({c.embedding_size}, {c.hidden_size}, no bias),"
         f" plus position ({c.max_position_embeddings}) and token-type embeddings and LayerNorm (from A).",
         f"- {c.num_hidden_layers} BERT layers (hidden {c.hidden_size}, {c.num_attention_heads} heads, FFN {c.intermediate_size}),"
-        f" initialised from A's first {c.num_hidden_layers}, applied {c.num_passes} times"
+        f" initialised from A's layers {cfg.student.layer_ids()}, applied {c.num_passes} times"
         f" ({c.num_hidden_layers * c.num_passes} layer passes per token).",
         f"- Stored parameters: **{stored:,}**{ratio}; embeddings {emb:,}.",
         f"- Effective parameters (as if each pass had its own layers): {effective:,}.",
     ]
     if vocab.get("vocab_trimmed"):
         lines.append(f"- Vocabulary trimmed from {vocab.get('vocab_full'):,} to {vocab.get('vocab_size'):,} pieces "
-                     f"(the pieces the training data uses, plus specials and single characters); "
+                     + (f"(the {cfg.vocab.max_pieces:,} most frequent in the training text, specials and single characters "
+                        "first); " if cfg.vocab.max_pieces else
+                        "(the pieces the training data uses, plus specials and single characters); ")
+                     +
                      "the saved tokenizer emits the new ids.")
     lines += ["", "## Training", ""]
     langs = (f"every language the files hold ({vocab.get('train_langs', '?')} languages)" if "*" in cfg.data.langs
@@ -96,9 +101,12 @@ def model_card(cfg: RunConfig, student: XLSearchRecurrentModel, summary: dict, *
         lines.append(f"| {name} | {info.get('title', '')} | {info.get('steps')} | {info.get('pairs')} | "
                      f"{_fmt(info.get('train_seconds'))} | {_fmt(info.get('loss_first'))} -> {_fmt(info.get('loss_last'))} |")
     lines += ["", "## Dev scores", "",
-              "Bitext retrieval accuracy (FLORES devtest, Multi30k val), STSb dev Spearman and XQuAD nDCG@10 from",
-              "`distill.evaluation`'s quick dev suite. `sent_per_s` was timed during the run, on whatever else the",
-              "machine was doing: compare it within this table only.",
+              "`distill.evaluation`'s quick dev suite, the teacher beside the student. First the app's job: real XQuAD",
+              "dev questions against paragraphs (`question_xling_r@1`: the answer first among another language's",
+              "paragraphs; `question_ndcg@10` pooled over languages; `question_cos_random`: mean cosine of unrelated",
+              "question-paragraph pairs, the collapse check). Then FLORES bitext against all 1,012 candidates and its",
+              "short half, Multi30k, STSb Spearman (`sts_xling_spearman`: en-xx pairs). `sent_per_s` was timed",
+              "during the run, on whatever else the machine was doing: compare it within this table only.",
               ""]
     lines += _scores_table(summary)
     lines += ["", "## Full config", "", "```toml", dump_toml(cfg).rstrip(), "```", ""]

@@ -91,6 +91,8 @@ def passage_pairs(parallel_file: str | Path, doc_ids_file: str | Path, langs: Se
                   pivot: str = "en") -> list[TrainingPair]:
     """(en, xx) passages: windows of `sentences` consecutive sentences of one document, joined with spaces.
 
+    They carry role "passage", so models with prompts (e5) embed them as documents.
+
     Windows do not overlap and never cross a document boundary; a window needs every sentence in both
     languages. `doc_ids_file` is a TSV with columns `id` and `doc_id`, in document order.
     """
@@ -120,7 +122,7 @@ def passage_pairs(parallel_file: str | Path, doc_ids_file: str | Path, langs: Se
             en = " ".join(text[(i, pivot)] for i in window)
             for lang in langs_found:
                 if all((i, lang) in text for i in window):
-                    out.append(TrainingPair(en, " ".join(text[(i, lang)] for i in window), lang))
+                    out.append(TrainingPair(en, " ".join(text[(i, lang)] for i in window), lang, role="passage"))
     return out
 
 

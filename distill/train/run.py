@@ -23,7 +23,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from distill.config import ConfigError, EmbeddingInit, RunConfig, dump_toml, load_config, to_dict
+from distill.config import (
+    ConfigError,
+    ContrastiveVariant,
+    EmbeddingInit,
+    RunConfig,
+    dump_toml,
+    load_config,
+    to_dict,
+)
 from distill.data import TrainingPair
 from distill.losses import ContrastiveLoss, PairMSELoss
 from distill.models import (
@@ -117,10 +125,21 @@ class Run:
         return load_encoder(spec, device=self.device, max_seq_length=self.cfg.data.max_seq_length,
                             trust_remote_code=self.cfg.models.trust_remote_code)
 
-    def targets(self, spec: str | Path, texts: list[str], label: str) -> np.ndarray:
+    def role(self, pair: TrainingPair) -> str | None:
+        """The prompt role of a pair's texts: its own ("query" / "passage") when the run uses prompts."""
+        return pair.role if self.prefix else None
+
+    def targets(self, spec: str | Path, items: list[tuple[str | None, str]], label: str) -> np.ndarray:
+        """Embeddings of (role, text) items by `spec`, each role with its prompt; cached per role on disk."""
         enc = self.encoder(spec)
-        return cached_embeddings(enc, spec, texts, prefix=self.prefix, cache_dir=self.cfg.cache_dir or None,
-                                 batch_size=self.cfg.data.encode_batch_size, label=label)
+        out = np.empty((len(items), enc.dim), dtype=np.float32)
+        for role in dict.fromkeys(r for r, _ in items):
+            rows = [i for i, (r, _) in enumerate(items) if r == role]
+            prefix = self.prefix if role == "query" else role
+            out[rows] = cached_embeddings(enc, spec, [items[i][1] for i in rows], prefix=prefix,
+                                          cache_dir=self.cfg.cache_dir or None,
+                                          batch_size=self.cfg.data.encode_batch_size, label=f"{label} ({role})")
+        return out
 
     def assistant_spec(self) -> str:
         """A after stage 1 (its output directory), or the raw assistant when stage 1 is off."""
@@ -150,16 +169,18 @@ class Run:
         return metrics
 
 
-def _texts_index(pairs: list[TrainingPair], side: str) -> tuple[list[str], np.ndarray]:
-    """Unique texts of one side and, per pair, the row of its text (targets are cached per text)."""
-    rows: dict[str, int] = {}
-    index = np.array([rows.setdefault(getattr(p, side), len(rows)) for p in pairs], dtype=np.int64)
+def _texts_index(run: Run, pairs: list[TrainingPair], side: str) -> tuple[list[tuple[str | None, str]], np.ndarray]:
+    """Unique (role, text) items of one side and, per pair, the row of its item (targets are cached per text)."""
+    rows: dict[tuple[str | None, str], int] = {}
+    index = np.array([rows.setdefault((run.role(p), getattr(p, side)), len(rows)) for p in pairs], dtype=np.int64)
     return list(rows), index
 
 
-def _embed_pairs(enc: Encoder, batch: list[TrainingPair], prefix: str | None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Embeddings of the en and the xx side, from one padded forward (fewer, larger matmuls are faster on CPU)."""
-    emb = enc.forward(enc.tokenize([p.en for p in batch] + [p.xx for p in batch], prefix))
+def _embed_pairs(run: Run, enc: Encoder, batch: list[TrainingPair]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Embeddings of the en and the xx side, each with its role's prompt, from one padded forward
+    (fewer, larger matmuls are faster on CPU)."""
+    texts = [enc.prompt(run.role(p)) + t for side in ("en", "xx") for p, t in ((p, getattr(p, side)) for p in batch)]
+    emb = enc.forward(enc.tokenize(texts, None))
     return emb[: len(batch)], emb[len(batch):]
 
 
@@ -195,7 +216,7 @@ def stage1(run: Run) -> dict:
     """A learns T's space: MSE(A(en), T(en)) + MSE(A(xx), T(en))."""
     cfg, out = run.cfg, run.stage_dir(1)
     pairs = run.pairs(1)
-    en_texts, en_row = _texts_index(pairs, "en")
+    en_texts, en_row = _texts_index(run, pairs, "en")
     t_en = run.targets(cfg.models.teacher, en_texts, "T(en) targets")
     assistant = run.encoder(cfg.models.assistant)
     if len(getattr(assistant, "dense", ())):  # stage 1 trains and saves the transformer only
@@ -209,7 +230,7 @@ def stage1(run: Run) -> dict:
     loss_fn = PairMSELoss()
 
     def compute_loss(idx: np.ndarray):
-        en, xx = _embed_pairs(assistant, [pairs[i] for i in idx], run.prefix)
+        en, xx = _embed_pairs(run, assistant, [pairs[i] for i in idx])
         target = _target_rows(t_en, en_row[idx], en)
         return loss_fn(en, xx, target, target)
 
@@ -237,7 +258,7 @@ def build_vocab(run: Run, assistant: Encoder) -> tuple[list[int] | None, object,
     texts = sorted({p.en for p in pairs} | {p.xx for p in pairs})
     counts = count_token_ids(tokenizer, texts, prompt=assistant.prompt(run.prefix))
     kept = select_vocab(tokenizer, counts, min_count=run.cfg.vocab.min_count,
-                        keep_single_chars=run.cfg.vocab.keep_single_chars)
+                        keep_single_chars=run.cfg.vocab.keep_single_chars, max_pieces=run.cfg.vocab.max_pieces)
     trimmed = trim_tokenizer(tokenizer, kept)
     report = {"vocab_trimmed": True, "vocab_size": len(kept), "vocab_full": len(tokenizer),
               "vocab_seen_in_data": len(counts), "vocab_texts": len(texts)}
@@ -245,16 +266,20 @@ def build_vocab(run: Run, assistant: Encoder) -> tuple[list[int] | None, object,
 
 
 def init_student(run: Run, a_model, kept: list[int] | None) -> XLSearchRecurrentModel:
-    """S: bottleneck embeddings (SVD of A's rows, or random) + A's first k layers; passes = 0 for now."""
+    """S: bottleneck embeddings (SVD of A's rows, or random) + A's chosen layers; passes = 0 for now.
+
+    With embedding_size = A's hidden size the SVD start reproduces A's rows exactly (no bottleneck).
+    """
     s, ac = run.cfg.student, a_model.config
-    if s.layers > ac.num_hidden_layers:
-        raise ConfigError(f"student.layers = {s.layers} but A has only {ac.num_hidden_layers} layers")
+    layer_ids = s.layer_ids()
+    if max(layer_ids) >= ac.num_hidden_layers:
+        raise ConfigError(f"student.layers = {s.layers} but A has only layers 0..{ac.num_hidden_layers - 1}")
     word = a_model.get_input_embeddings().weight.detach()
     if kept is not None:
         word = word[torch.as_tensor(kept)]
     config = XLSearchRecurrentConfig(
         vocab_size=word.shape[0], embedding_size=s.embedding_size, hidden_size=ac.hidden_size,
-        num_hidden_layers=s.layers, num_passes=0, num_attention_heads=ac.num_attention_heads,
+        num_hidden_layers=len(layer_ids), num_passes=0, num_attention_heads=ac.num_attention_heads,
         intermediate_size=ac.intermediate_size, hidden_act=ac.hidden_act,
         hidden_dropout_prob=ac.hidden_dropout_prob, attention_probs_dropout_prob=ac.attention_probs_dropout_prob,
         max_position_embeddings=ac.max_position_embeddings, type_vocab_size=ac.type_vocab_size,
@@ -279,10 +304,10 @@ def init_student(run: Run, a_model, kept: list[int] | None) -> XLSearchRecurrent
         emb.position_embeddings.weight.copy_(a_emb.position_embeddings.weight)
         emb.token_type_embeddings.weight.copy_(a_emb.token_type_embeddings.weight)
         emb.LayerNorm.load_state_dict(a_emb.LayerNorm.state_dict())
-        for i in range(s.layers):
-            missing = student.layers[i].load_state_dict(a_model.encoder.layer[i].state_dict(), strict=False)
+        for i, a_layer in enumerate(layer_ids):
+            missing = student.layers[i].load_state_dict(a_model.encoder.layer[a_layer].state_dict(), strict=False)
             if missing.missing_keys:
-                raise RuntimeError(f"A's layer {i} does not fit the student layer: {missing.missing_keys}")
+                raise RuntimeError(f"A's layer {a_layer} does not fit the student layer: {missing.missing_keys}")
     return student
 
 
@@ -365,14 +390,14 @@ def stage3(run: Run) -> dict:
     student, tokenizer, prompts, s_enc = load_stage_student(run, 2)
     a_spec = run.assistant_spec()
     pairs = run.pairs(3)
-    en_texts, en_row = _texts_index(pairs, "en")
-    xx_texts, xx_row = _texts_index(pairs, "xx")
+    en_texts, en_row = _texts_index(run, pairs, "en")
+    xx_texts, xx_row = _texts_index(run, pairs, "xx")
     a_en = run.targets(a_spec, en_texts, "A(en) targets")
     a_xx = run.targets(a_spec, xx_texts, "A(xx) targets")
     loss_fn = PairMSELoss()
 
     def compute_loss(idx: np.ndarray):
-        en, xx = _embed_pairs(s_enc, [pairs[i] for i in idx], run.prefix)
+        en, xx = _embed_pairs(run, s_enc, [pairs[i] for i in idx])
         return loss_fn(en, xx, _target_rows(a_en, en_row[idx], en), _target_rows(a_xx, xx_row[idx], en))
 
     result = run.train(3, student, compute_loss, len(pairs))
@@ -387,14 +412,20 @@ def stage4(run: Run) -> dict:
     prev = 3 if cfg.stage3.enabled else 2
     student, tokenizer, prompts, s_enc = load_stage_student(run, prev)
     pairs = run.pairs(4)
-    en_texts, en_row = _texts_index(pairs, "en")
+    en_texts, en_row = _texts_index(run, pairs, "en")
     t_en = run.targets(cfg.models.teacher, en_texts, "T(en) targets")
+    t_xx = xx_row = None
+    if st.variant == ContrastiveVariant.KL:  # the teacher's in-batch scores need its view of xx too
+        xx_texts, xx_row = _texts_index(run, pairs, "xx")
+        t_xx = run.targets(cfg.models.teacher, xx_texts, "T(xx) targets")
     loss_fn = ContrastiveLoss(st.variant, weight_en=st.weight_en, weight_xx=st.weight_xx, weight_cos=st.weight_cos,
-                              infonce_weight=st.infonce_weight, infonce_scale=st.infonce_scale)
+                              infonce_weight=st.infonce_weight, infonce_scale=st.infonce_scale,
+                              kl_weight=st.kl_weight, kl_temperature=st.kl_temperature)
 
     def compute_loss(idx: np.ndarray):
-        en, xx = _embed_pairs(s_enc, [pairs[i] for i in idx], run.prefix)
-        return loss_fn(en, xx, _target_rows(t_en, en_row[idx], en))
+        en, xx = _embed_pairs(run, s_enc, [pairs[i] for i in idx])
+        target_xx = None if t_xx is None else _target_rows(t_xx, xx_row[idx], en)
+        return loss_fn(en, xx, _target_rows(t_en, en_row[idx], en), target_xx)
 
     result = run.train(4, student, compute_loss, len(pairs))
     save_stage_student(run, 4, student, tokenizer, prompts)
