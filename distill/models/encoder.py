@@ -76,7 +76,8 @@ class Encoder:
     def dim(self) -> int:
         if len(self.dense):
             return int(self.dense[-1].out_features)
-        return int(self.model.config.hidden_size)
+        model = getattr(self.model, "module", self.model)  # a DDP-wrapped model during training
+        return int(model.config.hidden_size)
 
     @property
     def device(self) -> torch.device:

@@ -166,6 +166,9 @@ def train_loop(
 
     model.train()
     world, rank = distributed.world_size(), distributed.rank()
+    # bf16 autocast on CUDA (no loss scaling needed, unlike fp16); CPU stays fp32, where bf16 is slower
+    on_cuda = next(model.parameters()).device.type == "cuda"
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=on_cuda)
     t0 = time.time() - elapsed
     bar = tqdm(total=cfg.steps, initial=start, desc=name, unit="step", disable=not distributed.is_main())
     with _GracefulInterrupt() as interrupt:
@@ -173,7 +176,8 @@ def train_loop(
             # 1. this rank's share of the global batch (the data position is the step number)
             idx = batch_indices(step, cfg.batch_size, n_items, seed)[rank::world]
             # 2. forward + loss
-            loss, parts = compute_loss(idx)
+            with autocast:
+                loss, parts = compute_loss(idx)
             # 3. backward, clip, update
             optimizer.zero_grad(set_to_none=True)
             loss.backward()

@@ -501,7 +501,9 @@ def run(
     device = distributed.setup(resolve_device(cfg.device))
     out_dir = default_out_dir(cfg)
     run_dir = out_dir.with_name(out_dir.name + ".run")
-    prepare_run_dir(cfg, run_dir, resume=resume, overwrite=overwrite, only_stage=stage)
+    if distributed.is_main():  # the other ranks would see rank 0's fresh directory as a clash
+        prepare_run_dir(cfg, run_dir, resume=resume, overwrite=overwrite, only_stage=stage)
+    distributed.barrier()
     r = Run(cfg=cfg, out_dir=out_dir, run_dir=run_dir, device=device, log=MetricsLog(run_dir / "metrics.jsonl"),
             on_step=on_step, resume=resume,
             evaluation=DevEvaluation(enabled=cfg.eval.enabled, quick=cfg.eval.quick, langs=cfg.eval.langs))
@@ -509,8 +511,10 @@ def run(
 
     baselines_file = run_dir / "baselines.json"
     if cfg.eval.enabled and cfg.eval.baselines and not baselines_file.exists() and distributed.is_main():
-        baselines = {"teacher": r.evaluate("teacher", cfg.models.teacher),
-                     "assistant_raw": r.evaluate("assistant_raw", cfg.models.assistant)}
+        teacher = r.evaluate("teacher", cfg.models.teacher)
+        same = cfg.models.assistant == cfg.models.teacher  # T = A (the offline presets): score it once
+        baselines = {"teacher": teacher,
+                     "assistant_raw": teacher if same else r.evaluate("assistant_raw", cfg.models.assistant)}
         baselines_file.write_text(json.dumps(baselines, indent=1))
 
     todo = [stage] if stage else [n for n in STAGES if cfg.stage(n).enabled]
@@ -528,6 +532,7 @@ def run(
         info["dev_headline"] = headline(info["dev"])
         info["wall_seconds"] = round(time.time() - t0, 1)
         _write_stage_info(r, n, info)
+        distributed.barrier()  # the next stage reads this one's output, which rank 0 writes
 
     summary = summarize(r)
     last = max(n for n in STAGES if cfg.stage(n).enabled)
