@@ -77,3 +77,12 @@ def find_config(spec: str | Path) -> Path | None:
         if preset.is_file() and path.suffix in ("", PRESET_SUFFIX):
             return preset
     return None
+
+
+SHIPPED_STUDENT = "student-offline"
+
+
+def shipped_student() -> Path | None:
+    """The student committed under `models/` of a checkout (see models/README.md), if present."""
+    path = REPO_ROOT / "models" / SHIPPED_STUDENT
+    return path if (path / "modules.json").is_file() else None

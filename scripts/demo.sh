@@ -2,8 +2,9 @@
 # The main job (`make demo`): reuse or build every artefact the demo needs, then start the app.
 #
 #   1. the packaged models, converted once (data/models/)
-#   2. the offline student (data/students/offline/, `distill run --config configs/offline.toml`;
-#      an interrupted run is resumed)
+#   2. the student: the one shipped in models/student-offline/ (default), or with
+#      XLSEARCH_DEMO_STUDENT=train the one distilled into data/students/offline/
+#      (`distill run --config configs/offline.toml`; an interrupted run is resumed)
 #   3. the demo collection data/collections/xquad (XQuAD paragraphs, 12 languages) indexed with
 #      the teacher and the student
 #   4. its dev quality report (data/reports/xquad/: metrics.json, report.md, report.html)
@@ -12,8 +13,8 @@
 # A second run finds 1-4 done and starts the app in seconds.
 #
 # Environment: PORT (8501), HOST (localhost), DEMO_SERVE=0 (build, do not start the app),
-# XLSEARCH_DEMO_STUDENT=standin (no distillation: without a built student, all-MiniLM-L6-v2 stands
-# in for it, labelled as such), XLSEARCH_DATA / XLSEARCH_SHARED_DATA (move data/ and ../shared/data).
+# XLSEARCH_DEMO_STUDENT=train (distil the student here, ~25 min, instead of using the shipped one) or
+# =standin (no student: all-MiniLM-L6-v2 stands in for it, labelled as such), XLSEARCH_DATA / XLSEARCH_SHARED_DATA (move data/ and ../shared/data).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=.venv/bin/python
@@ -24,6 +25,7 @@ HOST=${HOST:-localhost}
 TEACHER=pkg:multilingual-e5-small
 STANDIN=pkg:all-MiniLM-L6-v2
 STUDENT_DIR="$DATA/students/offline"
+SHIPPED=models/student-offline
 COLLECTION="$DATA/collections/xquad"
 STAMP="$DATA/collections/xquad.models.json"  # the model files the collection is built with
 CORPUS=${XLSEARCH_SHARED_DATA:-../shared/data}/corpus/xquad_paragraphs.jsonl
@@ -38,7 +40,11 @@ else
   $PY -m distill models "$TEACHER" "$STANDIN" > /dev/null
 fi
 
-if [ -f "$STUDENT_DIR/modules.json" ]; then
+if [ "${XLSEARCH_DEMO_STUDENT:-}" != "train" ] && [ "${XLSEARCH_DEMO_STUDENT:-}" != "standin" ] \
+   && [ -f "$SHIPPED/modules.json" ]; then
+  STUDENT=$SHIPPED
+  step "student: the shipped $SHIPPED (XLSEARCH_DEMO_STUDENT=train distils one here instead)"
+elif [ -f "$STUDENT_DIR/modules.json" ] && [ "${XLSEARCH_DEMO_STUDENT:-}" != "standin" ]; then
   STUDENT=$STUDENT_DIR
   step "student: reusing $STUDENT_DIR"
 elif [ "${XLSEARCH_DEMO_STUDENT:-}" = "standin" ]; then
@@ -47,7 +53,7 @@ elif [ "${XLSEARCH_DEMO_STUDENT:-}" = "standin" ]; then
 else
   RESUME=()
   [ -d "$STUDENT_DIR.run" ] && RESUME=(--resume)
-  step "student: distilling with configs/offline.toml ${RESUME[*]} (about 20 minutes on 2 cores; Ctrl-C and rerun resumes)"
+  step "student: distilling with configs/offline.toml ${RESUME[*]} (about 25 minutes on 2 cores; Ctrl-C and rerun resumes)"
   $PY -m distill run --config configs/offline.toml "${RESUME[@]}"
   STUDENT=$STUDENT_DIR
 fi

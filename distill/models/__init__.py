@@ -79,6 +79,8 @@ def load_encoder(
     max_len = min(max_seq_length or own or limit, limit)
     dense = [Dense.load(d) for d in layout.dense_dirs]
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    if str(device).startswith("cpu") and next(model.parameters()).dtype in (torch.float16, torch.bfloat16):
+        model.float()  # weights shipped in half precision (models/): half matmuls are slow on CPU
     model.to(device)
     for layer in dense:
         layer.to(device)

@@ -39,3 +39,29 @@ def save_student(
     if model_card is not None:
         (path / "README.md").write_text(model_card)
     return path
+
+
+def ship_student(src: str | Path, dst: str | Path, *, note: str = "") -> Path:
+    """Copy a saved student to `dst` with half-precision weights (the layout `models/` ships).
+
+    fp16 halves the download; `load_encoder` casts it back to fp32 on CPU (half matmuls are slow
+    there). `note` is appended to the model card (how to reproduce it).
+    """
+    import shutil
+
+    import torch
+
+    src, dst = Path(src), Path(dst)
+    model = XLSearchRecurrentModel.from_pretrained(src)
+    tmp = dst.with_name(dst.name + ".partial")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    shutil.copytree(src, tmp, ignore=shutil.ignore_patterns("*.safetensors", "*.bin", "stage.json"))
+    model.to(torch.float16).save_pretrained(tmp)
+    if note:
+        card = tmp / "README.md"
+        card.write_text((card.read_text() if card.exists() else "") + "\n" + note.rstrip() + "\n")
+    if dst.exists():
+        shutil.rmtree(dst)
+    tmp.replace(dst)
+    return dst
