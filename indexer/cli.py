@@ -371,10 +371,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
         from indexer import Collection
 
         restored = Collection.restore_marker(args.dir)  # a lost collection.json, from the database
-        if restored:
-            print(f"repaired: {restored}")
         with _open(args, read_only=False) as col:
-            repairs = [str(action) for action in col.repairs]
+            repairs = [restored] * bool(restored) + [str(action) for action in col.repairs]
         for action in [] if args.json else repairs:
             print(f"repaired: {action}")
     with _open(args, read_only=True) as col:
