@@ -1,6 +1,6 @@
 """A collection: documents in a database (SQLAlchemy) plus one FAISS index per model, in one directory.
 
-Layout of `DIR/`:
+Layout of `DIR/` (file names and the marker: `indexer.layout`):
 - `collection.json`  marker + database URL (absent URL: `collection.db`, SQLite, in the directory)
 - `indexes/m<ID>.g<GEN>.faiss`  the committed FAISS index of model ID, generation GEN
 - `vectors/m<ID>/*.npy`  float16 vector segments of model ID (rebuilds never re-encode)
@@ -37,7 +37,7 @@ from tqdm.auto import tqdm
 
 from distill.data import Document
 from distill.langs import canonical_lang, is_known_lang
-from indexer import faiss_index
+from indexer import faiss_index, layout
 from indexer.chunking import Chunker
 from indexer.config import CollectionSettings, IndexKind, IndexSpec, OnError
 from indexer.errors import (
@@ -52,7 +52,8 @@ from indexer.errors import (
     UnknownModelError,
     storage_errors,
 )
-from indexer.files import TMP_SUFFIX, atomic_write
+from indexer.files import TMP_SUFFIX
+from indexer.layout import COLLECTION_FILE, DB_FILE, INDEX_DIR, LOCK_FILE, REJECTS_DIR, VECTORS_DIR
 from indexer.lock import WriteLock
 from indexer.segments import SegmentStore
 from indexer.sources import Record, Validator, read_records, records_from_documents, txt_id_clashes
@@ -74,13 +75,6 @@ from indexer.store import (
 
 log = logging.getLogger("indexer")
 
-COLLECTION_FILE = "collection.json"
-DB_FILE = "collection.db"
-INDEX_DIR = "indexes"
-VECTORS_DIR = "vectors"
-REJECTS_DIR = "rejects"
-LOCK_FILE = "write.lock"
-FORMAT = "xlsearch-collection"
 
 DOC_BATCH = 64  # documents per database transaction
 DEFAULT_COMMIT_EVERY = 2048  # chunks embedded between index commits (at least; grows with the collection)
@@ -372,7 +366,7 @@ class Collection:
         try:
             col._trusted = set(specs) if trust_remote_code else set()
             with storage_errors(path), col._lock:
-                _clear_interrupted_create(path)  # under the lock: never while another create runs
+                layout.clear_interrupted_create(path)  # under the lock: never while another create runs
                 ours = True
                 if existing_tables(col.engine):
                     raise CollectionExistsError(
@@ -417,9 +411,9 @@ class Collection:
         except BaseException:
             col.close()
             if ours:
-                _undo_create(path, url if made_schema and db_url else None, new_dir)
+                layout.undo_create(path, url if made_schema and db_url else None, new_dir)
             elif new_dir:
-                _remove_if_empty(path)
+                layout.remove_if_empty(path)
             raise
         return col
 
@@ -440,13 +434,13 @@ class Collection:
     ) -> Collection:
         """Open the collection in `path`. Writable opens reconcile it first unless another writer is active."""
         path = Path(path).expanduser().resolve()
-        info = _read_marker(path)
+        info = layout.read_marker(path)
         url = db_url or info.get("db_url") or f"sqlite:///{path / DB_FILE}"
         db_file = sqlite_file(url)
         if db_file and not Path(db_file).is_file():  # never create an empty database in its place
             raise CollectionNotFoundError(f"the database {db_file} of {path} is missing")
         if not read_only:
-            _check_writable(path, db_file)
+            layout.check_writable(path, db_file)
         col = cls(path, url, read_only=read_only, encoders=encoders, threads=threads, commit_every=commit_every,
                   show_progress=show_progress, lock_timeout=lock_timeout, batch_size=batch_size)
         try:
@@ -479,38 +473,13 @@ class Collection:
         return col
 
     def _write_marker(self, uid: str, db_url: str | None) -> None:
-        _write_marker(self.path, uid, db_url)
+        layout.write_marker(self.path, uid, db_url)
 
     @classmethod
     def restore_marker(cls, path: str | Path) -> str | None:
-        """Rewrite a lost `collection.json` from the collection's SQLite database in `path` (which
-        holds the uid, models and settings); return what was done, None if nothing was missing."""
-        path = Path(path).expanduser().resolve()
-        if (path / COLLECTION_FILE).exists():
-            try:
-                _read_marker(path)
-                return None
-            except CollectionNotFoundError:
-                pass  # not a marker (e.g. `[]`): rewritten from the database below
-        db = path / DB_FILE
-        if not db.is_file():
-            raise CollectionNotFoundError(
-                f"{path} has no {COLLECTION_FILE} and no {DB_FILE}: nothing to restore (a collection on a database "
-                f"server needs its {COLLECTION_FILE} with the database URL)"
-            )
-        engine = make_engine(f"sqlite:///{db}", read_only=True)
-        try:
-            with Session(engine) as s:
-                uid = s.get(MetaRow, "uid") if existing_tables(engine) else None
-                created = s.get(MetaRow, "created_at") if uid else None
-        except Exception as exc:
-            raise IndexCorruptError(f"{db} cannot be read ({exc}); {COLLECTION_FILE} cannot be restored") from None
-        finally:
-            engine.dispose()
-        if uid is None or not uid.value:
-            raise CollectionNotFoundError(f"{db} holds no collection; {COLLECTION_FILE} cannot be restored")
-        _write_marker(path, uid.value, None, created.value if created else None)
-        return f"rewrote {COLLECTION_FILE} from {DB_FILE} (collection uid {uid.value})"
+        """Rewrite a lost or broken `collection.json` from the collection's SQLite database in `path`
+        (which holds the uid, models and settings); return what was done, None if nothing was wrong."""
+        return layout.restore_marker(Path(path).expanduser().resolve())
 
     def close(self) -> None:
         if self._closed:
@@ -1563,45 +1532,6 @@ class Collection:
             report.problems.append(f"{name}: {row.tombstones} tombstones recorded, none in the index")
 
 
-def _write_marker(path: Path, uid: str, db_url: str | None, created_at: str | None = None) -> None:
-    marker = {"format": FORMAT, "version": SCHEMA_VERSION, "uid": uid, "db_url": db_url,
-              "created_at": created_at or utcnow().isoformat()}
-    atomic_write(path / COLLECTION_FILE, (json.dumps(marker, indent=2) + "\n").encode())
-
-
-def _read_marker(path: Path) -> dict[str, Any]:
-    marker = path / COLLECTION_FILE
-    if not marker.is_file():
-        if (path / DB_FILE).is_file():
-            raise CollectionNotFoundError(
-                f"{marker} is missing, but {path / DB_FILE} holds the collection: run `indexer verify {path} --repair` "
-                f"to rewrite {COLLECTION_FILE} from it (do not run `indexer create` there)"
-            )
-        raise CollectionNotFoundError(
-            f"{path} is not a collection (no {COLLECTION_FILE}); create one with `indexer create {path} --model SPEC`"
-        )
-    try:
-        info = json.loads(marker.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise CollectionNotFoundError(f"{marker} is unreadable ({exc})") from None
-    if not isinstance(info, dict) or not isinstance(info.get("uid"), str) or not isinstance(info.get("db_url"), str | None):
-        raise CollectionNotFoundError(
-            f"{marker} is not a collection marker (expected a JSON object with \"uid\" and \"db_url\")"
-            + (f"; `indexer verify {path} --repair` rewrites it from {DB_FILE}" if (path / DB_FILE).is_file() else "")
-        )
-    return info
-
-
-def _check_writable(path: Path, db_file: str | None) -> None:
-    """A writer needs the directory and its database writable: say so in one line, up front."""
-    for p in [path, path / INDEX_DIR, *([Path(db_file)] if db_file else [])]:
-        if p.exists() and not os.access(p, os.W_OK):
-            raise ReadOnlyError(
-                f"{p} is not writable for this user, so the collection can only be read (search, info, verify and "
-                "export work)"
-            )
-
-
 def _check_limits(*, batch_size: int, threads: int | None, commit_every: int | None, lock_timeout: float) -> None:
     """Bad numbers from the command line fail before anything is opened or written."""
     if not isinstance(batch_size, int) or batch_size < 1:
@@ -1612,86 +1542,3 @@ def _check_limits(*, batch_size: int, threads: int | None, commit_every: int | N
         raise IndexerError(f"commit-every must be >= 1 chunks, got {commit_every}")
     if not lock_timeout >= 0:  # also NaN
         raise IndexerError(f"lock timeout must be >= 0 seconds, got {lock_timeout}")
-
-
-_OURS = {DB_FILE, f"{DB_FILE}-wal", f"{DB_FILE}-shm", f"{DB_FILE}-journal", INDEX_DIR, VECTORS_DIR, LOCK_FILE}
-
-
-def _held_documents(path: Path) -> int | None:
-    """Documents in the SQLite database of a collection directory (None: it cannot be read)."""
-    import sqlite3
-
-    db = path / DB_FILE
-    if not db.exists():
-        return 0
-    try:
-        conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30)
-    except sqlite3.Error:
-        return None
-    try:
-        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-        if "xl_documents" not in tables:
-            return 0 if not tables else None
-        return int(conn.execute("SELECT count(*) FROM xl_documents").fetchone()[0])
-    except sqlite3.Error:
-        return None
-    finally:
-        conn.close()
-
-
-def _clear_interrupted_create(path: Path) -> None:
-    """A directory left by a `create` that died before writing collection.json: remove our files,
-    but only when they hold no data (a collection whose collection.json was lost is restored by
-    `indexer verify --repair`, never deleted)."""
-    if (path / COLLECTION_FILE).exists():
-        raise CollectionExistsError(f"{path} is already a collection; open it, or delete the directory first")
-    entries = {p.name for p in path.iterdir()}
-    if entries - _OURS:
-        raise CollectionExistsError(f"{path} is not empty and not a collection; choose a new or empty directory")
-    docs = _held_documents(path)
-    vectors = path / VECTORS_DIR
-    stored = vectors.is_dir() and any(p.is_file() for p in vectors.rglob("*"))
-    if docs is None or docs or stored:
-        held = "a database that cannot be read" if docs is None else (
-            f"{docs} document(s)" if docs else "stored vectors")
-        raise CollectionExistsError(
-            f"{path} has no {COLLECTION_FILE} but holds {held}; refusing to create a collection over it. "
-            f"To restore it, run `indexer verify {path} --repair` (rewrites {COLLECTION_FILE} from the database); "
-            "to start over, delete the directory yourself"
-        )
-    import shutil
-
-    for name in entries - {LOCK_FILE}:  # the lock file is held by this create
-        p = path / name
-        shutil.rmtree(p) if p.is_dir() else p.unlink()
-
-
-def _remove_if_empty(path: Path) -> None:
-    try:
-        path.rmdir()
-    except OSError:
-        pass
-
-
-def _undo_create(path: Path, drop_url: str | None, new_dir: bool) -> None:
-    """A create failed: remove what it wrote (the directory held nothing else, see _clear_interrupted_create)."""
-    import shutil
-
-    if drop_url:  # tables this create made in a database server
-        from indexer.store import Base
-
-        engine = make_engine(drop_url)
-        try:
-            Base.metadata.drop_all(engine)
-        except Exception as exc:  # the original error matters more
-            log.warning("could not drop the tables of the failed create from %s: %s", masked_url(drop_url), exc)
-        finally:
-            engine.dispose()
-    for name in _OURS | {COLLECTION_FILE}:
-        p = path / name
-        if p.is_dir() and not p.is_symlink():
-            shutil.rmtree(p, ignore_errors=True)
-        elif p.exists() or p.is_symlink():
-            p.unlink(missing_ok=True)
-    if new_dir:
-        _remove_if_empty(path)
