@@ -54,7 +54,9 @@ def restore_marker(path: Path) -> str | None:
             uid = s.get(MetaRow, "uid") if existing_tables(engine) else None
             created = s.get(MetaRow, "created_at") if uid else None
     except Exception as exc:
-        raise IndexCorruptError(f"{db} cannot be read ({exc}); {COLLECTION_FILE} cannot be restored") from None
+        raise IndexCorruptError(
+            f"{db} cannot be read ({exc}); {COLLECTION_FILE} cannot be restored"
+        ) from None
     finally:
         engine.dispose()
     if uid is None or not uid.value:
@@ -64,8 +66,13 @@ def restore_marker(path: Path) -> str | None:
 
 
 def write_marker(path: Path, uid: str, db_url: str | None, created_at: str | None = None) -> None:
-    marker = {"format": FORMAT, "version": SCHEMA_VERSION, "uid": uid, "db_url": db_url,
-              "created_at": created_at or utcnow().isoformat()}
+    marker = {
+        "format": FORMAT,
+        "version": SCHEMA_VERSION,
+        "uid": uid,
+        "db_url": db_url,
+        "created_at": created_at or utcnow().isoformat(),
+    }
     atomic_write(path / COLLECTION_FILE, (json.dumps(marker, indent=2) + "\n").encode())
 
 
@@ -84,10 +91,18 @@ def read_marker(path: Path) -> dict[str, Any]:
         info = json.loads(marker.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise CollectionNotFoundError(f"{marker} is unreadable ({exc})") from None
-    if not isinstance(info, dict) or not isinstance(info.get("uid"), str) or not isinstance(info.get("db_url"), str | None):
+    if (
+        not isinstance(info, dict)
+        or not isinstance(info.get("uid"), str)
+        or not isinstance(info.get("db_url"), str | None)
+    ):
         raise CollectionNotFoundError(
-            f"{marker} is not a collection marker (expected a JSON object with \"uid\" and \"db_url\")"
-            + (f"; `indexer verify {path} --repair` rewrites it from {DB_FILE}" if (path / DB_FILE).is_file() else "")
+            f'{marker} is not a collection marker (expected a JSON object with "uid" and "db_url")'
+            + (
+                f"; `indexer verify {path} --repair` rewrites it from {DB_FILE}"
+                if (path / DB_FILE).is_file()
+                else ""
+            )
         )
     return info
 
@@ -133,13 +148,18 @@ def clear_interrupted_create(path: Path) -> None:
         raise CollectionExistsError(f"{path} is already a collection; open it, or delete the directory first")
     entries = {p.name for p in path.iterdir()}
     if entries - OURS:
-        raise CollectionExistsError(f"{path} is not empty and not a collection; choose a new or empty directory")
+        raise CollectionExistsError(
+            f"{path} is not empty and not a collection; choose a new or empty directory"
+        )
     docs = held_documents(path)
     vectors = path / VECTORS_DIR
     stored = vectors.is_dir() and any(p.is_file() for p in vectors.rglob("*"))
     if docs is None or docs or stored:
-        held = "a database that cannot be read" if docs is None else (
-            f"{docs} document(s)" if docs else "stored vectors")
+        held = (
+            "a database that cannot be read"
+            if docs is None
+            else (f"{docs} document(s)" if docs else "stored vectors")
+        )
         raise CollectionExistsError(
             f"{path} has no {COLLECTION_FILE} but holds {held}; refusing to create a collection over it. "
             f"To restore it, run `indexer verify {path} --repair` (rewrites {COLLECTION_FILE} from the database); "
@@ -166,7 +186,9 @@ def undo_create(path: Path, drop_url: str | None, new_dir: bool) -> None:
         try:
             Base.metadata.drop_all(engine)
         except Exception as exc:  # the original error matters more
-            log.warning("could not drop the tables of the failed create from %s: %s", masked_url(drop_url), exc)
+            log.warning(
+                "could not drop the tables of the failed create from %s: %s", masked_url(drop_url), exc
+            )
         finally:
             engine.dispose()
     for name in OURS | {COLLECTION_FILE}:
