@@ -118,7 +118,8 @@ def _field(obj: dict, name: str, path: str | Path, line: int, *, required: bool 
         if required:
             raise DataError(path, line, f"missing field '{name}'")
         return ""
-    if not isinstance(value, str | int):
+    # bool is an int in Python: `"id": true` would become the id "True".
+    if isinstance(value, bool) or not isinstance(value, str | int):
         raise DataError(path, line, f"field '{name}' must be a string, got {type(value).__name__}")
     value = str(value)
     if required and not value.strip():

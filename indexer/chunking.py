@@ -85,6 +85,22 @@ class Chunker:
             out.append((Span(a, b), min(size, worst_n - i)))
         return out
 
+    def cut(self, text: str, max_tokens: int) -> str:
+        """The longest prefix of `text` (cut at a token boundary) of at most `max_tokens` tokens by
+        every tokenizer; `text` itself when it fits."""
+        limit = max_tokens
+        while True:
+            end = len(text)
+            for tok in self.tokenizers:
+                enc = tok(text, add_special_tokens=False, return_offsets_mapping=True, verbose=False)
+                if len(enc["input_ids"]) > limit:
+                    end = min(end, enc["offset_mapping"][limit][0])
+            piece = text[:end].rstrip()
+            # A prefix can tokenize a little differently from the same span inside the whole text.
+            if end == len(text) or limit <= 1 or self._counts([piece])[0] <= max_tokens:
+                return piece
+            limit -= 1
+
     def chunk(self, text: str, reserve: int = 0) -> list[Span]:
         """Chunk spans of `text`; `reserve` tokens of the budget are kept free (e.g. for a title)."""
         return self.chunk_many([text], [reserve])[0]

@@ -53,7 +53,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "add": ("add documents from JSONL/CSV/TSV/TXT files (changed ones are updated)", """\
         Add the documents of each FILE (`-`: JSONL from standard input): .jsonl (one object per line with id, lang, title?, text;
         other fields become metadata), .csv (header with the same columns), .tsv (header, no
-        quoting) or .txt (one document per file; id = file name, language from NAME.xx.txt or
+        quoting) or .txt (one document per file; id = file name without .txt, language from NAME.xx.txt or
         --lang). A document already present with the same content is left alone; a changed one
         is replaced. With --on-error fail (default) a file with any bad record is rejected before
         anything from it is written; with --on-error skip bad records go to a rejects file
@@ -101,7 +101,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
         nothing else is, that index files match the size and checksum recorded at commit, and
         that every chunk has a stored vector. Exits 1 when there is any problem. --repair opens
         the collection for writing first, which reconciles it (pending chunks embedded, orphan
-        vectors removed, corrupt indexes rebuilt from the stored vectors).
+        vectors removed, corrupt indexes rebuilt from the stored vectors, the chunks of corrupt
+        vector segments re-embedded, a lost collection.json rewritten from the database).
 
         examples:
           indexer verify data/collections/xquad
@@ -367,8 +368,11 @@ def cmd_info(args: argparse.Namespace) -> int:
 def cmd_verify(args: argparse.Namespace) -> int:
     repairs: list[str] = []
     if args.repair:
+        from indexer import Collection
+
+        restored = Collection.restore_marker(args.dir)  # a lost collection.json, from the database
         with _open(args, read_only=False) as col:
-            repairs = [str(action) for action in col.repairs]
+            repairs = [restored] * bool(restored) + [str(action) for action in col.repairs]
         for action in [] if args.json else repairs:
             print(f"repaired: {action}")
     with _open(args, read_only=True) as col:

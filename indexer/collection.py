@@ -1,6 +1,6 @@
 """A collection: documents in a database (SQLAlchemy) plus one FAISS index per model, in one directory.
 
-Layout of `DIR/`:
+Layout of `DIR/` (file names and the marker: `indexer.layout`):
 - `collection.json`  marker + database URL (absent URL: `collection.db`, SQLite, in the directory)
 - `indexes/m<ID>.g<GEN>.faiss`  the committed FAISS index of model ID, generation GEN
 - `vectors/m<ID>/*.npy`  float16 vector segments of model ID (rebuilds never re-encode)
@@ -37,7 +37,7 @@ from tqdm.auto import tqdm
 
 from distill.data import Document
 from distill.langs import canonical_lang, is_known_lang
-from indexer import faiss_index
+from indexer import faiss_index, layout
 from indexer.chunking import Chunker
 from indexer.config import CollectionSettings, IndexKind, IndexSpec, OnError
 from indexer.errors import (
@@ -50,11 +50,13 @@ from indexer.errors import (
     ModelMismatchError,
     ReadOnlyError,
     UnknownModelError,
+    storage_errors,
 )
-from indexer.files import TMP_SUFFIX, atomic_write
+from indexer.files import TMP_SUFFIX
+from indexer.layout import COLLECTION_FILE, DB_FILE, INDEX_DIR, LOCK_FILE, REJECTS_DIR, VECTORS_DIR
 from indexer.lock import WriteLock
 from indexer.segments import SegmentStore
-from indexer.sources import Record, Validator, read_records, records_from_documents
+from indexer.sources import Record, Validator, read_records, records_from_documents, txt_id_clashes
 from indexer.store import (
     SCHEMA_VERSION,
     ChunkRow,
@@ -67,18 +69,12 @@ from indexer.store import (
     existing_tables,
     make_engine,
     masked_url,
+    sqlite_file,
     utcnow,
 )
 
 log = logging.getLogger("indexer")
 
-COLLECTION_FILE = "collection.json"
-DB_FILE = "collection.db"
-INDEX_DIR = "indexes"
-VECTORS_DIR = "vectors"
-REJECTS_DIR = "rejects"
-LOCK_FILE = "write.lock"
-FORMAT = "xlsearch-collection"
 
 DOC_BATCH = 64  # documents per database transaction
 DEFAULT_COMMIT_EVERY = 2048  # chunks embedded between index commits (at least; grows with the collection)
@@ -87,6 +83,7 @@ TOMBSTONE_REBUILD = 0.25  # rebuild an index that cannot delete once this share 
 MAX_SEGMENTS = 64  # vector segments per model before they are compacted into one
 SQL_IN_BATCH = 900  # SQLite's default limit on bound parameters is 32766 (999 before 3.32)
 TRUSTED_META = "trust_remote_code"  # xl_meta key: the specs whose own Python the user allowed at create
+TITLE_SHARE = 4  # with embed_title, a title takes at most 1/TITLE_SHARE of a chunk's token budget
 _INDEX_FILE_RE = re.compile(r"^m(\d+)\.g(\d+)\.faiss$")
 
 
@@ -286,6 +283,7 @@ class Collection:
     ) -> None:
         import threading
 
+        _check_limits(batch_size=batch_size, threads=threads, commit_every=commit_every, lock_timeout=lock_timeout)
         self.path = path
         self.db_url = db_url
         self.read_only = read_only
@@ -294,7 +292,7 @@ class Collection:
         self.show_progress = show_progress
         self.lock_timeout = lock_timeout
         self.batch_size = batch_size
-        self.engine = make_engine(db_url)
+        self.engine = make_engine(db_url, read_only=read_only)
         if threads:
             faiss_index.set_bulk_threads(threads)
         self._encoders: dict[str, Any] = {normalize_spec(k): v for k, v in (encoders or {}).items()}
@@ -303,6 +301,7 @@ class Collection:
         self._mutex = threading.RLock()
         self._lock = WriteLock(path / LOCK_FILE)
         self._chunker: Chunker | None = None
+        self._titles: dict[str, tuple[str, bool]] = {}  # title -> (what is embedded, was it cut)
         self._selectors: dict[tuple[str, ...], tuple[Any, np.ndarray, int]] = {}
         self._selector_version: tuple = ()
         self._staged_chunk_ids: list[np.ndarray] = []
@@ -352,20 +351,32 @@ class Collection:
             settings.validate()
         except ValueError as exc:
             raise IndexerError(str(exc)) from None
-        _clear_interrupted_create(path)
-        path.mkdir(parents=True, exist_ok=True)
+        _check_limits(batch_size=batch_size, threads=threads, commit_every=commit_every, lock_timeout=0.0)
+        if path.exists() and not path.is_dir():
+            raise CollectionExistsError(f"{path} exists and is not a directory")
+        new_dir = not path.exists()
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ReadOnlyError(f"cannot create {path} ({exc.strerror})") from None
         url = db_url or f"sqlite:///{path / DB_FILE}"
         col = cls(path, url, read_only=False, encoders=encoders, threads=threads, commit_every=commit_every,
                   show_progress=show_progress, lock_timeout=0.0, batch_size=batch_size)
+        made_schema = ours = False
         try:
             col._trusted = set(specs) if trust_remote_code else set()
-            with col._lock:
+            with storage_errors(path), col._lock:
+                layout.clear_interrupted_create(path)  # under the lock: never while another create runs
+                ours = True
                 if existing_tables(col.engine):
                     raise CollectionExistsError(
                         f"the database {masked_url(url)} already holds a collection (tables xl_*); use an empty database"
                     )
                 encs = {s: col._load_encoder(s) for s in specs}
+                for sp, enc in encs.items():  # before anything is written: a bad index type leaves nothing
+                    faiss_index.check_spec(spec, enc.dim, f"model {sp}: ")
                 create_schema(col.engine)
+                made_schema = True
                 uid = uuid.uuid4().hex
                 now = utcnow()
                 (path / INDEX_DIR).mkdir(exist_ok=True)
@@ -389,7 +400,6 @@ class Collection:
                             query_prompt=enc.prompt("query"), passage_prompt=enc.prompt("passage"),
                             index_spec=spec.to_dict(), factory="", generation=0, index_file=None,
                         ))
-                col._write_marker(uid, db_url)
                 col._load_state()
                 # An empty first generation, so every model always has a committed index file.
                 for m in col._models.values():
@@ -397,8 +407,13 @@ class Collection:
                     m.index = col._new_index(m, m.factory)
                     m.dirty = True
                 col._commit()
+                col._write_marker(uid, db_url)  # last: a directory without it is an unfinished create
         except BaseException:
             col.close()
+            if ours:
+                layout.undo_create(path, url if made_schema and db_url else None, new_dir)
+            elif new_dir:
+                layout.remove_if_empty(path)
             raise
         return col
 
@@ -419,16 +434,13 @@ class Collection:
     ) -> Collection:
         """Open the collection in `path`. Writable opens reconcile it first unless another writer is active."""
         path = Path(path).expanduser().resolve()
-        marker = path / COLLECTION_FILE
-        if not marker.is_file():
-            raise CollectionNotFoundError(
-                f"{path} is not a collection (no {COLLECTION_FILE}); create one with `indexer create {path} --model SPEC`"
-            )
-        try:
-            info = json.loads(marker.read_text())
-        except (OSError, ValueError) as exc:
-            raise CollectionNotFoundError(f"{marker} is unreadable ({exc})") from None
+        info = layout.read_marker(path)
         url = db_url or info.get("db_url") or f"sqlite:///{path / DB_FILE}"
+        db_file = sqlite_file(url)
+        if db_file and not Path(db_file).is_file():  # never create an empty database in its place
+            raise CollectionNotFoundError(f"the database {db_file} of {path} is missing")
+        if not read_only:
+            layout.check_writable(path, db_file)
         col = cls(path, url, read_only=read_only, encoders=encoders, threads=threads, commit_every=commit_every,
                   show_progress=show_progress, lock_timeout=lock_timeout, batch_size=batch_size)
         try:
@@ -445,20 +457,29 @@ class Collection:
                 raise IndexerError(f"{path} has schema version {version and version.value}; this indexer reads {SCHEMA_VERSION}")
             col._load_state()
             if not read_only and reconcile:
+                # Without waiting: the lock timeout is for the write that follows, which repairs
+                # first if it must (`_writing`), so --lock-timeout is waited once, not twice.
+                col.lock_timeout = 0.0
                 try:
                     col.reconcile()
                 except CollectionLockedError:
                     # The active writer keeps the collection consistent; reads see its commits.
                     log.warning("%s: another process is writing; opened without reconciling", path)
+                finally:
+                    col.lock_timeout = lock_timeout
         except BaseException:
             col.close()
             raise
         return col
 
     def _write_marker(self, uid: str, db_url: str | None) -> None:
-        marker = {"format": FORMAT, "version": SCHEMA_VERSION, "uid": uid, "db_url": db_url,
-                  "created_at": utcnow().isoformat()}
-        atomic_write(self.path / COLLECTION_FILE, (json.dumps(marker, indent=2) + "\n").encode())
+        layout.write_marker(self.path, uid, db_url)
+
+    @classmethod
+    def restore_marker(cls, path: str | Path) -> str | None:
+        """Rewrite a lost or broken `collection.json` from the collection's SQLite database in `path`
+        (which holds the uid, models and settings); return what was done, None if nothing was wrong."""
+        return layout.restore_marker(Path(path).expanduser().resolve())
 
     def close(self) -> None:
         if self._closed:
@@ -578,6 +599,9 @@ class Collection:
         if not m.index_file:
             m.broken = f"no committed index for model {m.spec}"
             return
+        if not _INDEX_FILE_RE.match(m.index_file):  # never a path outside indexes/
+            m.broken = f"the database names an index file {m.index_file!r}, which is not an index file name"
+            return
         try:
             m.index = faiss_index.load(self.path / INDEX_DIR / m.index_file, m.index_bytes, m.index_crc32)
         except IndexCorruptError as exc:
@@ -608,7 +632,7 @@ class Collection:
     def _writing(self, repair: bool = True) -> Iterator[None]:
         """Hold the write lock with the committed state loaded; repair a crashed writer's leftovers first."""
         self._require_writable()
-        with self._mutex:
+        with self._mutex, storage_errors(self.path):
             self._lock.acquire(timeout=self.lock_timeout)
             try:
                 self._sync()
@@ -652,7 +676,16 @@ class Collection:
 
     def add_files(self, paths: Sequence[str | Path], on_error: str | OnError = OnError.FAIL, *,
                   lang: str | None = None, rejects: str | Path | None = None, upsert: bool = True) -> AddSummary:
-        """`add` (or with `upsert=False`, `update`) from JSONL/CSV/TSV/TXT files."""
+        """`add` (or with `upsert=False`, `update`) from JSONL/CSV/TSV/TXT files.
+
+        A missing input, a directory, or two `.txt` files that would get the same id are errors in
+        every `on_error` mode, before anything is written: they are mistakes in the command, not bad records."""
+        problems = [f"{rec.where}: {rec.error}" for p in paths if not Path(p).is_file()
+                    for rec in read_records(p, lang=lang)]
+        problems += txt_id_clashes(paths)
+        if problems:
+            raise InputError("nothing was written:\n  " + "\n  ".join(problems) if len(problems) > 1
+                             else f"{problems[0]}; nothing was written", problems)
         sources = [(str(p), (lambda p=p: read_records(p, lang=lang))) for p in paths]
         return self._ingest(sources, on_error, rejects, upsert=upsert)
 
@@ -781,14 +814,15 @@ class Collection:
                 to_chunk.append((row, doc))
             s.flush()
             titled = self.settings.embed_title
-            reserves = [(chunker._counts([d.title])[0] + 1) if titled and d.title else 0 for _, d in to_chunk]
+            titles = [self._embedded_title(d.title, d.id) if titled and d.title else "" for _, d in to_chunk]
+            reserves = [(chunker._counts([t])[0] + 1) if t else 0 for t in titles]
             spans = chunker.chunk_many([d.text for _, d in to_chunk], reserves)
             rows: list[tuple[ChunkRow, str]] = []
-            for (row, doc), doc_spans in zip(to_chunk, spans, strict=True):
+            for (row, doc), doc_spans, title in zip(to_chunk, spans, titles, strict=True):
                 for pos, sp in enumerate(doc_spans):
                     text = doc.text[sp.start : sp.end]
-                    if titled and doc.title:
-                        text = f"{doc.title}\n{text}"
+                    if title:
+                        text = f"{title}\n{text}"
                     rows.append((ChunkRow(doc_id=row.id, position=pos, start=sp.start, end=sp.end, lang=doc.lang,
                                           state=ChunkState.PENDING.value), text))
             s.add_all([r for r, _ in rows])
@@ -798,6 +832,22 @@ class Collection:
             reject_out = self._reject(rec, summary, reject_out, rejects)
         self._stage(new_chunks, np.array(removed, dtype=np.int64), summary)
         return reject_out
+
+    def _embedded_title(self, title: str, doc_id: str | None = None) -> str:
+        """The title as embedded before each chunk: cut to 1/TITLE_SHARE of the chunk budget, so a
+        long title cannot crowd the chunk's own text out of the model's input."""
+        if title not in self._titles:
+            chunker = self._chunker_for()
+            limit = max(chunker.budget // TITLE_SHARE, 1)
+            cut = chunker.cut(title, limit)
+            self._titles[title] = (cut, cut != title)
+            if len(self._titles) > 10_000:
+                self._titles.clear()
+        cut, was_cut = self._titles[title]
+        if was_cut and doc_id is not None:
+            log.warning("document %s: its title is embedded only up to %r (at most 1/%d of the %d-token chunk "
+                        "budget goes to the title)", doc_id, cut[-40:], TITLE_SHARE, self._chunker_for().budget)
+        return cut
 
     def _embed(self, m: _Model, texts: list[str], summary: AddSummary | None = None) -> np.ndarray:
         enc = self.encoder(m.spec)
@@ -908,7 +958,18 @@ class Collection:
             if upgrade or too_many_tombstones or too_many_segments or outgrown:
                 log.info("rebuilding the index of %s (upgrade %s, tombstones %d, segments %d, outgrown %s)", m.spec,
                          upgrade, m.tombstones, len(m.segments), outgrown)
-                self._rebuild_model(m)
+                try:
+                    self._rebuild_model(m)
+                except (IndexerError, ValueError) as exc:
+                    # The commit before this stands; an index type that cannot be built (recorded by an
+                    # older version) must not turn every later write into an error.
+                    log.warning("%s: the index stays %s: %s (`indexer rebuild --index-type` switches it)",
+                                m.name, m.factory, exc)
+                    self._reload_model(m)
+
+    def _reload_model(self, m: _Model) -> None:
+        m.generation = -1
+        self._sync()
 
     def _vectors_dir(self, m: _Model) -> Path:
         return self.path / VECTORS_DIR / m.key
@@ -976,7 +1037,7 @@ class Collection:
                 q = (select(ChunkRow.id, ChunkRow.start, ChunkRow.end, DocumentRow.title, DocumentRow.text)
                      .join(DocumentRow, DocumentRow.id == ChunkRow.doc_id).where(ChunkRow.id.in_(part)))
                 for cid, a, b, title, text in s.execute(q):
-                    out[cid] = f"{title}\n{text[a:b]}" if titled and title else text[a:b]
+                    out[cid] = f"{self._embedded_title(title)}\n{text[a:b]}" if titled and title else text[a:b]
         return [(i, out[i]) for i in ids.tolist() if i in out]
 
     def rebuild(self, index_type: str | IndexSpec | None = None, *, models: Sequence[str] | None = None,
@@ -985,13 +1046,20 @@ class Collection:
         switching its type; `reembed` encodes every chunk again instead (e.g. after a model changed)."""
         with self._writing():
             targets = [self._model(x) for x in models] if models else list(self._models.values())
-            for m in targets:
+            specs: dict[int, IndexSpec] = {}
+            for m in targets:  # every model's new spec is checked before any index is rebuilt
+                spec = m.index_spec
                 if index_type is not None or index_params:
                     try:
-                        m.index_spec = IndexSpec.parse(index_type if index_type is not None else m.index_spec,
-                                                       **(index_params or {}))
+                        spec = IndexSpec.parse(index_type if index_type is not None else m.index_spec,
+                                               **(index_params or {}))
                     except ValueError as exc:
                         raise IndexerError(str(exc)) from None
+                dim = self.encoder(m.spec, allow_new_dim=True).dim if reembed else m.dim
+                faiss_index.check_spec(spec, dim, f"model {m.name}: ")
+                specs[m.id] = spec
+            for m in targets:
+                m.index_spec = specs[m.id]
                 if reembed:
                     enc = self.encoder(m.spec, allow_new_dim=True)
                     m.dim = enc.dim
@@ -1003,7 +1071,7 @@ class Collection:
         live = self._live_ids()
         store = SegmentStore(self._vectors_dir(m))
         n = len(live)
-        seg_names = [name for name, _ in m.segments]
+        seg_names = [name for name, _ in m.segments] if reembed else self._trusted_segments(m)
         # Too few vectors to train (IVF/PQ): a flat index stands in until a later commit has enough.
         factory = "Flat" if n < self._min_train(m, n) else m.index_spec.factory_string(m.dim, n)
         index = self._new_index(m, factory)
@@ -1063,6 +1131,18 @@ class Collection:
         self._remove_old_generations(m, keep_from=old_gen)
         self._selectors.clear()
 
+    def _trusted_segments(self, m: _Model) -> list[str]:
+        """Segments of `m` that pass their checks; the chunks of the others are re-embedded."""
+        store = SegmentStore(self._vectors_dir(m))
+        good = []
+        for name, rows in m.segments:
+            try:
+                store.check(name, rows, m.dim)
+                good.append(name)
+            except IndexCorruptError as exc:
+                log.warning("%s: %s; re-embedding its chunks", m.name, exc)
+        return good
+
     def reconcile(self) -> list[str]:
         """Make every index agree with the database: pending chunks embedded (from stored vectors
         when they exist), orphan vectors removed, corrupt indexes rebuilt, stray files deleted.
@@ -1085,7 +1165,10 @@ class Collection:
                 self._check_segments(m, actions)
                 self._rebuild_model(m)
                 continue
-            self._check_segments(m, actions)
+            if self._check_segments(m, actions):
+                # The index is fine, but the vectors a rebuild needs are gone: store them again.
+                self._rebuild_model(m)
+                continue
             in_index = faiss_index.index_ids(m.index)
             orphans = np.setdiff1d(in_index, live)
             if len(orphans):
@@ -1133,7 +1216,7 @@ class Collection:
         actions += self._remove_stray_files()
         return actions
 
-    def _check_segments(self, m: _Model, actions: list[str]) -> None:
+    def _check_segments(self, m: _Model, actions: list[str]) -> bool:
         """Drop registrations of segment files that are missing or unreadable (their chunks get re-embedded)."""
         store = SegmentStore(self._vectors_dir(m))
         bad = []
@@ -1147,6 +1230,7 @@ class Collection:
             with Session(self.engine) as s, s.begin():
                 s.execute(delete(SegmentRow).where(SegmentRow.model_id == m.id, SegmentRow.name.in_(bad)))
             m.segments = [(n, r) for n, r in m.segments if n not in bad]
+        return bool(bad)
 
     def _remove_stray_files(self) -> list[str]:
         """Delete files no committed row names: temporary files, uncommitted generations and segments."""
@@ -1394,10 +1478,36 @@ class Collection:
     def _verify_model(self, row: ModelRow, segments: list[tuple[str, int]], live: np.ndarray, report: VerifyReport) -> None:
         name = row.name
         try:
+            if row.index_file and not _INDEX_FILE_RE.match(row.index_file):
+                raise IndexCorruptError(f"the database names an index file {row.index_file!r}, which is not an index file name")
             index = faiss_index.load(self.path / INDEX_DIR / (row.index_file or "<none>"), row.index_bytes, row.index_crc32)
         except IndexCorruptError as exc:
             report.problems.append(f"{name}: {exc}")
-            return
+            index = None  # the stored vectors are still checked
+        if index is not None:
+            self._verify_index(row, index, live, report)
+        store = SegmentStore(self.path / VECTORS_DIR / f"m{row.id}")
+        stored: list[np.ndarray] = []
+        bad_segments = 0
+        for seg, rows in segments:
+            try:
+                store.check(seg, rows, row.dim)
+                stored.append(store.ids(seg))
+            except IndexCorruptError as exc:
+                report.problems.append(f"{name}: {exc}")
+                bad_segments += 1
+        have = np.unique(np.concatenate(stored)) if stored else np.array([], np.int64)
+        unstored = np.setdiff1d(live, have)
+        if bad_segments:
+            report.notes.append(f"{name}: `indexer verify --repair` re-embeds the chunks of the {bad_segments} "
+                                "broken segment(s)")
+        elif len(unstored):
+            report.problems.append(f"{name}: {len(unstored)} chunk(s) have no stored vector (a rebuild would re-encode them)")
+        report.stats[name] = {"index": row.factory, "vectors": int(index.ntotal) if index is not None else None,
+                              "tombstones": row.tombstones, "index_bytes": row.index_bytes}
+
+    def _verify_index(self, row: ModelRow, index, live: np.ndarray, report: VerifyReport) -> None:
+        name = row.name
         if index.d != row.dim:
             report.problems.append(f"{name}: index dimension {index.d}, the collection records {row.dim}")
         if index.ntotal != row.ntotal:
@@ -1420,36 +1530,15 @@ class Collection:
                                     "`indexer rebuild` reclaims them)")
         elif row.tombstones:
             report.problems.append(f"{name}: {row.tombstones} tombstones recorded, none in the index")
-        store = SegmentStore(self.path / VECTORS_DIR / f"m{row.id}")
-        stored: list[np.ndarray] = []
-        for seg, rows in segments:
-            try:
-                store.check(seg, rows, row.dim)
-                stored.append(store.ids(seg))
-            except IndexCorruptError as exc:
-                report.problems.append(f"{name}: {exc}")
-        have = np.unique(np.concatenate(stored)) if stored else np.array([], np.int64)
-        unstored = np.setdiff1d(live, have)
-        if len(unstored):
-            report.problems.append(f"{name}: {len(unstored)} chunk(s) have no stored vector (a rebuild would re-encode them)")
-        report.stats[name] = {"index": row.factory, "vectors": int(index.ntotal), "tombstones": row.tombstones,
-                              "index_bytes": row.index_bytes}
 
 
-def _clear_interrupted_create(path: Path) -> None:
-    """A directory left by a `create` that died before writing collection.json: remove our files."""
-    if not path.is_dir() or (path / COLLECTION_FILE).exists():
-        if path.exists() and not path.is_dir():
-            raise CollectionExistsError(f"{path} exists and is not a directory")
-        return
-    ours = {DB_FILE, f"{DB_FILE}-wal", f"{DB_FILE}-shm", f"{DB_FILE}-journal", INDEX_DIR, VECTORS_DIR, LOCK_FILE}
-    entries = {p.name for p in path.iterdir()}
-    if entries - ours:
-        raise CollectionExistsError(
-            f"{path} is not empty and not a collection; choose a new or empty directory"
-        )
-    import shutil
-
-    for name in entries:
-        p = path / name
-        shutil.rmtree(p) if p.is_dir() else p.unlink()
+def _check_limits(*, batch_size: int, threads: int | None, commit_every: int | None, lock_timeout: float) -> None:
+    """Bad numbers from the command line fail before anything is opened or written."""
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise IndexerError(f"batch size must be >= 1, got {batch_size}")
+    if threads is not None and threads < 1:
+        raise IndexerError(f"threads must be >= 1 (or omitted for all cores), got {threads}")
+    if commit_every is not None and commit_every < 1:
+        raise IndexerError(f"commit-every must be >= 1 chunks, got {commit_every}")
+    if not lock_timeout >= 0:  # also NaN
+        raise IndexerError(f"lock timeout must be >= 0 seconds, got {lock_timeout}")

@@ -75,10 +75,19 @@ class IndexSpec:
         for name in ("hnsw_m", "ef_construction", "ef_search", "pq_nbits", "nprobe"):
             if getattr(self, name) < 1:
                 raise ValueError(f"index parameter {name} must be >= 1")
+        if self.hnsw_m < 2:  # FAISS aborts the process on the first add with M=1
+            raise ValueError("index parameter hnsw_m must be >= 2")
+        if self.pq_nbits > 16:
+            raise ValueError("index parameter pq_nbits must be <= 16 (training needs 2^pq_nbits vectors)")
         if self.nlist < 0 or self.pq_m < 0:
             raise ValueError("nlist and pq_m must be >= 0 (0 = automatic)")
         if self.kind == IndexKind.FACTORY and not self.factory:
             raise ValueError("a factory index needs a factory string")
+        # FAISS builds these, then fails (IVF0: no list to probe) or aborts the process (HNSW0/1)
+        # at the first add or search, after the collection committed them.
+        if self.kind == IndexKind.FACTORY and (re.search(r"(?<!\d)0+(?!\d)", self.factory)
+                                               or re.search(r"HNSW[01](?!\d)", self.factory)):
+            raise ValueError(f"index type {self.factory!r} has a size of 0 (or HNSW with M < 2)")
 
     def resolve(self, n: int) -> IndexKind:
         """The concrete kind for a collection of `n` chunks (`auto` -> flat or hnsw)."""

@@ -12,6 +12,7 @@ from pathlib import Path
 import faiss
 import numpy as np
 
+from indexer.config import AUTO_FLAT_LIMIT, IndexSpec
 from indexer.errors import IndexCorruptError, IndexerError
 from indexer.files import atomic_write
 
@@ -49,6 +50,20 @@ def new_index(factory: str, dim: int) -> faiss.IndexIDMap2:
             part.do_polysemous_training = False
         part = faiss.downcast_index(part.index) if isinstance(part, faiss.IndexPreTransform) else None
     return faiss.IndexIDMap2(base)
+
+
+def check_spec(spec: IndexSpec, dim: int, what: str = "") -> None:
+    """Build every index `spec` can call for on `dim`-dimensional vectors (small, large, outgrown),
+    so a parameter FAISS rejects fails before anything is written, not at a later commit."""
+    for n in (0, AUTO_FLAT_LIMIT, 100 * AUTO_FLAT_LIMIT):
+        try:
+            factory = spec.factory_string(dim, n)
+        except ValueError as exc:
+            raise IndexerError(f"{what}{exc}") from None
+        try:
+            new_index(factory, dim)
+        except IndexerError as exc:
+            raise IndexerError(f"{what}{exc}") from None
 
 
 def inner(index: faiss.Index) -> faiss.Index:

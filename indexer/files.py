@@ -52,12 +52,42 @@ def atomic_write(path: Path, data: bytes | memoryview | np.ndarray) -> int:
     return zlib.crc32(view)
 
 
-def atomic_save_npy(path: Path, array: np.ndarray) -> None:
-    """`np.save`, atomically (the file can later be memory-mapped with `np.load(mmap_mode='r')`)."""
+class _CrcWriter:
+    """A file wrapper that keeps the CRC-32 of what was written through it."""
+
+    def __init__(self, f: BinaryIO | None) -> None:
+        self.f, self.crc = f, 0
+
+    def write(self, data) -> int:
+        self.crc = zlib.crc32(data, self.crc)
+        return self.f.write(data) if self.f is not None else len(memoryview(data).cast("B"))
+
+
+def npy_crc32(array: np.ndarray) -> int:
+    """The CRC-32 of the file `atomic_save_npy(path, array)` writes, computed without writing it."""
+    out = _CrcWriter(None)
+    np.save(out, np.ascontiguousarray(array), allow_pickle=False)
+    return out.crc
+
+
+def atomic_save_npy(path: Path, array: np.ndarray) -> int:
+    """`np.save`, atomically (the file can later be memory-mapped with `np.load(mmap_mode='r')`);
+    return the file's CRC-32."""
     with _atomic_replace(path) as f:
-        np.save(f, np.ascontiguousarray(array), allow_pickle=False)
+        out = _CrcWriter(f)
+        np.save(out, np.ascontiguousarray(array), allow_pickle=False)
+    return out.crc
 
 
 def crc32_file(path: Path) -> tuple[bytes, int]:
     data = path.read_bytes()
     return data, zlib.crc32(data)
+
+
+def crc32_stream(path: Path, block: int = 1 << 24) -> int:
+    """CRC-32 of a file, read in blocks (vector segments can be larger than memory)."""
+    crc = 0
+    with open(path, "rb") as f:
+        while chunk := f.read(block):
+            crc = zlib.crc32(chunk, crc)
+    return crc

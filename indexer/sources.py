@@ -1,10 +1,16 @@
 """Input files -> records, one per document or per bad line, never stopping at the first problem.
 
 Formats (by extension): `.jsonl` (one object per line: `id, lang, title?, text, ...`), `.csv`
-(comma-separated with a header, standard quoting), `.tsv` (tab-separated with a header, no quoting,
-as in the shared data) and `.txt` (the whole file is one document: id = file name without
-extensions, language from `name.xx.txt` or `--lang`). Fields other than id/lang/title/text become
-the document's metadata.
+(comma-separated with a header, standard quoting, strict: a quote that is never closed is an error
+at the line that opened it), `.tsv` (tab-separated with a header, no quoting, as in the shared data)
+and `.txt` (the whole file is one document: id = the file name without `.txt`, so `notes.de.txt`
+is `notes.de`; language from `--lang`, else from `NAME.xx.txt`). Two `.txt` files of one `add` that
+would get the same id (`a/notes.txt`, `b/notes.txt`) are refused before anything is written (see
+`txt_id_clashes`). Fields other than id/lang/title/text become the document's metadata.
+
+Texts, titles and ids must not contain control characters (other than tab, newline and carriage
+return in texts and titles): a NUL ends a string for SQLite's `length()` and is refused by
+PostgreSQL, and the others are invisible in every listing.
 
 Each record carries its file and line so a rejected one can be reported and written to a rejects
 file; validation that needs the collection (language codes, size limit, duplicates) happens in
@@ -15,6 +21,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -64,8 +71,14 @@ def read_records(path: str | Path, *, lang: str | None = None) -> Iterator[Recor
     """Records of one input file; format by extension (see module docstring)."""
     path = Path(path)
     source = str(path)
-    if not path.is_file():
+    if not path.exists():
         yield Record(source, None, error="file not found")
+        return
+    if path.is_dir():
+        yield Record(source, None, error="is a directory, not a file (name the files in it)")
+        return
+    if not path.is_file():
+        yield Record(source, None, error="not a regular file")
         return
     suffix = path.suffix.lower()
     if suffix == ".jsonl":
@@ -94,7 +107,9 @@ def _read_jsonl(path: Path) -> Iterator[Record]:
             try:
                 obj = json.loads(line)
             except json.JSONDecodeError as exc:
-                yield rec.reject(f"invalid JSON ({exc.msg} at column {exc.colno})")
+                # Some messages end in "at" already ("Invalid control character at").
+                msg = exc.msg[: -len(" at")] if exc.msg.endswith(" at") else exc.msg
+                yield rec.reject(f"invalid JSON ({msg} at column {exc.colno})")
                 continue
             if not isinstance(obj, dict):
                 yield rec.reject(f"expected a JSON object, got {type(obj).__name__}")
@@ -116,7 +131,8 @@ def _read_table(path: Path, delimiter: str) -> Iterator[Record]:
     # with its line number instead of failing the whole file.
     with path.open("r", encoding="utf-8", errors="surrogateescape", newline="") as f:
         quoting = csv.QUOTE_MINIMAL if delimiter == "," else csv.QUOTE_NONE
-        reader = csv.reader(f, delimiter=delimiter, quoting=quoting)
+        # strict: an unterminated quote is an error, not a field that swallows the rest of the file.
+        reader = csv.reader(f, delimiter=delimiter, quoting=quoting, strict=True)
         try:
             header = next(reader)
         except StopIteration:
@@ -139,6 +155,11 @@ def _read_table(path: Path, delimiter: str) -> Iterator[Record]:
             except StopIteration:
                 return
             except csv.Error as exc:
+                if "unexpected end of data" in str(exc):
+                    # The reader is at the end of the file: nothing after the open quote is readable.
+                    yield Record(source, line, error="a quoted field opened on this line is never closed "
+                                 "(unterminated quote); the rest of the file cannot be read")
+                    return
                 yield Record(source, line, error=f"malformed row ({exc})")
                 continue
             raw = delimiter.join(cells)
@@ -158,12 +179,32 @@ def _read_table(path: Path, delimiter: str) -> Iterator[Record]:
             yield rec
 
 
+def txt_id(path: Path) -> str:
+    """The document id of a `.txt` file: its name without `.txt`."""
+    return path.name[: -len(".txt")] if path.name.lower().endswith(".txt") else path.name
+
+
+def txt_id_clashes(paths: Iterable[str | Path]) -> list[str]:
+    """Messages for `.txt` files that would get the same id as an earlier one in `paths`."""
+    first: dict[str, Path] = {}
+    problems = []
+    for p in map(Path, paths):
+        if p.suffix.lower() != ".txt":
+            continue
+        doc_id = txt_id(p)
+        other = first.setdefault(doc_id, p)
+        if other != p and other.resolve() != p.resolve():
+            problems.append(f"{p}: its document id {doc_id!r} is also the id of {other} (a .txt file's id is its "
+                            "name without .txt); rename one of them, or add them in separate commands to replace one")
+    return problems
+
+
 def _read_txt(path: Path, lang: str | None) -> Record:
     source = str(path)
-    stem, _, rest = path.name.partition(".")
-    parts = rest.split(".")
+    doc_id = txt_id(path)
+    parts = doc_id.split(".")
     # `name.de.txt` names its language; otherwise --lang must.
-    file_lang = parts[-2] if len(parts) >= 2 else None
+    file_lang = parts[-1] if len(parts) >= 2 and is_known_lang(parts[-1]) else None
     data = path.read_bytes()
     try:
         text = data.decode("utf-8")
@@ -175,7 +216,7 @@ def _read_txt(path: Path, lang: str | None) -> Record:
         return Record(source, None, error="no language: name the file NAME.xx.txt or pass --lang xx")
     if not text.strip():
         return Record(source, None, error="field 'text' is empty")
-    return Record(source, None, doc=Document(id=stem, lang=doc_lang, text=text, title=stem), raw=text[:_RAW_KEEP])
+    return Record(source, None, doc=Document(id=doc_id, lang=doc_lang, text=text, title=doc_id), raw=text[:_RAW_KEEP])
 
 
 def records_from_documents(docs: Iterable[Document | dict], source: str = "<documents>") -> Iterator[Record]:
@@ -195,6 +236,18 @@ def records_from_documents(docs: Iterable[Document | dict], source: str = "<docu
             yield Record(source, number, error=f"expected a Document or a dict, got {type(doc).__name__}")
             continue
         yield Record(source, number, doc=doc, raw=json.dumps({"id": doc.id, "lang": doc.lang}, ensure_ascii=False))
+
+
+_TEXT_CONTROLS = "\t\n\r"
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def _control_character(value: str, allowed: str) -> int | None:
+    """Position of the first control character of `value` not in `allowed`, or None."""
+    for match in _CONTROL.finditer(value):
+        if match.group() not in allowed:
+            return match.start()
+    return None
 
 
 class Validator:
@@ -221,6 +274,12 @@ class Validator:
             return rec.reject(f"text has {len(doc.text):,} characters, over the limit of {self.max_chars:,} (max_chars)")
         if any("\ud800" <= ch <= "\udfff" for ch in doc.text):
             return rec.reject("text contains invalid UTF-8 / lone surrogates")
+        for name, value, allowed in (("id", doc.id, ""), ("title", doc.title or "", _TEXT_CONTROLS),
+                                     ("text", doc.text, _TEXT_CONTROLS)):
+            bad = _control_character(value, allowed)
+            if bad is not None:
+                return rec.reject(f"field {name!r} contains the control character U+{ord(value[bad]):04X} at "
+                                  f"character {bad + 1} (only tab and line breaks are allowed in texts and titles)")
         if not is_known_lang(doc.lang):
             return rec.reject(f"unknown language code {doc.lang!r}")
         key = (rec.source, doc.id)

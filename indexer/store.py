@@ -135,9 +135,38 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor.close()
 
 
-def make_engine(url: str) -> Engine:
+def _sqlite_read_only_connect(db_file: str):
+    """A connection that never writes: `mode=ro`, or `immutable=1` where even that cannot open
+    (a WAL database on read-only media, whose -shm file cannot be created)."""
+    import sqlite3
+    from urllib.parse import quote
+
+    uri = f"file:{quote(db_file)}"
+    try:
+        conn = sqlite3.connect(f"{uri}?mode=ro", uri=True, timeout=30, check_same_thread=False)
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+    except sqlite3.OperationalError:
+        conn = sqlite3.connect(f"{uri}?immutable=1", uri=True, timeout=30, check_same_thread=False)
+    conn.execute("PRAGMA busy_timeout=30000")
+    return conn
+
+
+def sqlite_file(url: str) -> str | None:
+    """The database file of a SQLite URL (None for other databases and in-memory SQLite)."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    return parsed.database
+
+
+def make_engine(url: str, read_only: bool = False) -> Engine:
+    """An engine for `url`; `read_only` SQLite engines open the file read-only and never create it."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
+        db_file = sqlite_file(url)
+        if read_only and db_file:
+            # No WAL switch and no file creation: readers work on read-only media.
+            return create_engine(url, creator=lambda: _sqlite_read_only_connect(db_file))
         # check_same_thread=False: the app searches from Streamlit's script threads; the pool
         # still gives each connection to one thread at a time.
         engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})

@@ -170,7 +170,7 @@ def test_csv_tsv_and_txt_inputs(tmp_path):
     txt = tmp_path / "brief.de.txt"
     txt.write_text("Sehr geehrte Damen und Herren.", encoding="utf-8")
     (rec,) = read_records(txt)
-    assert (rec.doc.id, rec.doc.lang) == ("brief", "de")
+    assert (rec.doc.id, rec.doc.lang) == ("brief.de", "de")
     (rec,) = read_records(tmp_path / "missing.jsonl")
     assert rec.error == "file not found"
     other = tmp_path / "notes.txt"
