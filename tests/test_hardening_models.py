@@ -208,7 +208,7 @@ def test_distill_evaluate_refuses_then_accepts_the_flag(evil_model, tmp_path, ca
         "--out",
         str(tmp_path / "out"),
     ]
-    assert main(args) == 2
+    assert main(args) == 1  # a runtime failure, not a usage error
     err = capsys.readouterr().err
     assert "--trust-remote-code" in err and "Traceback" not in err and not marker.exists()
     assert main([*args, "--trust-remote-code"]) == 0 and marker.exists()
@@ -219,7 +219,7 @@ def test_distill_models_refuses_with_one_line(evil_model, capsys):
     from distill.cli import main
 
     path, marker = evil_model
-    assert main(["models", str(path)]) == 2
+    assert main(["models", str(path)]) == 1
     err = capsys.readouterr().err
     assert err.startswith("error: ") and err.count("\n") == 1 and "--trust-remote-code" in err
     assert not marker.exists()

@@ -128,3 +128,22 @@ def test_four_stages_with_passages_list_layers_and_kl(tiny_setup, tmp_path):
     assert summary["stages"]["stage4"]["variant"] == "kl"
     card = (out / "README.md").read_text()
     assert "initialised from A's layers [0, 3]" in card and "Full-width" in card
+
+
+def test_shipped_student_is_half_precision_and_loads_as_fp32(tiny_setup, tmp_path):
+    from distill.models import load_encoder
+    from distill.student.export import ship_student
+    from distill.train.run import run
+
+    out = tmp_path / "students" / "s"
+    extra = {"student.layers": "[1,2]", "student.passes": 1, "stage1.enabled": "false"}
+    run(load_config(None, tiny_overrides(tiny_setup, out, tmp_path / "cache", steps=2, **extra)))
+    shipped = ship_student(out, tmp_path / "models" / "student", note="Reproduce: distill run --config tiny")
+    weights = next(shipped.glob("*.safetensors"))
+    assert weights.stat().st_size < 0.6 * next(out.glob("*.safetensors")).stat().st_size
+    assert "Reproduce: distill run --config tiny" in (shipped / "README.md").read_text()
+    enc = load_encoder(shipped)
+    assert next(enc.model.parameters()).dtype == torch.float32
+    texts = ["The cat sits on the mat.", "Der Hund läuft im Park."]
+    a, b = load_encoder(out).encode(texts, prefix="query"), enc.encode(texts, prefix="query")
+    assert float((a * b).sum(axis=1).min()) > 0.999

@@ -30,6 +30,6 @@ def main(args: argparse.Namespace) -> int:
             enc = load_encoder(spec, trust_remote_code=args.trust_remote_code)
         except (ModelNotFoundError, RemoteCodeError) as exc:
             print(f"error: {exc}", file=sys.stderr)
-            return 2
+            return 1  # a runtime failure (the CLI conventions: 2 is for usage errors)
         print(f"{spec}: {enc!r} from {enc.model.name_or_path}")
     return 0
