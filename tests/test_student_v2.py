@@ -147,3 +147,16 @@ def test_shipped_student_is_half_precision_and_loads_as_fp32(tiny_setup, tmp_pat
     texts = ["The cat sits on the mat.", "Der Hund läuft im Park."]
     a, b = load_encoder(out).encode(texts, prefix="query"), enc.encode(texts, prefix="query")
     assert float((a * b).sum(axis=1).min()) > 0.999
+
+
+def test_bucketed_batches_keep_one_role_per_batch_and_cover_every_item():
+    from distill.train.loop import batch_indices
+
+    roles = np.array(["query"] * 48 + ["passage"] * 16)
+    seen = []
+    for step in range(8):  # one epoch: 64 items / batch 8
+        idx = batch_indices(step, 8, len(roles), seed=3, buckets=roles)
+        assert len(set(roles[idx])) == 1  # both buckets are multiples of 8: no mixed batch
+        seen.extend(idx.tolist())
+    assert sorted(seen) == list(range(64))
+    assert not np.array_equal(batch_indices(0, 8, 64, seed=3, buckets=roles), batch_indices(0, 8, 64, seed=4, buckets=roles))

@@ -50,16 +50,30 @@ class MetricsLog:
                 f.write(json.dumps({"time": round(time.time(), 3), **record}) + "\n")
 
 
-def batch_indices(step: int, batch_size: int, n: int, seed: int) -> np.ndarray:
-    """Item indices of global batch `step`: positions step*B .. step*B+B-1 of the epoch permutations."""
+def batch_indices(step: int, batch_size: int, n: int, seed: int, buckets: np.ndarray | None = None) -> np.ndarray:
+    """Item indices of global batch `step`: positions step*B .. step*B+B-1 of the epoch permutations.
+
+    With `buckets` (a label per item, e.g. sentence vs passage) an epoch is a shuffled sequence of
+    batches each drawn from one bucket, so short texts are not padded to a passage's length.
+    """
     positions = np.arange(step * batch_size, (step + 1) * batch_size)
     epochs, offsets = positions // n, positions % n
     out = np.empty(batch_size, dtype=np.int64)
     for epoch in np.unique(epochs):
-        perm = np.random.default_rng([seed, int(epoch)]).permutation(n)
+        rng = np.random.default_rng([seed, int(epoch)])
+        perm = rng.permutation(n) if buckets is None else _bucketed_permutation(rng, buckets, batch_size)
         sel = epochs == epoch
         out[sel] = perm[offsets[sel]]
     return out
+
+
+def _bucketed_permutation(rng: np.random.Generator, buckets: np.ndarray, batch_size: int) -> np.ndarray:
+    chunks = []
+    for label in np.unique(buckets):
+        idx = rng.permutation(np.flatnonzero(buckets == label))
+        chunks += [idx[i : i + batch_size] for i in range(0, len(idx), batch_size)]
+    order = rng.permutation(len(chunks))
+    return np.concatenate([chunks[i] for i in order])
 
 
 def linear_warmup_decay(total: int, warmup_ratio: float) -> Callable[[int], float]:
@@ -144,6 +158,7 @@ def train_loop(
     log: MetricsLog,
     resume: bool = False,
     on_step: StepCallback | None = None,
+    buckets: np.ndarray | None = None,
 ) -> LoopResult:
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -174,7 +189,7 @@ def train_loop(
     with _GracefulInterrupt() as interrupt:
         for step in range(start, cfg.steps):
             # 1. this rank's share of the global batch (the data position is the step number)
-            idx = batch_indices(step, cfg.batch_size, n_items, seed)[rank::world]
+            idx = batch_indices(step, cfg.batch_size, n_items, seed, buckets)[rank::world]
             # 2. forward + loss
             with autocast:
                 loss, parts = compute_loss(idx)

@@ -149,10 +149,13 @@ class Run:
             return str(self.stage_dir(1))
         return self.cfg.models.assistant
 
-    def train(self, n: int, model: torch.nn.Module, compute_loss, n_items: int) -> LoopResult:
+    def train(self, n: int, model: torch.nn.Module, compute_loss, n_items: int,
+              pairs: list[TrainingPair] | None = None) -> LoopResult:
+        """Run stage n's loop; with `pairs`, each batch holds one role (sentences are not padded to passages)."""
+        buckets = np.array([p.role for p in pairs]) if pairs is not None else None
         return train_loop(name=f"stage{n}", model=model, compute_loss=compute_loss, n_items=n_items,
                           cfg=self.cfg.stage(n), seed=self.cfg.seed + n, checkpoint=self.checkpoint(n),
-                          log=self.log, resume=self.resume, on_step=self.on_step)
+                          log=self.log, resume=self.resume, on_step=self.on_step, buckets=buckets)
 
     def evaluate(self, name: str, spec_or_encoder) -> dict[str, float]:
         if self.evaluation is None or not self.evaluation.enabled:
@@ -377,6 +380,8 @@ def load_stage_student(run: Run, n: int) -> tuple[XLSearchRecurrentModel, object
     path = run.stage_dir(n)
     student = XLSearchRecurrentModel.from_pretrained(path).to(run.device)
     student.config.num_passes = run.cfg.student.passes
+    if run.cfg.student.freeze_embeddings:
+        student.embeddings.word_embeddings.weight.requires_grad_(False)
     register_student()  # the tokenizer may read config.json: resolve its model_type to the installed code
     tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=False)
     prompts = read_layout(path).prompts
@@ -400,7 +405,7 @@ def stage3(run: Run) -> dict:
         en, xx = _embed_pairs(run, s_enc, [pairs[i] for i in idx])
         return loss_fn(en, xx, _target_rows(a_en, en_row[idx], en), _target_rows(a_xx, xx_row[idx], en))
 
-    result = run.train(3, student, compute_loss, len(pairs))
+    result = run.train(3, student, compute_loss, len(pairs), pairs)
     save_stage_student(run, 3, student, tokenizer, prompts)
     return _finish_stage(run, 3, result, {"pairs": len(pairs), "stored_params": stored_parameters(student),
                                           "effective_params": effective_parameters(student)})
@@ -427,7 +432,7 @@ def stage4(run: Run) -> dict:
         target_xx = None if t_xx is None else _target_rows(t_xx, xx_row[idx], en)
         return loss_fn(en, xx, _target_rows(t_en, en_row[idx], en), target_xx)
 
-    result = run.train(4, student, compute_loss, len(pairs))
+    result = run.train(4, student, compute_loss, len(pairs), pairs)
     save_stage_student(run, 4, student, tokenizer, prompts)
     return _finish_stage(run, 4, result, {"pairs": len(pairs), "variant": st.variant.value,
                                           "stored_params": stored_parameters(student),
