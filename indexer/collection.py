@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 from sqlalchemy import delete, func, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, defer
 from tqdm.auto import tqdm
 
 from distill.data import Document
@@ -215,8 +215,9 @@ class _Model:
 
     def update_from(self, row: ModelRow) -> None:
         for name in ("spec", "name", "dim", "normalize", "factory", "generation", "index_file", "index_bytes",
-                     "index_crc32", "ntotal", "tombstones", "updated_at", "backend"):
+                     "index_crc32", "ntotal", "tombstones", "updated_at"):
             setattr(self, name, getattr(row, name))
+        self.backend = row.__dict__.get("backend") or "torch"  # not loaded: a collection older than backends
         self.index_spec = IndexSpec.from_dict(row.index_spec)
 
     @classmethod
@@ -300,6 +301,7 @@ class Collection:
         self._encoders: dict[str, Any] = {normalize_spec(k): v for k, v in (encoders or {}).items()}
         self._trusted: set[str] = set()  # specs allowed to run their own code (recorded at create)
         self._encoder_backends: dict[str, str] = {}  # of the encoders loaded here (not given)
+        self._legacy_columns: set[str] = set()  # absent from an older collection opened read-only
         self._models: dict[int, _Model] = {}
         self._mutex = threading.RLock()
         self._lock = WriteLock(path / LOCK_FILE)
@@ -463,8 +465,11 @@ class Collection:
                 )
             if version is None or version.value != SCHEMA_VERSION:
                 raise IndexerError(f"{path} has schema version {version and version.value}; this indexer reads {SCHEMA_VERSION}")
-            for column in upgrade_schema(col.engine):
-                log.info("%s: added column %s (models run on torch until rebuilt)", path, column)
+            missing = upgrade_schema(col.engine, read_only=read_only)
+            if missing:
+                log.info("%s: predates column(s) %s: its models run on torch%s", path, ", ".join(missing),
+                         "" if read_only else " (column added)")
+                col._legacy_columns = set(missing) if read_only else set()
             col._load_state()
             if not read_only and reconcile:
                 # Without waiting: the lock timeout is for the write that follows, which repairs
@@ -532,6 +537,13 @@ class Collection:
             f"model {model!r} is not in this collection; its models are: " + ", ".join(m.spec for m in ordered)
         )
 
+    def _model_rows(self):
+        """SELECT of the model rows; a read-only open of an older collection skips columns it lacks."""
+        query = select(ModelRow).order_by(ModelRow.id)
+        if "backend" in self._legacy_columns:
+            query = query.options(defer(ModelRow.backend, raiseload=True))
+        return query
+
     def model_backends(self) -> dict[str, str]:
         """spec -> the backend its vectors are computed with (distill.models.Backend)."""
         return {m.spec: m.backend for m in sorted(self._models.values(), key=lambda m: m.id)}
@@ -585,7 +597,7 @@ class Collection:
     def _sync(self, attempts: int = 5) -> bool:
         """Bring the in-memory indexes to the committed generations; True if anything changed."""
         with Session(self.engine) as s:
-            rows = s.scalars(select(ModelRow).order_by(ModelRow.id)).all()
+            rows = s.scalars(self._model_rows()).all()
             segs = s.execute(select(SegmentRow.model_id, SegmentRow.name, SegmentRow.rows).order_by(SegmentRow.id)).all()
         changed, raced = False, False
         for row in rows:
@@ -1473,7 +1485,7 @@ class Collection:
         report = VerifyReport()
         with self._mutex:
             with Session(self.engine) as s:
-                rows = s.scalars(select(ModelRow).order_by(ModelRow.id)).all()
+                rows = s.scalars(self._model_rows()).all()
                 seg_rows = s.execute(select(SegmentRow.model_id, SegmentRow.name, SegmentRow.rows)).all()
                 chunk_rows = s.execute(select(ChunkRow.id, ChunkRow.doc_id, ChunkRow.start, ChunkRow.end, ChunkRow.state)).all()
                 doc_rows = s.execute(select(DocumentRow.id, DocumentRow.ext_id, func.length(DocumentRow.text))).all()

@@ -186,18 +186,19 @@ def create_schema(engine: Engine) -> None:
     Base.metadata.create_all(engine)
 
 
-def upgrade_schema(engine: Engine) -> list[str]:
-    """Add the columns a collection made by an earlier release lacks (additive only, so older
-    readers still open it). Returns what was added."""
-    added = []
+def upgrade_schema(engine: Engine, *, read_only: bool = False) -> list[str]:
+    """The columns a collection made by an earlier release lacks, added unless `read_only` (additive
+    only, so older readers still open it; a read-only reader reads around them)."""
+    missing = []
     columns = {c["name"] for c in inspect(engine).get_columns(ModelRow.__tablename__)}
     if "backend" not in columns:
-        with engine.begin() as conn:
-            conn.exec_driver_sql(
-                f"ALTER TABLE {ModelRow.__tablename__} ADD COLUMN backend VARCHAR(32) NOT NULL DEFAULT 'torch'"
-            )
-        added.append(f"{ModelRow.__tablename__}.backend")
-    return added
+        missing.append("backend")
+        if not read_only:
+            with engine.begin() as conn:
+                conn.exec_driver_sql(
+                    f"ALTER TABLE {ModelRow.__tablename__} ADD COLUMN backend VARCHAR(32) NOT NULL DEFAULT 'torch'"
+                )
+    return missing
 
 
 def masked_url(url: str) -> str:

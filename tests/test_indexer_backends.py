@@ -104,9 +104,14 @@ def test_a_collection_without_the_backend_column_opens_as_torch(tmp_path, models
     with engine.begin() as conn:
         conn.execute(text("ALTER TABLE xl_models DROP COLUMN backend"))
     engine.dispose()
-    with Collection.open(path, read_only=True, threads=1) as col:
+    with Collection.open(path, read_only=True, threads=1) as col:  # reads around the missing column
         assert col.model_backends() == {models[0]: "torch"}
-        assert col.search("x", k=1)
+        assert col.search("x", k=1) and col.verify().ok
+    with Collection.open(path, threads=1) as col:  # a writer adds it
+        assert col.model_backends() == {models[0]: "torch"}
+        col.rebuild(reembed=True, backend="int8")
+    with Collection.open(path, read_only=True, threads=1) as col:
+        assert col.model_backends() == {models[0]: "int8"}
 
 
 def test_cli_backend_options(tmp_path, models, docs, capsys):
