@@ -52,13 +52,9 @@ clean-data:  ## remove generated artefacts under data/ (models, students, collec
 	rm -rf data/models data/students data/collections data/reports data/cache
 
 # Benchmarks (benchmarks/README.md): each script prints tables and writes benchmarks/results/<name>.json.
-# The optional `bench` extra adds ONNX Runtime for the encode benchmark's ONNX variants.
 BENCH_ARGS ?=
-$(VENV)/.bench-installed: $(VENV)/.installed
-	$(PIP) install -q -e ".[bench]" || echo "[bench] onnxruntime unavailable: ONNX variants will be skipped"
-	touch $@
 
-bench: install $(VENV)/.bench-installed  ## speed, size and scale benchmarks (~15-20 min on 2 quiet cores)
+bench: install  ## speed, size and scale benchmarks (~20-25 min on 2 quiet cores)
 	$(PY) -m benchmarks.search $(BENCH_ARGS)
 	$(PY) -m benchmarks.encode $(BENCH_ARGS)
 	$(PY) -m benchmarks.index $(BENCH_ARGS)

@@ -48,8 +48,9 @@ def _card(rank: int, hit: Hit, *, in_both: bool) -> str:
     )
 
 
-def _column(role: Role, result: ColumnResult, model: ColumnModel, other_ids: set[str]) -> None:
-    st.subheader(md_text(model.label))
+def _column(role: Role, result: ColumnResult, model: ColumnModel, other_ids: set[str], backend: str) -> None:
+    # The backend (distill.models.Backend) is the collection's: what every vector of this column used.
+    st.subheader(md_text(f"{model.label} · {backend}"))
     if model.note:
         st.caption(model.note)
     if result.error:
@@ -107,11 +108,12 @@ def render() -> None:
             deeper = _search(oc, roles[1][1], query.strip(), DEEP_K, langs).doc_ids
         names = (roles[0][1].report_label, roles[1][1].report_label)
         st.markdown(f"**{agreement(results[0].doc_ids, results[1].doc_ids, k, b_deeper=deeper, names=names).sentence()}**")
+    backends = oc.collection.model_backends()
     columns = st.columns(len(roles), gap="medium")
     for i, (col, (role, model), result) in enumerate(zip(columns, roles, results, strict=True)):
         other = set(results[1 - i].doc_ids) if len(results) == 2 else set()
         with col:
-            _column(role, result, model, other)
+            _column(role, result, model, other, backends.get(model.spec, "torch"))
 
 
 if __name__ == "__main__":  # run as a page by st.navigation (app/streamlit_app.py)

@@ -11,12 +11,14 @@ and the first query of each model (model load included), i.e. a cold start.
 
 The collection is `data/collections/xquad` when it exists and holds both models; otherwise one is
 built in a temporary directory from the shared corpus (this adds the encoding time of the corpus
-to the run, not to the measurements).
+to the run, not to the measurements). Each model runs on the backend its collection records, as in
+the app (`make demo` picks the fastest faithful one per model); a built collection uses --backend.
 
 Examples:
   python -m benchmarks.app                         # 200 queries, threads 1 and 2 (~2 min + build)
   python -m benchmarks.app --quick                 # 40 queries, 60-document collection
   python -m benchmarks.app --collection data/collections/xquad --threads 1
+  python -m benchmarks.app --quick --backend onnx     # a built collection, both models on ONNX Runtime
 """
 
 from __future__ import annotations
@@ -47,7 +49,8 @@ K = 10
 FILTER_LANGS = ("en", "de")  # the app's language filter, as in the indexer's README example
 
 
-def open_or_build(path: Path | None, specs: dict[str, str], tmp: Path, docs: int | None, threads: int):
+def open_or_build(path: Path | None, specs: dict[str, str], tmp: Path, docs: int | None, threads: int,
+                  backend: str = "torch"):
     """The collection to query, and how it was obtained."""
     from indexer import Collection, IndexerError
     from indexer.collection import normalize_spec
@@ -67,7 +70,7 @@ def open_or_build(path: Path | None, specs: dict[str, str], tmp: Path, docs: int
     t0 = time.perf_counter()
     try:
         col = Collection.create(target, models=list(specs.values()), index_type="flat", threads=threads,
-                                show_progress=True)
+                                show_progress=True, backends=backend)
         col.add(corpus)
     except IndexerError as exc:
         raise BenchmarkError(str(exc)) from None
@@ -88,6 +91,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--docs", type=int, help="documents when a collection is built (default all; quick 60)")
     parser.add_argument("--threads", help="torch thread counts (default 1,2; quick 1)")
     parser.add_argument("--rounds", type=int, help="interleaved rounds (default 5; quick 2)")
+    parser.add_argument("--backend", default="torch",
+                        help="backend of both models when a collection is built: torch, int8, onnx or onnx-int8 "
+                             "(an existing collection uses the ones it records; default: %(default)s)")
     args = parser.parse_args(argv)
 
     from distill.paths import data_dir
@@ -113,9 +119,15 @@ def main(argv: list[str] | None = None) -> int:
     set_threads(thread_list[0])
     with tempfile.TemporaryDirectory() as tmp:
         col, source = open_or_build(collection_path if (args.collection or not args.quick) else None,
-                                    specs, Path(tmp), docs, thread_list[0])
+                                    specs, Path(tmp), docs, thread_list[0], args.backend)
         try:
             info = col.info()
+            recorded = col.model_backends()
+            from indexer.collection import normalize_spec
+
+            backends = {role: recorded.get(normalize_spec(spec), "torch") for role, spec in specs.items()}
+            source["backends"] = backends
+            log(f"backends (from the collection): {backends}")
             source.update(documents=info["documents"], chunks=info["chunks"],
                           index_types={m["spec"]: m["factory"] for m in info["models"]})
             # Cold start: the first query of each model loads it (the app does this once per process).
@@ -176,11 +188,12 @@ def main(argv: list[str] | None = None) -> int:
         results[threads] = res
     table = markdown_table(rows, [("threads", "threads"), ("variant", "what"), ("p50_ms", "p50 ms", 1),
                                   ("p95_ms", "p95 ms", 1), ("qps", "queries/s", 1)])
+    on = ", ".join(f"{role} on {b}" for role, b in source["backends"].items())
     print(f"\n### End-to-end query latency ({nq} real queries in {len(queries.lang_counts())} languages, k={K}, "
-          f"{source['chunks']} chunks)\n\n{table}\n", flush=True)
+          f"{source['chunks']} chunks; {on})\n\n{table}\n", flush=True)
     print(f"cold start (open: {source['open_s']} s; first query incl. model load: {cold})\n", flush=True)
 
-    headline: dict = {"cold_first_query_s": cold, "open_s": source["open_s"]}
+    headline: dict = {"cold_first_query_s": cold, "open_s": source["open_s"], "backends": source["backends"]}
     for threads, res in results.items():
         for role in specs:
             if f"{role}: search" in res:

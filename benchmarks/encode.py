@@ -1,27 +1,32 @@
-"""Encode benchmark: sentences/s, peak memory and size of teacher, assistant and student.
+"""Encode benchmark: sentences/s, peak memory and size of every model on every backend.
 
 All models embed the same real sentences (2,000 by default, mixed languages from FLORES-200 devtest
 and NTREX-128, fixed seed) at batch 64 and batch 1 (a 300-sentence subset), with 1 and 2 threads.
-Variants: teacher T (all-MiniLM-L6-v2), assistant A (multilingual-e5-small), student S (the demo
-student data/students/offline once trained, or --student), S and A with dynamic int8 quantisation
-of their Linear layers, and S on ONNX Runtime when onnxruntime is installed. Within each (threads,
-batch) setting the workload is cut into rounds and the variants alternate round by round, after a
-warm-up; throughput is the median over rounds, and ratios (e.g. S / A) are medians of per-round
-ratios. Peak RSS is measured in a fresh subprocess per variant (model load + encoding).
+Models: teacher T (all-MiniLM-L6-v2), assistant A (multilingual-e5-small, the app's teacher),
+student S (the demo student data/students/offline once trained, or --student). Each runs on every
+backend of `distill.models.Backend`, loaded exactly as the product loads it: `torch` (fp32), `int8`
+(dynamic int8, FFN output projections fp32), `onnx` and `onnx-int8` (ONNX Runtime, when installed;
+exported into the model's cache on first use). A backend the product refuses for a model (below
+cosine 0.995 to fp32 on its check texts) is listed under `refused` and not timed. Within each
+(threads, batch) setting the workload is cut into rounds and the variants alternate round by round,
+after a warm-up; throughput is the median over rounds, and ratios (e.g. S / A) are medians of
+per-round ratios. Peak RSS is measured in a fresh subprocess per variant (model load + encoding).
 
-Headline: `student_vs_assistant_ratio` = S sentences/s / A sentences/s at batch 64, same threads
-(2 threads; both thread counts are under `ratios`).
+Headline (batch 64, the most threads): each model's best backend (the fastest with mean cosine to
+its fp32 >= 0.995), `student_best_vs_assistant_fp32` = S on its best backend / A on torch fp32, and
+`student_best_vs_assistant_same_backend` = S / A both on that backend; `student_vs_assistant_ratio`
+is S / A both on torch fp32.
 
 Examples:
   python -m benchmarks.encode                                  # full run (~5 min on 2 cores)
   python -m benchmarks.encode --quick                          # 200 sentences, 2 rounds
   python -m benchmarks.encode --student data/students/offline-full --threads 2 --batch-sizes 64
   python -m benchmarks.encode --variants assistant,student,student-int8 --onnx off
+  python -m benchmarks.encode --student pkg:all-MiniLM-L6-v2 --sentences 300 --batch1-sentences 20
 """
 
 from __future__ import annotations
 
-import copy
 import io
 import json
 import subprocess
@@ -54,39 +59,20 @@ from benchmarks.common import (
     write_results,
 )
 from benchmarks.workloads import mixed_sentences
+from distill.models.backends import MIN_COSINE, BackendError
 
-ALL_VARIANTS = ("teacher", "assistant", "student", "assistant-int8", "student-int8", "student-onnx", "student-onnx-int8")
+MODELS = ("teacher", "assistant", "student")
+BACKENDS = ("", "-int8", "-onnx", "-onnx-int8")  # torch fp32, then distill.models.Backend's others
+ALL_VARIANTS = tuple(m + b for m in MODELS for b in BACKENDS)
 PREFIX = "query"  # symmetric use, as in bitext retrieval; e5-style models prepend "query: "
 # High-resource languages (the paper's 12 plus English): where a student with a vocabulary trimmed to
 # few languages tokenises like A, so its speed there is reported apart from the 44-language mix.
 FOCUS_LANGS = "en,de,es,fr,it,nl,ar,tr,ru,zh,ja,pl,pt"
-DEFAULT_RSS = "teacher,assistant,student,student-int8"
+DEFAULT_RSS = "all"
 
 
 # ---------------------------------------------------------------------------------------------
-# Variants
-
-
-def is_ffn_output(name: str) -> bool:
-    """BERT's FFN output projection (`...layer.N.output.dense`, not `attention.output.dense`)."""
-    return name.endswith("output.dense") and "attention" not in name
-
-
-def quantize_int8(model):
-    """Dynamic int8 quantisation of every nn.Linear but the FFN output projections (weights int8,
-    activations quantised per batch). Those stay fp32: their GELU inputs have outliers that one
-    per-tensor activation scale cannot hold (all-Linear int8 gave a student cosine 0.90 to fp32,
-    worst 0.64; without them 0.998, worst 0.996)."""
-    import torch
-    from torch.ao.quantization import default_dynamic_qconfig, quantize_dynamic
-
-    spec = {name: default_dynamic_qconfig for name, m in model.named_modules()
-            if isinstance(m, torch.nn.Linear) and not is_ffn_output(name)}
-    with warnings.catch_warnings():
-        # torch.ao.quantization is deprecated in favour of torchao, which is not a dependency here;
-        # the eager API still works in torch 2.13 and is what the FIELD-NOTES figures used.
-        warnings.simplefilter("ignore")
-        return quantize_dynamic(copy.deepcopy(model), spec, dtype=torch.qint8)
+# Variants: a model on a backend, loaded as the product loads it (`load_encoder(spec, backend=)`)
 
 
 def state_dict_bytes(model) -> int:
@@ -99,87 +85,31 @@ def state_dict_bytes(model) -> int:
     return buf.tell()
 
 
-class OnnxEncoder:
-    """An Encoder's transformer exported to ONNX and run by ONNX Runtime; same encode() contract."""
-
-    def __init__(self, encoder, path: Path, threads: int) -> None:
-        import onnxruntime as ort
-
-        self.base = encoder
-        self.path = path
-        self.name = f"{encoder.name} (onnx)"
-        self._ort = ort
-        self.threads = 0
-        self.session = None
-        self.set_threads(threads)
-
-    def set_threads(self, threads: int) -> None:
-        if threads == self.threads:
-            return
-        opts = self._ort.SessionOptions()
-        opts.intra_op_num_threads = threads
-        opts.inter_op_num_threads = 1
-        self.session = self._ort.InferenceSession(str(self.path), opts, providers=["CPUExecutionProvider"])
-        self.input_names = {i.name for i in self.session.get_inputs()}
-        self.threads = threads
-
-    @staticmethod
-    def export(encoder, path: Path) -> Path:
-        import torch
-
-        class Body(torch.nn.Module):
-            def __init__(self, model):
-                super().__init__()
-                self.model = model
-
-            def forward(self, input_ids, attention_mask):
-                return self.model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-
-        batch = encoder.tokenize(["an example sentence", "another one, a little longer than the first"], PREFIX)
-        with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad():
-            warnings.simplefilter("ignore")
-            torch.onnx.export(
-                Body(encoder.model).eval(), (batch["input_ids"], batch["attention_mask"]), str(path),
-                input_names=["input_ids", "attention_mask"], output_names=["last_hidden_state"],
-                dynamic_axes={"input_ids": {0: "batch", 1: "seq"}, "attention_mask": {0: "batch", 1: "seq"},
-                              "last_hidden_state": {0: "batch", 1: "seq"}},
-                opset_version=17, dynamo=False,
-            )
-        return path
-
-    def encode(self, texts: Sequence[str], batch_size: int = 32, prefix: str | None = None) -> np.ndarray:
-        texts = list(texts)
-        out = np.empty((len(texts), self.base.dim), dtype=np.float32)
-        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
-        for start in range(0, len(texts), batch_size):
-            idx = order[start : start + batch_size]
-            batch = self.base.tokenize([texts[i] for i in idx], prefix)
-            feeds = {k: batch[k].numpy() for k in ("input_ids", "attention_mask") if k in self.input_names}
-            states = self.session.run(None, feeds)[0]
-            mask = feeds["attention_mask"][..., None].astype(np.float32)
-            pooled = (states * mask).sum(1) / np.maximum(mask.sum(1), 1e-9)
-            if self.base.normalize:
-                pooled /= np.linalg.norm(pooled, axis=1, keepdims=True)
-            out[idx] = pooled
-        return out
-
-
 @dataclass
 class Variant:
     name: str
     spec: str
-    encoder: object  # distill Encoder or OnnxEncoder
+    encoder: object  # distill Encoder (its model a torch module or an OnnxModel)
     params: int
     bytes_on_disk: int
     tokens_per_sentence: float = 0.0
     rss: dict = field(default_factory=dict)
+
+    @property
+    def model_name(self) -> str:
+        return self.name.split("-")[0]
+
+    @property
+    def backend(self) -> str:
+        return self.name[len(self.model_name) + 1 :] or "torch"
 
     def encode(self, texts: Sequence[str], batch_size: int) -> np.ndarray:
         return self.encoder.encode(texts, batch_size=batch_size, prefix=PREFIX)
 
 
 def weight_bytes(path: Path) -> int:
-    files = [p for p in path.rglob("*") if p.suffix in (".safetensors", ".bin", ".pt", ".onnx") and p.is_file()]
+    """The torch weights of a model directory (not its exported ONNX files)."""
+    files = [p for p in path.rglob("*") if p.suffix in (".safetensors", ".bin", ".pt") and p.is_file()]
     return sum(p.stat().st_size for p in files)
 
 
@@ -202,51 +132,31 @@ def int8_params(model) -> int:
     return total
 
 
-def build_variant(name: str, specs: dict[str, str], loaded: dict[str, object], onnx_dir: Path, threads: int) -> Variant:
+def onnx_params(path: Path) -> int:
+    """Weights stored in an ONNX graph (its initializers; int8 graphs add their scales)."""
+    import onnx
+
+    graph = onnx.load(str(path), load_external_data=False).graph
+    return int(sum(np.prod(init.dims) for init in graph.initializer))
+
+
+def build_variant(name: str, specs: dict[str, str]) -> Variant:
+    """Load one variant as the product would; BackendError when the backend refuses the model."""
     from distill.models import ModelNotFoundError, load_encoder, resolve_model
 
     base_name = name.split("-")[0]
     spec = specs[base_name]
-    if base_name not in loaded:
-        try:
-            loaded[base_name] = load_encoder(spec)
-        except (ModelNotFoundError, OSError, ValueError) as exc:
-            raise BenchmarkError(f"cannot load {base_name} {spec!r}: {exc}") from None
-    base = loaded[base_name]
-    disk = weight_bytes(resolve_model(spec))
-    backend = name[len(base_name) + 1 :]  # "", "int8", "onnx" or "onnx-int8"
-    if backend == "":
-        return Variant(name, spec, base, count_params(base.model), disk)
+    backend = name[len(base_name) + 1 :] or "torch"
+    try:
+        enc = load_encoder(spec, backend=backend, device="cpu")
+    except ModelNotFoundError as exc:
+        raise BenchmarkError(f"cannot load {base_name} {spec!r}: {exc}") from None
+    if backend == "torch":
+        return Variant(name, spec, enc, count_params(enc.model), weight_bytes(resolve_model(spec)))
     if backend == "int8":
-        from distill.models import Encoder
-
-        qmodel = quantize_int8(base.model)
-        enc = Encoder(qmodel, base.tokenizer, pooling=base.pooling, normalize=base.normalize,
-                      prompts=base.prompts, max_seq_length=base.max_seq_length, name=f"{spec} (int8)")
-        return Variant(name, spec, enc, int8_params(qmodel), state_dict_bytes(qmodel))
-    if backend == "onnx":
-        path = OnnxEncoder.export(base, onnx_dir / f"{base_name}.onnx")
-        return Variant(name, spec, OnnxEncoder(base, path, threads), count_params(base.model), path.stat().st_size)
-    if backend == "onnx-int8":
-        from onnxruntime.quantization import QuantType, quantize_dynamic
-
-        fp32 = onnx_dir / f"{base_name}.onnx"
-        if not fp32.exists():
-            OnnxEncoder.export(base, fp32)
-        path = onnx_dir / f"{base_name}.int8.onnx"
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            quantize_dynamic(str(fp32), str(path), weight_type=QuantType.QInt8, nodes_to_exclude=onnx_ffn_outputs(fp32))
-        return Variant(name, spec, OnnxEncoder(base, path, threads), count_params(base.model), path.stat().st_size)
-    raise BenchmarkError(f"unknown variant {name!r}")
-
-
-def onnx_ffn_outputs(path: Path) -> list[str]:
-    """Names of the ONNX MatMul nodes of the FFN output projections (kept fp32, as in `quantize_int8`)."""
-    import onnx
-
-    graph = onnx.load(str(path), load_external_data=False).graph
-    return [n.name for n in graph.node if n.op_type == "MatMul" and is_ffn_output(n.name.replace("/", ".").rsplit(".", 1)[0])]
+        return Variant(name, spec, enc, int8_params(enc.model), state_dict_bytes(enc.model))
+    path = enc.model.path
+    return Variant(name, spec, enc, onnx_params(path), path.stat().st_size)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -262,10 +172,9 @@ def probe_rss(args) -> int:
     texts = json.loads(Path(args.probe_texts).read_text(encoding="utf-8"))
     baseline = rss_bytes()
     specs = json.loads(args.probe_specs)
-    with tempfile.TemporaryDirectory() as tmp:
-        variant = build_variant(args.probe_rss, specs, {}, Path(tmp), args.probe_threads)
-        loaded = rss_bytes()
-        variant.encode(texts, 64)
+    variant = build_variant(args.probe_rss, specs)  # ONNX files come from the cache the parent filled
+    loaded = rss_bytes()
+    variant.encode(texts, 64)
     print(json.dumps({"baseline_mb": baseline / 2**20, "after_load_mb": loaded / 2**20,
                       "peak_mb": peak_rss_bytes() / 2**20}))
     return 0
@@ -294,10 +203,7 @@ def measure_rss(name: str, specs: dict[str, str], texts: list[str], threads: int
 def run_setting(variants: list[Variant], texts: list[str], *, batch: int, threads: int, rounds: int,
                 keep: dict | None = None) -> dict[str, list[float]]:
     """Interleaved rounds: every variant encodes the same slice of `texts` per round. Returns sent/s per round."""
-    set_threads(threads)
-    for v in variants:
-        if isinstance(v.encoder, OnnxEncoder):
-            v.encoder.set_threads(threads)
+    set_threads(threads)  # ONNX Runtime sessions follow torch's thread count
     chunks = [list(c) for c in np.array_split(np.array(texts, dtype=object), rounds)]
     warm = texts[: max(batch, 8) if batch > 1 else 8]
     for v in variants:
@@ -329,7 +235,7 @@ def token_counts(variants: list[Variant], sents, focus: Sequence[str]) -> dict:
     for v in variants:
         if "-" in v.name:
             continue
-        enc = getattr(v.encoder, "base", v.encoder)
+        enc = v.encoder
         lengths = [len(ids) for ids in enc.tokenizer([enc.prompt(PREFIX) + t for t in sents.texts],
                                                        truncation=True, max_length=enc.max_seq_length)["input_ids"]]
         per_lang: dict[str, list[int]] = {}
@@ -358,7 +264,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--student", help="student S spec (default: data/students/offline when trained)")
     parser.add_argument("--variants", help=f"comma list from {', '.join(ALL_VARIANTS)} (default: all available)")
     parser.add_argument("--onnx", choices=("auto", "on", "off"), default="auto",
-                        help="student on ONNX Runtime: auto = when onnxruntime is installed (default: %(default)s)")
+                        help="the onnx and onnx-int8 variants: auto = when onnxruntime is installed (default: %(default)s)")
     parser.add_argument("--sentences", type=int, help="sentences for batch 64 (default 2000; quick 200)")
     parser.add_argument("--batch1-sentences", type=int, help="subset for batch 1 (default 300; quick 40)")
     parser.add_argument("--batch-sizes", default="64,1", help="(default: %(default)s)")
@@ -369,7 +275,8 @@ def main(argv: list[str] | None = None) -> int:
                              f"only, e.g. {FOCUS_LANGS} for a student whose vocabulary covers few languages "
                              "(default: skipped)")
     parser.add_argument("--rss", help="variants whose peak RSS to measure in a subprocess: all, none or a comma "
-                        f"list (default {DEFAULT_RSS}: the ONNX rows would include the export; quick: student)")
+                        f"list (default {DEFAULT_RSS}; quick: assistant,student,student-onnx-int8). ONNX files are "
+                        "exported before, so the rows are what a loaded model costs")
     # Internal: the peak-RSS child process.
     parser.add_argument("--probe-rss", help=argparse_hidden())
     parser.add_argument("--probe-texts", help=argparse_hidden())
@@ -418,52 +325,48 @@ def main(argv: list[str] | None = None) -> int:
     log(f"{len(texts)} sentences in {len(sents.lang_counts())} languages; variants: {', '.join(names)}")
 
     variants: list[Variant] = []
-    loaded: dict[str, object] = {}
+    refused: dict[str, str] = {}
     set_threads(max(thread_list))
-    with tempfile.TemporaryDirectory() as onnx_tmp:
-        for name in names:
-            t0 = time.perf_counter()
-            try:
-                variants.append(build_variant(name, specs, loaded, Path(onnx_tmp), max(thread_list)))
-            except BenchmarkError:
-                raise
-            except Exception as exc:  # an optional backend that cannot export this model
-                if "-onnx" in name:
-                    notes.append(f"{name} skipped: export failed: {type(exc).__name__}: {exc}"[:300])
-                    log(notes[-1])
-                    continue
-                raise
-            log(f"  {name}: ready in {time.perf_counter() - t0:.1f} s")
-        for v in variants:
-            tok = getattr(v.encoder, "base", v.encoder).tokenize(texts[:500], PREFIX)
-            v.tokens_per_sentence = float(tok["attention_mask"].sum()) / min(500, len(texts))
+    for name in names:
+        t0 = time.perf_counter()
+        try:
+            variants.append(build_variant(name, specs))
+        except BackendError as exc:  # refused (below cosine 0.995 on the check texts) or not exportable
+            refused[name] = str(exc)
+            notes.append(f"{name} not measured: {exc}"[:400])
+            log(notes[-1])
+            continue
+        log(f"  {name}: ready in {time.perf_counter() - t0:.1f} s (first ONNX use includes the export)")
+    for v in variants:
+        tok = v.encoder.tokenize(texts[:500], PREFIX)
+        v.tokens_per_sentence = float(tok["attention_mask"].sum()) / min(500, len(texts))
 
-        throughput: dict[str, dict] = {}
-        kept: dict = {}
-        for threads in thread_list:
-            for batch in batch_sizes:
-                work = texts if batch > 1 else b1_texts
-                log(f"threads={threads} batch={batch}: {len(work)} sentences x {len(variants)} variants, {rounds} rounds")
-                keep = kept if (threads == max(thread_list) and batch == max(batch_sizes)) else None
-                throughput[f"t{threads}_b{batch}"] = {
-                    "threads": threads, "batch": batch, "sentences": len(work),
-                    "per_round": run_setting(variants, work, batch=batch, threads=threads, rounds=rounds, keep=keep),
-                }
-        focus = [x.strip() for x in args.focus_langs.split(",") if x.strip()]
-        focus_variants = [v for v in variants if v.name == "assistant" or v.name.startswith("student")]
-        if focus and "student" in specs and len(focus_variants) > 1:
-            focus_sents = mixed_sentences(n_sent, seed=args.seed, langs=focus)
-            threads, batch = max(thread_list), max(batch_sizes)
-            log(f"focus languages ({len(focus)}): threads={threads} batch={batch}, {len(focus_sents.texts)} sentences")
-            throughput[f"t{threads}_b{batch}_focus"] = {
-                "threads": threads, "batch": batch, "sentences": len(focus_sents.texts), "langs": focus,
-                "per_round": run_setting(focus_variants, focus_sents.texts, batch=batch, threads=threads, rounds=rounds),
+    throughput: dict[str, dict] = {}
+    kept: dict = {}
+    for threads in thread_list:
+        for batch in batch_sizes:
+            work = texts if batch > 1 else b1_texts
+            log(f"threads={threads} batch={batch}: {len(work)} sentences x {len(variants)} variants, {rounds} rounds")
+            keep = kept if (threads == max(thread_list) and batch == max(batch_sizes)) else None
+            throughput[f"t{threads}_b{batch}"] = {
+                "threads": threads, "batch": batch, "sentences": len(work),
+                "per_round": run_setting(variants, work, batch=batch, threads=threads, rounds=rounds, keep=keep),
             }
-        token_stats = token_counts(variants, sents, focus)
+    focus = [x.strip() for x in args.focus_langs.split(",") if x.strip()]
+    focus_variants = [v for v in variants if v.name == "assistant" or v.name.startswith("student")]
+    if focus and "student" in specs and len(focus_variants) > 1:
+        focus_sents = mixed_sentences(n_sent, seed=args.seed, langs=focus)
+        threads, batch = max(thread_list), max(batch_sizes)
+        log(f"focus languages ({len(focus)}): threads={threads} batch={batch}, {len(focus_sents.texts)} sentences")
+        throughput[f"t{threads}_b{batch}_focus"] = {
+            "threads": threads, "batch": batch, "sentences": len(focus_sents.texts), "langs": focus,
+            "per_round": run_setting(focus_variants, focus_sents.texts, batch=batch, threads=threads, rounds=rounds),
+        }
+    token_stats = token_counts(variants, sents, focus)
 
     # Peak RSS: one fresh process per variant, after the timing so it cannot disturb it.
     probe = sorted(texts, key=len, reverse=True)[:192]  # the longest batches set the activation peak
-    rss_spec = args.rss or ("student" if args.quick else DEFAULT_RSS)
+    rss_spec = args.rss or ("assistant,student,student-onnx-int8" if args.quick else DEFAULT_RSS)
     rss_names = {v.name for v in variants} if rss_spec == "all" else set() if rss_spec == "none" else set(rss_spec.split(","))
     for v in variants:
         if v.name in rss_names:
@@ -548,6 +451,35 @@ def main(argv: list[str] | None = None) -> int:
     }
     if headline["student_vs_assistant_ratio"] is not None:
         headline["expectation_student_ge_2x_assistant"] = headline["student_vs_assistant_ratio"] >= 2.0
+    # Each model's best backend: the fastest variant at the headline setting whose mean cosine to its
+    # fp32 stays >= MIN_COSINE (refused variants never ran). Then the two headline ratios.
+    top = throughput.get(f"t{top_threads}_b{max(batch_sizes)}", {}).get("per_round", {})
+    best: dict[str, dict] = {}
+    for model in MODELS:
+        usable = [v for v in variants if v.model_name == model and v.name in top
+                  and (v.backend == "torch" or quality.get(v.name, {}).get("mean", 0.0) >= MIN_COSINE)]
+        if not usable:
+            continue
+        pick = max(usable, key=lambda v: float(np.median(top[v.name])))
+        own = paired_ratios(top[pick.name], top[model]).median if model in top else None
+        best[model] = {"backend": pick.backend, "variant": pick.name, "x_own_fp32": round(own, 3) if own else None,
+                       "cos_to_fp32": quality.get(pick.name, {}).get("mean", 1.0)}
+    headline["best_backend"] = best
+    headline["refused"] = refused
+    if "student" in best:
+        pick = best["student"]
+        same = f"assistant{'' if pick['backend'] == 'torch' else '-' + pick['backend']}"
+        headline["student_best_vs_assistant_fp32"] = ratio_of(pick["variant"], top_threads)
+        headline["student_best_vs_assistant_same_backend"] = (
+            round(paired_ratios(top[pick["variant"]], top[same]).median, 3) if same in top else None
+        )
+        headline["student_best_backend"] = pick["backend"]
+        print(f"headline: student on {pick['backend']} runs {headline['student_best_vs_assistant_fp32']}x the "
+              f"assistant on torch fp32 and {headline['student_best_vs_assistant_same_backend']}x the assistant on "
+              f"{pick['backend']} (batch {max(batch_sizes)}, {top_threads} threads)", flush=True)
+    for model, pick in best.items():
+        print(f"best backend of {model}: {pick['backend']} ({pick['x_own_fp32']}x its fp32, cosine {pick['cos_to_fp32']})",
+              flush=True)
     config = {
         "specs": specs, "variants": [v.name for v in variants], "sentences": len(texts), "batch1_sentences": len(b1_texts),
         "languages": sents.lang_counts(), "source": sents.source, "prefix": PREFIX, "batch_sizes": batch_sizes,

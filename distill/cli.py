@@ -15,6 +15,8 @@ from distill import __version__
 # name -> (module, one-line help). Modules are imported only when their command runs.
 COMMANDS: dict[str, tuple[str, str]] = {
     "models": ("distill.models.cli", "list packaged models, or convert/cache one (pkg:NAME) ahead of time"),
+    "export": ("distill.models.export_cli", "export a model for ONNX Runtime (onnx/model.onnx, --int8), checked"),
+    "backends": ("distill.models.backends_cli", "compare a model's backends (cosine to fp32, speed); --best picks one"),
     "evaluate": ("distill.evaluation.cli", "evaluate models (bitext, STS, retrieval, cost) and write reports"),
     "run": ("distill.train.cli", "run the four-stage distillation T -> A -> S from a TOML preset (resumable)"),
 }

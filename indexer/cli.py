@@ -45,10 +45,19 @@ COMMANDS: dict[str, tuple[str, str]] = {
         string such as "IVF256,SQ8". The database is SQLite in DIR unless --db-url names another
         (e.g. postgresql+psycopg://user@host/db, an empty database).
 
+        Backends (--backend): how each model runs, recorded in the collection and used for every
+        later add and search: torch (fp32, the default), int8 (PyTorch dynamic int8), onnx or
+        onnx-int8 (ONNX Runtime; the model is exported once and checked against torch, cosine
+        >= 0.995 on check texts, or refused). `distill backends MODEL` compares them on your texts. Change it
+        later with `indexer rebuild DIR --reembed --backend NAME`.
+
         examples:
           indexer create data/collections/xquad --model pkg:multilingual-e5-small --model pkg:all-MiniLM-L6-v2
           indexer create /tmp/c --model pkg:multilingual-e5-small --index-type hnsw --hnsw-m 32 --ef-search 64
           indexer create /tmp/c --model pkg:multilingual-e5-small --db-url postgresql+psycopg://me@localhost/xl
+          indexer create /tmp/c --model pkg:multilingual-e5-small --model data/students/offline --backend onnx-int8
+          indexer create /tmp/c --model pkg:multilingual-e5-small --model data/students/offline \
+            --backend pkg:multilingual-e5-small=int8 --backend data/students/offline=onnx-int8
         """),
     "add": ("add documents from JSONL/CSV/TSV/TXT files (changed ones are updated)", """\
         Add the documents of each FILE (`-`: JSONL from standard input): .jsonl (one object per line with id, lang, title?, text;
@@ -111,12 +120,14 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "rebuild": ("rebuild indexes from the stored vectors, optionally switching type", """\
         Rebuild each model's index (or only --model's) from the stored float16 vectors, without
         re-encoding: reclaims HNSW tombstones, retrains IVF-PQ for the current size, or switches
-        the index type. --reembed encodes every chunk again (after a model changed).
+        the index type. --reembed encodes every chunk again (after a model changed); with
+        --backend it switches how the models (or --model's) run and re-encodes with it.
 
         examples:
           indexer rebuild data/collections/xquad --index-type hnsw --hnsw-m 32
           indexer rebuild data/collections/xquad --index-type ivfpq --nlist 64 --model pkg:all-MiniLM-L6-v2
           indexer rebuild data/collections/xquad --index-type "IVF64,SQ8"
+          indexer rebuild data/collections/xquad --reembed --backend onnx-int8 --model pkg:multilingual-e5-small
         """),
     "export": ("write every document as JSONL", """\
         Write every document as JSONL (id, lang, title, text and its metadata fields), the
@@ -145,6 +156,24 @@ def _index_params(p: argparse.ArgumentParser) -> None:
     g.add_argument("--pq-m", type=int, help="PQ: sub-quantizers, must divide the dimension (default dim/8)")
     g.add_argument("--pq-nbits", type=int, help="PQ: bits per sub-quantizer code (default 8)")
     g.add_argument("--nprobe", type=int, help="IVF: lists visited per query (default 16)")
+
+
+BACKEND_HELP = ("torch | int8 | onnx | onnx-int8 for every model, or SPEC=NAME for one model (repeatable); "
+                "default torch")
+
+
+def _backends_of(values: list[str] | None) -> str | dict[str, str] | None:
+    """`--backend NAME` (all models) or `--backend SPEC=NAME ...` (one each)."""
+    if not values:
+        return None
+    pairs = [v.rsplit("=", 1) for v in values]
+    if len(values) == 1 and len(pairs[0]) == 1:
+        return values[0]
+    if any(len(p) == 1 for p in pairs):
+        from indexer.errors import IndexerError
+
+        raise IndexerError("--backend: give one NAME for every model, or SPEC=NAME for each model, not both")
+    return {spec: name for spec, name in pairs}
 
 
 def _params_of(args: argparse.Namespace) -> dict:
@@ -186,6 +215,7 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--trust-remote-code", action="store_true",
                            help="let models that ship their own Python code (auto_map in config.json) run it; "
                                 "recorded in the collection for later commands. Only for models whose author you trust")
+            p.add_argument("--backend", action="append", metavar="NAME", help=BACKEND_HELP)
         elif name in ("add", "update"):
             _ingest_args(p)
         elif name == "delete":
@@ -202,6 +232,8 @@ def build_parser() -> argparse.ArgumentParser:
             _index_params(p)
             p.add_argument("--model", dest="models", action="append", metavar="SPEC", help="only this model (repeatable)")
             p.add_argument("--reembed", action="store_true", help="encode every chunk again instead of using stored vectors")
+            p.add_argument("--backend", action="append", metavar="NAME",
+                           help="switch the backend (needs --reembed): " + BACKEND_HELP.replace("; default torch", ""))
             p.add_argument("--lock-timeout", type=float, default=0.0, help="seconds to wait for another writer")
         elif name == "export":
             p.add_argument("--out", type=Path, help="output file (default: standard output)")
@@ -233,10 +265,11 @@ def cmd_create(args: argparse.Namespace) -> int:
                                   max_chars=args.max_chars, embed_title=args.embed_title)
     with Collection.create(args.dir, args.models, index_type=args.index_type or "flat", db_url=args.db_url,
                            index_params=_params_of(args), settings=settings, threads=args.threads,
-                           show_progress=not args.quiet, trust_remote_code=args.trust_remote_code) as col:
+                           show_progress=not args.quiet, trust_remote_code=args.trust_remote_code,
+                           backends=_backends_of(args.backend)) as col:
         info = col.info()
     _emit(args, info, f"created {info['path']} with {len(info['models'])} model(s): "
-          + ", ".join(f"{m['spec']} ({m['dim']}-dim, {m['index_type']})" for m in info["models"]))
+          + ", ".join(f"{m['spec']} ({m['dim']}-dim, {m['index_type']}, {m['backend']})" for m in info["models"]))
     return 0
 
 
@@ -355,7 +388,7 @@ def cmd_info(args: argparse.Namespace) -> int:
     print(f"last update  {info['last_update']}")
     print("models")
     for m in info["models"]:
-        print(f"  {m['name']}  ({m['spec']}, {m['dim']}-dim)")
+        print(f"  {m['name']}  ({m['spec']}, {m['dim']}-dim, backend {m['backend']})")
         kind = m["index_type"] if m["index_type"] == m["factory"] else f"{m['index_type']} ({m['factory']})"
         print(f"    index {kind}: {m['vectors']} vectors, {m['tombstones']} tombstones, {_size(m['index_bytes'])}; "
               f"stored vectors {_size(m['stored_vector_bytes'])} in {m['segments']} segment(s); "
@@ -393,10 +426,12 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 def cmd_rebuild(args: argparse.Namespace) -> int:
     with _open(args, read_only=False, lock_timeout=args.lock_timeout) as col:
-        col.rebuild(args.index_type, models=args.models, reembed=args.reembed, index_params=_params_of(args) or None)
+        col.rebuild(args.index_type, models=args.models, reembed=args.reembed, index_params=_params_of(args) or None,
+                    backend=_backends_of(args.backend))
         info = col.info()
     _emit(args, info["models"], "\n".join(
-        f"{m['name']}: {m['index_type']} ({m['factory']}), {m['vectors']} vectors, {_size(m['index_bytes'])}"
+        f"{m['name']}: {m['index_type']} ({m['factory']}), {m['vectors']} vectors, {_size(m['index_bytes'])}, "
+        f"backend {m['backend']}"
         for m in info["models"]))
     return 0
 

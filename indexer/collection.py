@@ -23,7 +23,7 @@ import os
 import re
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 from sqlalchemy import delete, func, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, defer
 from tqdm.auto import tqdm
 
 from distill.data import Document
@@ -70,6 +70,7 @@ from indexer.store import (
     make_engine,
     masked_url,
     sqlite_file,
+    upgrade_schema,
     utcnow,
 )
 
@@ -199,6 +200,7 @@ class _Model:
     ntotal: int
     tombstones: int
     updated_at: datetime | None
+    backend: str = "torch"  # distill.models.Backend: how every embedding of this model is computed
     segments: list[tuple[str, int]] = field(default_factory=list)
     index: Any = None  # faiss.IndexIDMap2, the committed generation plus staged changes
     broken: str | None = None  # why the index could not be loaded
@@ -215,6 +217,7 @@ class _Model:
         for name in ("spec", "name", "dim", "normalize", "factory", "generation", "index_file", "index_bytes",
                      "index_crc32", "ntotal", "tombstones", "updated_at"):
             setattr(self, name, getattr(row, name))
+        self.backend = row.__dict__.get("backend") or "torch"  # not loaded: a collection older than backends
         self.index_spec = IndexSpec.from_dict(row.index_spec)
 
     @classmethod
@@ -297,6 +300,8 @@ class Collection:
             faiss_index.set_bulk_threads(threads)
         self._encoders: dict[str, Any] = {normalize_spec(k): v for k, v in (encoders or {}).items()}
         self._trusted: set[str] = set()  # specs allowed to run their own code (recorded at create)
+        self._encoder_backends: dict[str, str] = {}  # of the encoders loaded here (not given)
+        self._legacy_columns: set[str] = set()  # absent from an older collection opened read-only
         self._models: dict[int, _Model] = {}
         self._mutex = threading.RLock()
         self._lock = WriteLock(path / LOCK_FILE)
@@ -328,11 +333,15 @@ class Collection:
         show_progress: bool = False,
         batch_size: int = 32,
         trust_remote_code: bool = False,
+        backends: str | Mapping[str, str] | None = None,
     ) -> Collection:
         """Create a collection in directory `path` (new or empty) indexing with every model in `models`.
 
         `trust_remote_code` lets models that ship their own Python code run it; the decision is
         recorded per model, so later writers and readers of the collection load them the same way.
+        `backends`: how the models run (distill.models.Backend: torch, int8, onnx, onnx-int8), one
+        name for all or `{spec: name}` (others: torch); recorded per model and used for every
+        later embedding, until `rebuild(reembed=True, backend=...)` changes it.
         """
         path = Path(path).expanduser().resolve()
         if (path / COLLECTION_FILE).exists():
@@ -342,6 +351,7 @@ class Collection:
             raise IndexerError("a collection needs at least one model (--model SPEC)")
         if len(set(specs)) != len(specs):
             raise IndexerError(f"a model is listed twice: {specs}")
+        chosen = _backends_for(specs, backends)
         try:
             spec = IndexSpec.parse(index_type, **(index_params or {}))
         except ValueError as exc:
@@ -372,7 +382,7 @@ class Collection:
                     raise CollectionExistsError(
                         f"the database {masked_url(url)} already holds a collection (tables xl_*); use an empty database"
                     )
-                encs = {s: col._load_encoder(s) for s in specs}
+                encs = {s: col._load_encoder(s, chosen[s]) for s in specs}
                 for sp, enc in encs.items():  # before anything is written: a bad index type leaves nothing
                     faiss_index.check_spec(spec, enc.dim, f"model {sp}: ")
                 create_schema(col.engine)
@@ -396,7 +406,7 @@ class Collection:
                             name = f"{name}#{len(names) + 1}"
                         names.add(name)
                         s.add(ModelRow(
-                            spec=sp, name=name, dim=enc.dim, normalize=bool(enc.normalize),
+                            spec=sp, name=name, dim=enc.dim, normalize=bool(enc.normalize), backend=chosen[sp],
                             query_prompt=enc.prompt("query"), passage_prompt=enc.prompt("passage"),
                             index_spec=spec.to_dict(), factory="", generation=0, index_file=None,
                         ))
@@ -455,6 +465,11 @@ class Collection:
                 )
             if version is None or version.value != SCHEMA_VERSION:
                 raise IndexerError(f"{path} has schema version {version and version.value}; this indexer reads {SCHEMA_VERSION}")
+            missing = upgrade_schema(col.engine, read_only=read_only)
+            if missing:
+                log.info("%s: predates column(s) %s: its models run on torch%s", path, ", ".join(missing),
+                         "" if read_only else " (column added)")
+                col._legacy_columns = set(missing) if read_only else set()
             col._load_state()
             if not read_only and reconcile:
                 # Without waiting: the lock timeout is for the write that follows, which repairs
@@ -522,21 +537,35 @@ class Collection:
             f"model {model!r} is not in this collection; its models are: " + ", ".join(m.spec for m in ordered)
         )
 
-    def _load_encoder(self, spec: str):
-        if spec not in self._encoders:
+    def _model_rows(self):
+        """SELECT of the model rows; a read-only open of an older collection skips columns it lacks."""
+        query = select(ModelRow).order_by(ModelRow.id)
+        if "backend" in self._legacy_columns:
+            query = query.options(defer(ModelRow.backend, raiseload=True))
+        return query
+
+    def model_backends(self) -> dict[str, str]:
+        """spec -> the backend its vectors are computed with (distill.models.Backend)."""
+        return {m.spec: m.backend for m in sorted(self._models.values(), key=lambda m: m.id)}
+
+    def _load_encoder(self, spec: str, backend: str):
+        # An encoder given to the constructor is used whatever the backend; a loaded one is reloaded
+        # when another process rebuilt the model on another backend.
+        if spec not in self._encoders or self._encoder_backends.get(spec, backend) != backend:
             from distill.models import ModelNotFoundError, load_encoder
 
             try:
-                self._encoders[spec] = load_encoder(spec, threads=self.threads,
+                self._encoders[spec] = load_encoder(spec, threads=self.threads, backend=backend,
                                                     trust_remote_code=spec in self._trusted)
             except (ModelNotFoundError, OSError, ValueError) as exc:
-                raise IndexerError(f"cannot load model {spec!r}: {exc}") from None
+                raise IndexerError(f"cannot load model {spec!r} ({backend}): {exc}") from None
+            self._encoder_backends[spec] = backend
         return self._encoders[spec]
 
     def encoder(self, model: str | None = None, *, allow_new_dim: bool = False):
         """The (cached) encoder of a model of the collection, checked against the collection's dimension."""
         m = self._model(model)
-        enc = self._load_encoder(m.spec)
+        enc = self._load_encoder(m.spec, m.backend)
         if enc.dim != m.dim and not allow_new_dim:
             raise ModelMismatchError(
                 f"model {m.spec} produces {enc.dim}-dimensional vectors, but the collection indexed it with {m.dim}; "
@@ -568,7 +597,7 @@ class Collection:
     def _sync(self, attempts: int = 5) -> bool:
         """Bring the in-memory indexes to the committed generations; True if anything changed."""
         with Session(self.engine) as s:
-            rows = s.scalars(select(ModelRow).order_by(ModelRow.id)).all()
+            rows = s.scalars(self._model_rows()).all()
             segs = s.execute(select(SegmentRow.model_id, SegmentRow.name, SegmentRow.rows).order_by(SegmentRow.id)).all()
         changed, raced = False, False
         for row in rows:
@@ -1041,11 +1070,20 @@ class Collection:
         return [(i, out[i]) for i in ids.tolist() if i in out]
 
     def rebuild(self, index_type: str | IndexSpec | None = None, *, models: Sequence[str] | None = None,
-                reembed: bool = False, index_params: dict[str, Any] | None = None) -> None:
+                reembed: bool = False, index_params: dict[str, Any] | None = None,
+                backend: str | Mapping[str, str] | None = None) -> None:
         """Rebuild the index of each model (or of `models`) from the stored vectors, optionally
-        switching its type; `reembed` encodes every chunk again instead (e.g. after a model changed)."""
+        switching its type; `reembed` encodes every chunk again instead (e.g. after a model changed).
+        `backend` (one name, or `{spec: name}`) switches how the models run; it needs `reembed`."""
         with self._writing():
             targets = [self._model(x) for x in models] if models else list(self._models.values())
+            new_backends = _backends_for([m.spec for m in targets], backend) if backend else {}
+            if backend and not reembed:
+                raise IndexerError("changing the backend re-encodes every chunk: add --reembed (reembed=True)")
+            for m in targets:
+                if m.spec in new_backends and new_backends[m.spec] != m.backend:
+                    self._load_encoder(m.spec, new_backends[m.spec])  # fails before anything is rebuilt
+                    m.backend = new_backends[m.spec]
             specs: dict[int, IndexSpec] = {}
             for m in targets:  # every model's new spec is checked before any index is rebuilt
                 spec = m.index_spec
@@ -1114,6 +1152,7 @@ class Collection:
                 s.execute(update(ModelRow).where(ModelRow.id == m.id).values(
                     generation=gen, index_file=name, index_bytes=nbytes, index_crc32=crc, ntotal=int(index.ntotal),
                     tombstones=0, factory=factory, index_spec=m.index_spec.to_dict(), dim=m.dim, updated_at=now,
+                    backend=m.backend,
                 ))
                 s.merge(MetaRow(key="last_update", value=now.isoformat()))
         except BaseException:
@@ -1387,7 +1426,7 @@ class Collection:
             for m in sorted(self._models.values(), key=lambda x: x.id):
                 store = SegmentStore(self._vectors_dir(m))
                 models.append({
-                    "spec": m.spec, "name": m.name, "dim": m.dim, "index_type": m.index_spec.label(),
+                    "spec": m.spec, "name": m.name, "dim": m.dim, "backend": m.backend, "index_type": m.index_spec.label(),
                     "factory": m.factory, "index_params": m.index_spec.to_dict(), "vectors": m.ntotal - m.tombstones,
                     "tombstones": m.tombstones, "index_bytes": m.index_bytes,
                     "stored_vector_bytes": store.nbytes([n for n, _ in m.segments]), "segments": len(m.segments),
@@ -1446,7 +1485,7 @@ class Collection:
         report = VerifyReport()
         with self._mutex:
             with Session(self.engine) as s:
-                rows = s.scalars(select(ModelRow).order_by(ModelRow.id)).all()
+                rows = s.scalars(self._model_rows()).all()
                 seg_rows = s.execute(select(SegmentRow.model_id, SegmentRow.name, SegmentRow.rows)).all()
                 chunk_rows = s.execute(select(ChunkRow.id, ChunkRow.doc_id, ChunkRow.start, ChunkRow.end, ChunkRow.state)).all()
                 doc_rows = s.execute(select(DocumentRow.id, DocumentRow.ext_id, func.length(DocumentRow.text))).all()
@@ -1542,3 +1581,23 @@ def _check_limits(*, batch_size: int, threads: int | None, commit_every: int | N
         raise IndexerError(f"commit-every must be >= 1 chunks, got {commit_every}")
     if not lock_timeout >= 0:  # also NaN
         raise IndexerError(f"lock timeout must be >= 0 seconds, got {lock_timeout}")
+
+
+def _backends_for(specs: Sequence[str], backends: str | Mapping[str, str] | None) -> dict[str, str]:
+    """spec -> validated backend name, from one name for all models or a `{spec: name}` mapping."""
+    from distill.models import Backend, BackendError
+
+    if backends is None or isinstance(backends, str):
+        wanted = dict.fromkeys(specs, backends)
+    else:
+        wanted = dict.fromkeys(specs)
+        for key, name in backends.items():
+            spec = normalize_spec(key)
+            match = next((s for s in specs if spec == s or _model_name(s) == str(key)), None)
+            if match is None:
+                raise IndexerError(f"--backend names model {key!r}, which is not among {list(specs)}")
+            wanted[match] = name
+    try:
+        return {s: Backend.parse(name).value for s, name in wanted.items()}
+    except BackendError as exc:
+        raise IndexerError(str(exc)) from None

@@ -66,6 +66,8 @@ class ModelRow(Base):
     name: Mapped[str] = mapped_column(String(256))
     dim: Mapped[int] = mapped_column(Integer)
     normalize: Mapped[bool] = mapped_column(Boolean)  # the model's own setting; indexed vectors are always L2-normalised
+    # How the model runs (distill.models.Backend); every embedding of this model uses it.
+    backend: Mapped[str] = mapped_column(String(32), default="torch", server_default="torch")
     query_prompt: Mapped[str] = mapped_column(String(256), default="")
     passage_prompt: Mapped[str] = mapped_column(String(256), default="")
     index_spec: Mapped[dict[str, Any]] = mapped_column(JSON)
@@ -182,6 +184,21 @@ def existing_tables(engine: Engine) -> set[str]:
 
 def create_schema(engine: Engine) -> None:
     Base.metadata.create_all(engine)
+
+
+def upgrade_schema(engine: Engine, *, read_only: bool = False) -> list[str]:
+    """The columns a collection made by an earlier release lacks, added unless `read_only` (additive
+    only, so older readers still open it; a read-only reader reads around them)."""
+    missing = []
+    columns = {c["name"] for c in inspect(engine).get_columns(ModelRow.__tablename__)}
+    if "backend" not in columns:
+        missing.append("backend")
+        if not read_only:
+            with engine.begin() as conn:
+                conn.exec_driver_sql(
+                    f"ALTER TABLE {ModelRow.__tablename__} ADD COLUMN backend VARCHAR(32) NOT NULL DEFAULT 'torch'"
+                )
+    return missing
 
 
 def masked_url(url: str) -> str:

@@ -6,7 +6,8 @@
 #      XLSEARCH_DEMO_STUDENT=train the one distilled into data/students/offline/
 #      (`distill run --config configs/offline.toml`; an interrupted run is resumed)
 #   3. the demo collection data/collections/xquad (XQuAD paragraphs, 12 languages) indexed with
-#      the teacher and the student
+#      the teacher and the student, each on its fastest backend that keeps mean cosine >= 0.995 to
+#      fp32 on dev texts (`distill backends --best`; chosen once, when the collection is created)
 #   4. its dev quality report (data/reports/xquad/: metrics.json, report.md, report.html)
 #   5. the app, on http://localhost:$PORT
 #
@@ -14,7 +15,9 @@
 #
 # Environment: PORT (8501), HOST (localhost), DEMO_SERVE=0 (build, do not start the app),
 # XLSEARCH_DEMO_STUDENT=train (distil the student here, ~25 min, instead of using the shipped one) or
-# =standin (no student: all-MiniLM-L6-v2 stands in for it, labelled as such), XLSEARCH_DATA / XLSEARCH_SHARED_DATA (move data/ and ../shared/data).
+# =standin (no student: all-MiniLM-L6-v2 stands in for it, labelled as such), XLSEARCH_DEMO_BACKEND=NAME
+# (one backend for both models instead of the measured pick, e.g. torch), XLSEARCH_DATA /
+# XLSEARCH_SHARED_DATA (move data/ and ../shared/data).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=.venv/bin/python
@@ -75,8 +78,16 @@ if [ "$STATE" = complete ]; then
   step "collection: reusing $COLLECTION"
 else
   if [ "$STATE" = missing ]; then
-    step "collection: creating $COLLECTION with $TEACHER and $STUDENT"
-    $PY -m indexer create "$COLLECTION" --model "$TEACHER" --model "$STUDENT"
+    if [ -n "${XLSEARCH_DEMO_BACKEND:-}" ]; then
+      B_TEACHER=$XLSEARCH_DEMO_BACKEND B_STUDENT=$XLSEARCH_DEMO_BACKEND
+    else
+      step "backends: timing torch, int8, onnx, onnx-int8 on dev texts (first run exports ONNX, a few minutes)"
+      B_TEACHER=$($PY -m distill backends "$TEACHER" --best)
+      B_STUDENT=$($PY -m distill backends "$STUDENT" --best)
+    fi
+    step "collection: creating $COLLECTION with $TEACHER ($B_TEACHER) and $STUDENT ($B_STUDENT)"
+    $PY -m indexer create "$COLLECTION" --model "$TEACHER" --model "$STUDENT" \
+      --backend "$TEACHER=$B_TEACHER" --backend "$STUDENT=$B_STUDENT"
     $PY -m app.demo_check "$COLLECTION" --stamp "$STAMP" --write-stamp "$TEACHER" "$STUDENT"
   fi
   step "collection: indexing $CORPUS with both models (about 15-20 minutes on 2 cores; Ctrl-C and rerun continues)"

@@ -36,7 +36,8 @@ def collections_dir(tmp_path_factory, tiny_model_dir, tiny_model_dir_b) -> Path:
 
     torch.set_num_threads(1)
     root = tmp_path_factory.mktemp("collections")
-    with Collection.create(root / "tiny", models=[str(tiny_model_dir), str(tiny_model_dir_b)]) as col:
+    with Collection.create(root / "tiny", models=[str(tiny_model_dir), str(tiny_model_dir_b)],
+                           backends={str(tiny_model_dir_b): "int8"}) as col:
         col.add(DOCS)
     return root
 
@@ -89,6 +90,9 @@ def test_query_fills_both_columns(app_env):
         assert body.count('class="xl-hit"') == 5
     subheaders = [h.value for h in at.subheader]
     assert any(h.startswith("Teacher") for h in subheaders) and any(h.startswith("Student") for h in subheaders)
+    # Each column's backend, as the collection records it.
+    assert any(h.startswith("Teacher") and h.endswith(" · torch") for h in subheaders)
+    assert any(h.startswith("Student") and h.endswith(" · int8") for h in subheaders)
     captions = " ".join(c.value for c in at.caption)
     assert captions.count(" ms (query encoding + search)") == 2
     assert any("overlap@5" in m.value for m in at.markdown)

@@ -75,10 +75,17 @@ def test_encode_quick(tmp_path, tiny_model_dir, tiny_model_dir_b, shared_data):
     settings = data["results"]["settings"]
     assert set(settings) == {"t1_b64", "t1_b1", "t1_b64_focus"}  # focus: the student's training languages
     for key, setting in settings.items():
-        expected = {"assistant", "student", "student-int8"} | ({"teacher", "assistant-int8"} if "focus" not in key else set())
+        expected = {"assistant", "student", "student-int8"} | (
+            {"teacher", "teacher-int8", "assistant-int8"} if "focus" not in key else set()
+        )
         assert set(setting["sentences_per_s"]) == expected
         assert all(_finite_positive(s["median"]) for s in setting["sentences_per_s"].values())
     assert _finite_positive(data["headline"]["student_vs_assistant_ratio_focus_langs"])
+    # Every model's best backend, and the two headline ratios of the student on its best backend.
+    best = data["headline"]["best_backend"]
+    assert set(best) == {"teacher", "assistant", "student"} and best["student"]["backend"] in ("torch", "int8")
+    assert _finite_positive(data["headline"]["student_best_vs_assistant_fp32"])
+    assert _finite_positive(data["headline"]["student_best_vs_assistant_same_backend"])
     tokens = data["results"]["tokens"]
     assert _finite_positive(tokens["student_over_assistant"]["all"])
     assert set(tokens["per_language"]) == {"teacher", "assistant", "student"}
@@ -118,9 +125,10 @@ def test_index_quick(tmp_path, tiny_model_dir_b, shared_data):
 
 def test_app_quick(tmp_path, tiny_model_dir, tiny_model_dir_b, shared_data):
     rc = app.main(["--quick", "--out", str(tmp_path), "--teacher", str(tiny_model_dir), "--student",
-                   str(tiny_model_dir_b), "--queries", "12", "--docs", "12"])
+                   str(tiny_model_dir_b), "--queries", "12", "--docs", "12", "--backend", "int8"])
     assert rc == 0
     data = _load(tmp_path / "app-quick.json")
+    assert data["headline"]["backends"] == {"teacher": "int8", "student": "int8"}  # what the collection records
     res = data["results"]["1"]
     for role in ("teacher", "student"):
         assert _finite_positive(res[f"{role}: search"]["p50_ms"])
@@ -151,10 +159,11 @@ def test_statistics_helpers():
 
 def test_int8_keeps_ffn_output_projections_in_fp32(tiny_model_dir):
     from distill.models import load_encoder
+    from distill.models.backends import is_ffn_output, quantize_int8
 
-    q = encode.quantize_int8(load_encoder(str(tiny_model_dir)).model)
+    q = quantize_int8(load_encoder(str(tiny_model_dir)).model)
     linear = {name: type(m).__module__ for name, m in q.named_modules() if type(m).__name__ == "Linear"}
-    ffn_out = {n for n in linear if encode.is_ffn_output(n)}
+    ffn_out = {n for n in linear if is_ffn_output(n)}
     assert ffn_out and all("quantized" not in linear[n] for n in ffn_out)
     assert all("quantized" in linear[n] for n in set(linear) - ffn_out)
-    assert encode.is_ffn_output("layers.2.output.dense") and not encode.is_ffn_output("layers.2.attention.output.dense")
+    assert is_ffn_output("layers.2.output.dense") and not is_ffn_output("layers.2.attention.output.dense")

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import torch
 
+from distill.models.backends import MIN_COSINE, Backend, BackendError
 from distill.models.encoder import Encoder, Role, torch_threads
 from distill.models.head import Dense, Pooling, mean_pool
 from distill.models.layout import (
@@ -21,6 +22,9 @@ from distill.models.remote_code import RemoteCodeError, check_remote_code, regis
 from distill.models.sources import PACKAGED_MODELS, ModelNotFoundError, resolve_model
 
 __all__ = [
+    "MIN_COSINE",
+    "Backend",
+    "BackendError",
     "Dense",
     "Encoder",
     "ModelNotFoundError",
@@ -47,6 +51,7 @@ def load_encoder(
     threads: int | None = None,
     max_seq_length: int | None = None,
     trust_remote_code: bool = False,
+    backend: str | Backend = Backend.TORCH,
 ) -> Encoder:
     """Load `spec` (`pkg:NAME`, a local directory, or a hub id) as an `Encoder`.
 
@@ -58,43 +63,75 @@ def load_encoder(
     position table).
     A model that ships its own Python code (`auto_map`) raises `RemoteCodeError` unless
     `trust_remote_code`; xlsearch students always load, from the installed student code.
+    `backend` (see `Backend`): `torch` (fp32), `int8` (PyTorch dynamic int8), `onnx` or `onnx-int8`
+    (ONNX Runtime; exported and checked once, then loaded from the cache without the torch
+    weights). Raises `BackendError` when a backend cannot run the model or is refused.
     """
-    from transformers import AutoModel, AutoTokenizer
+    from transformers import AutoConfig, AutoModel, AutoTokenizer
     from transformers.utils import logging as hf_logging
 
+    backend = Backend.parse(backend)
+    if backend != Backend.TORCH and device not in (None, "cpu"):
+        raise BackendError(f"the {backend.value} backend runs on the CPU, not on {device!r}")
     hf_logging.set_verbosity_error()  # load reports list e.g. the unused BERT pooler: noise here
     hf_logging.disable_progress_bar()
     path = resolve_model(spec)
     layout = read_layout(path)
     check_remote_code(layout.transformer_dir, str(spec), trust_remote_code)
     register_student()  # a student's auto_map then resolves to distill.student, not to the directory's copy
-    model = AutoModel.from_pretrained(layout.transformer_dir, trust_remote_code=trust_remote_code)
     tokenizer = AutoTokenizer.from_pretrained(layout.transformer_dir, trust_remote_code=trust_remote_code)
     if layout.do_lower_case:
         _lowercase(tokenizer)
-    limit = getattr(model.config, "max_position_embeddings", 512)
-    own = layout.max_seq_length or (
-        tokenizer.model_max_length if tokenizer.model_max_length < 1_000_000 else None
-    )
-    max_len = min(max_seq_length or own or limit, limit)
     dense = [Dense.load(d) for d in layout.dense_dirs]
+
+    def encoder(model, which: Backend) -> Encoder:
+        limit = getattr(model.config, "max_position_embeddings", 512)
+        own = layout.max_seq_length or (
+            tokenizer.model_max_length if tokenizer.model_max_length < 1_000_000 else None
+        )
+        return Encoder(
+            model,
+            tokenizer,
+            pooling=layout.pooling,
+            normalize=layout.normalize,
+            prompts=layout.prompts,
+            max_seq_length=min(max_seq_length or own or limit, limit),
+            name=str(spec),
+            dense=dense,
+            threads=threads,
+            backend=which.value,
+        )
+
+    if backend.is_onnx:
+        from distill.models import backends
+
+        directory = backends.onnx_dir(spec, layout.transformer_dir)
+        onnx_path = backends.cached_onnx(directory, backend, backends.source_fingerprint(layout.transformer_dir))
+        if onnx_path is None:  # first use: export from the torch model, checked against it
+            reference = load_encoder(spec, device="cpu", threads=threads, max_seq_length=max_seq_length,
+                                     trust_remote_code=trust_remote_code)
+            with torch_threads(threads):
+                onnx_path, _ = backends.export_onnx(reference, spec, layout.transformer_dir, backend)
+            del reference
+        config = AutoConfig.from_pretrained(layout.transformer_dir, trust_remote_code=trust_remote_code)
+        return encoder(backends.OnnxModel(onnx_path, config), backend)
+    model = AutoModel.from_pretrained(layout.transformer_dir, trust_remote_code=trust_remote_code)
+    if backend == Backend.INT8:
+        from distill.models import backends
+
+        # Quantised on every load (a second or two) and checked like an ONNX export: the fp32
+        # vectors of the check texts first, then the model is quantised in place.
+        reference = encoder(model, Backend.TORCH).encode(backends.CHECK_TEXTS, batch_size=3, prefix=Role.QUERY)
+        quantised = encoder(backends.quantize_int8(model.eval(), inplace=True), backend)
+        backends.require_agreement(quantised, reference, spec)
+        return quantised
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     if str(device).startswith("cpu") and next(model.parameters()).dtype in (torch.float16, torch.bfloat16):
         model.float()  # weights shipped in half precision (models/): half matmuls are slow on CPU
     model.to(device)
     for layer in dense:
         layer.to(device)
-    return Encoder(
-        model,
-        tokenizer,
-        pooling=layout.pooling,
-        normalize=layout.normalize,
-        prompts=layout.prompts,
-        max_seq_length=max_len,
-        name=str(spec),
-        dense=dense,
-        threads=threads,
-    )
+    return encoder(model, backend)
 
 
 def _lowercase(tokenizer) -> None:

@@ -61,8 +61,9 @@ class Encoder:
         name: str = "",
         dense: Sequence[Dense] = (),
         threads: int | None = None,
+        backend: str = "torch",
     ) -> None:
-        self.model = model.eval()
+        self.model = model.eval()  # a torch transformer, or a stand-in such as backends.OnnxModel
         self.tokenizer = tokenizer
         self.pooling = Pooling(pooling)
         self.dense = torch.nn.ModuleList(dense).eval()
@@ -71,6 +72,7 @@ class Encoder:
         self.max_seq_length = max_seq_length
         self.name = name
         self.threads = threads
+        self.backend = backend  # see distill.models.backends.Backend
 
     @property
     def dim(self) -> int:
@@ -81,7 +83,8 @@ class Encoder:
 
     @property
     def device(self) -> torch.device:
-        return next(self.model.parameters()).device
+        own = getattr(self.model, "device", None)  # transformers models and backend stand-ins say it
+        return own if isinstance(own, torch.device) else next(self.model.parameters()).device
 
     def prompt(self, prefix: str | Role | None) -> str:
         """The literal prompt for a role (empty for models without prompts)."""
@@ -155,6 +158,7 @@ class Encoder:
     def __repr__(self) -> str:
         dense = f", dense={[(d.in_features, d.out_features) for d in self.dense]}" if len(self.dense) else ""
         return (
-            f"Encoder(name={self.name!r}, dim={self.dim}, pooling={self.pooling.value}{dense}, "
+            f"Encoder(name={self.name!r}, backend={self.backend}, dim={self.dim}, "
+            f"pooling={self.pooling.value}{dense}, "
             f"normalize={self.normalize}, prompts={self.prompts}, max_seq_length={self.max_seq_length})"
         )
