@@ -32,8 +32,9 @@ test-fast: install  ## unit tests only
 wheel-check: install  ## build the wheel, install it (no deps) beside .venv and use it from outside the checkout
 	PY=$(PY) bash scripts/wheel_check.sh
 
-lint: install  ## ruff
+lint: install  ## ruff check + ruff format --check
 	$(PY) -m ruff check distill indexer app benchmarks tests
+	$(PY) -m ruff format --check distill indexer app benchmarks tests
 
 format: install
 	$(PY) -m ruff format distill indexer app benchmarks tests

@@ -25,11 +25,15 @@ def render() -> None:
     if oc is None:
         return
     info = oc.collection.info()
-    choice = choose_models(list(oc.collection.models), teacher=s.teacher, student=s.student, standin=s.standin)
+    choice = choose_models(
+        list(oc.collection.models), teacher=s.teacher, student=s.student, standin=s.standin
+    )
     roles = {c.spec: c.label.split(" · ")[0] for c in (choice.teacher, choice.student) if c is not None}
 
-    st.caption(f"{md_code(info['path'])} · database {md_code(info['database'])} · created {_when(info.get('created_at'))} · "
-               f"last update {_when(info.get('last_update'))}")
+    st.caption(
+        f"{md_code(info['path'])} · database {md_code(info['database'])} · created {_when(info.get('created_at'))} · "
+        f"last update {_when(info.get('last_update'))}"
+    )
     cols = st.columns(4)
     cols[0].metric("Documents", f"{info['documents']:,}")
     cols[1].metric("Chunks", f"{info['chunks']:,}")
@@ -38,7 +42,9 @@ def render() -> None:
     cols[3].metric("Last update", last[:10] if last else "never", help=_when(last))
     if info.get("pending_chunks"):
         repair = md_code(f"indexer verify {info['path']} --repair")
-        st.warning(f"{info['pending_chunks']} chunk(s) are pending (a writer is at work, or was interrupted: {repair}).")
+        st.warning(
+            f"{info['pending_chunks']} chunk(s) are pending (a writer is at work, or was interrupted: {repair})."
+        )
 
     st.subheader("Documents per language")
     langs = pd.DataFrame(
@@ -68,11 +74,15 @@ def render() -> None:
     ]
     st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
     chunking = info.get("settings", {})
-    st.caption(f"Chunking: {chunking.get('chunk_tokens', '?')} tokens per chunk, {chunking.get('chunk_overlap', '?')} "
-               "tokens of overlap; documents are indexed once per model, over the same chunks.")
+    st.caption(
+        f"Chunking: {chunking.get('chunk_tokens', '?')} tokens per chunk, {chunking.get('chunk_overlap', '?')} "
+        "tokens of overlap; documents are indexed once per model, over the same chunks."
+    )
 
     left, right = st.columns(2)
-    if left.button("Verify consistency", help="database, index files and stored vectors agree (changes nothing)"):
+    if left.button(
+        "Verify consistency", help="database, index files and stored vectors agree (changes nothing)"
+    ):
         report = oc.collection.verify()
         if report.ok:
             st.success("Consistent: every chunk is in every index, and nothing else is.")

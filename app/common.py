@@ -55,8 +55,9 @@ def _stamp(path: Path) -> float:
     return marker.stat().st_mtime if marker.exists() else 0.0
 
 
-@st.cache_resource(show_spinner="Opening the collection and loading its models (once per process)…",
-                   max_entries=4)
+@st.cache_resource(
+    show_spinner="Opening the collection and loading its models (once per process)…", max_entries=4
+)
 def _open(path: str, stamp: float, threads: int) -> Any:
     from indexer import Collection
 

@@ -37,18 +37,27 @@ def fingerprint(specs: list[str]) -> dict[str, object]:
             out[spec] = spec
             continue
         files = sorted({f for pattern in WEIGHT_FILES for f in path.rglob(pattern) if f.is_file()})
-        out[normalize_spec(spec)] = {str(f.relative_to(path)): [f.stat().st_size, f.stat().st_mtime_ns] for f in files}
+        out[normalize_spec(spec)] = {
+            str(f.relative_to(path)): [f.stat().st_size, f.stat().st_mtime_ns] for f in files
+        }
     return out
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m app.demo_check", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m app.demo_check",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("collection")
     parser.add_argument("specs", nargs="+", metavar="SPEC")
     parser.add_argument("--corpus", help="JSONL file whose every line must be a document of the collection")
-    parser.add_argument("--stamp", type=Path, help="JSON file of the models' file fingerprints at the last build")
-    parser.add_argument("--write-stamp", action="store_true", help="record the SPECs' fingerprints in --stamp and exit")
+    parser.add_argument(
+        "--stamp", type=Path, help="JSON file of the models' file fingerprints at the last build"
+    )
+    parser.add_argument(
+        "--write-stamp", action="store_true", help="record the SPECs' fingerprints in --stamp and exit"
+    )
     args = parser.parse_args(argv)
     if args.write_stamp:
         if not args.stamp:
@@ -69,21 +78,28 @@ def main(argv: list[str] | None = None) -> int:
         return REBUILD
     missing = [s for s in args.specs if normalize_spec(s) not in have]
     if missing:
-        print(f"{args.collection} does not index {', '.join(missing)} (it has {', '.join(sorted(have))})",
-              file=sys.stderr)
+        print(
+            f"{args.collection} does not index {', '.join(missing)} (it has {', '.join(sorted(have))})",
+            file=sys.stderr,
+        )
         return REBUILD
     if args.stamp:
         recorded = json.loads(args.stamp.read_text()) if args.stamp.is_file() else None
         if recorded != fingerprint(args.specs):
-            print(f"{args.collection}: a model changed since the collection was built (or {args.stamp} is missing)",
-                  file=sys.stderr)
+            print(
+                f"{args.collection}: a model changed since the collection was built (or {args.stamp} is missing)",
+                file=sys.stderr,
+            )
             return REBUILD
     if args.corpus:
         with open(args.corpus, encoding="utf-8") as f:
             expected = sum(1 for line in f if line.strip())
         if info["documents"] < expected or info["pending_chunks"]:
-            print(f"{args.collection} holds {info['documents']} of {expected} documents "
-                  f"({info['pending_chunks']} chunks pending)", file=sys.stderr)
+            print(
+                f"{args.collection} holds {info['documents']} of {expected} documents "
+                f"({info['pending_chunks']} chunks pending)",
+                file=sys.stderr,
+            )
             return RESUME
     return COMPLETE
 

@@ -17,11 +17,35 @@ from html import escape
 _MD_SPECIAL = re.compile("([" + re.escape(string.punctuation) + "])")
 
 LANGUAGE_NAMES = {
-    "ar": "Arabic", "bg": "Bulgarian", "cs": "Czech", "da": "Danish", "de": "German", "el": "Greek",
-    "en": "English", "es": "Spanish", "fa": "Persian", "fi": "Finnish", "fr": "French", "he": "Hebrew",
-    "hi": "Hindi", "hu": "Hungarian", "id": "Indonesian", "it": "Italian", "ja": "Japanese", "ko": "Korean",
-    "nl": "Dutch", "pl": "Polish", "pt": "Portuguese", "ro": "Romanian", "ru": "Russian", "sv": "Swedish",
-    "th": "Thai", "tr": "Turkish", "uk": "Ukrainian", "vi": "Vietnamese", "zh": "Chinese",
+    "ar": "Arabic",
+    "bg": "Bulgarian",
+    "cs": "Czech",
+    "da": "Danish",
+    "de": "German",
+    "el": "Greek",
+    "en": "English",
+    "es": "Spanish",
+    "fa": "Persian",
+    "fi": "Finnish",
+    "fr": "French",
+    "he": "Hebrew",
+    "hi": "Hindi",
+    "hu": "Hungarian",
+    "id": "Indonesian",
+    "it": "Italian",
+    "ja": "Japanese",
+    "ko": "Korean",
+    "nl": "Dutch",
+    "pl": "Polish",
+    "pt": "Portuguese",
+    "ro": "Romanian",
+    "ru": "Russian",
+    "sv": "Swedish",
+    "th": "Thai",
+    "tr": "Turkish",
+    "uk": "Ukrainian",
+    "vi": "Vietnamese",
+    "zh": "Chinese",
 }
 
 CSS = """
@@ -87,7 +111,9 @@ def highlight(text: str, start: int, end: int) -> str:
     return f"{escape(text[:start])}<mark>{escape(text[start:end])}</mark>{escape(text[end:])}"
 
 
-def snippet_html(text: str, start: int, end: int, *, max_chars: int = 320, context: int = 80) -> tuple[str, bool]:
+def snippet_html(
+    text: str, start: int, end: int, *, max_chars: int = 320, context: int = 80
+) -> tuple[str, bool]:
     """(escaped HTML of a short snippet around the best chunk, whether it shows the whole text).
 
     A document that is a single chunk is shown plainly (highlighting all of it says nothing); in a
@@ -103,15 +129,29 @@ def snippet_html(text: str, start: int, end: int, *, max_chars: int = 320, conte
     return f"{escape(before)}<mark>{escape(chunk)}</mark>{escape(after)}", False
 
 
-def hit_html(rank: int, *, doc_id: str, lang: str, title: str | None, score: float, text: str,
-             start: int, end: int, in_both: bool = False) -> str:
+def hit_html(
+    rank: int,
+    *,
+    doc_id: str,
+    lang: str,
+    title: str | None,
+    score: float,
+    text: str,
+    start: int,
+    end: int,
+    in_both: bool = False,
+) -> str:
     """One result card. Every argument that comes from a document is escaped."""
     both = '<span class="xl-both" title="also in the other column\'s top-k">in both</span>' if in_both else ""
     title_html = escape(title) if title else '<span class="xl-id">(untitled)</span>'
     snippet, complete = snippet_html(text, start, end)
-    full = "" if complete else (
-        f'<details><summary>full text ({len(text):,} characters)</summary>'
-        f'<div class="xl-full" dir="auto">{highlight(text, start, end)}</div></details>'
+    full = (
+        ""
+        if complete
+        else (
+            f"<details><summary>full text ({len(text):,} characters)</summary>"
+            f'<div class="xl-full" dir="auto">{highlight(text, start, end)}</div></details>'
+        )
     )
     return (
         f'<div class="xl-hit" data-lang="{escape(lang)}">'

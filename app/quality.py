@@ -46,25 +46,34 @@ def questions_path() -> Path:
     return shared_data_dir() / "dev" / "xquad_questions_dev.jsonl"
 
 
-def quality_evaluators(langs: Sequence[str], *, limit: int = DEFAULT_LIMIT, show_progress: bool = False) -> list:
+def quality_evaluators(
+    langs: Sequence[str], *, limit: int = DEFAULT_LIMIT, show_progress: bool = False
+) -> list:
     from distill.evaluation import CostEvaluator, parallel_corpus_retrieval
     from distill.evaluation.questions import question_retrieval
     from distill.evaluation.suite import flores_english
 
     langs = list(langs)
     if len(langs) < 2:
-        raise ValueError(f"the dev retrieval set needs two or more of {', '.join(XQUAD_LANGS)}; the collection has {langs}")
+        raise ValueError(
+            f"the dev retrieval set needs two or more of {', '.join(XQUAD_LANGS)}; the collection has {langs}"
+        )
     corpus = corpus_path()
     if not corpus.is_file():
         raise FileNotFoundError(f"the dev retrieval corpus is missing: {corpus} (set XLSEARCH_SHARED_DATA)")
     if not questions_path().is_file():
-        raise FileNotFoundError(f"the dev questions are missing: {questions_path()} (set XLSEARCH_SHARED_DATA)")
+        raise FileNotFoundError(
+            f"the dev questions are missing: {questions_path()} (set XLSEARCH_SHARED_DATA)"
+        )
     common = {"query_langs": langs, "doc_langs": langs, "limit": limit, "show_progress": show_progress}
     return [
-        question_retrieval(questions_path(), corpus, langs=langs, dataset="xquad-questions", show_progress=show_progress),
+        question_retrieval(
+            questions_path(), corpus, langs=langs, dataset="xquad-questions", show_progress=show_progress
+        ),
         parallel_corpus_retrieval(corpus, name="xquad", per_target_language=True, dataset="xquad", **common),
-        parallel_corpus_retrieval(corpus, name="xquad-pooled", per_target_language=False, dataset="xquad-pooled",
-                                  **common),
+        parallel_corpus_retrieval(
+            corpus, name="xquad-pooled", per_target_language=False, dataset="xquad-pooled", **common
+        ),
         CostEvaluator(flores_english(shared_data_dir(), COST_TEXTS), batch_size=32),
     ]
 
@@ -93,8 +102,9 @@ def compute_report(
         "Questions and paragraphs are for evaluation only, never training data.",
     ]
     # load_encoder(threads=) applies only while its encoder encodes: the app's own setting is untouched.
-    return evaluate_models(models, evaluators, out_dir, progress=progress, threads=threads,
-                           suite=REPORT_SUITE, notes=notes)
+    return evaluate_models(
+        models, evaluators, out_dir, progress=progress, threads=threads, suite=REPORT_SUITE, notes=notes
+    )
 
 
 def report_is_current(out_dir: str | Path, models: dict[str, str]) -> bool:
@@ -114,16 +124,27 @@ def role_models(teacher: str, student: str, *, student_label: str = "student") -
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m app.quality", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m app.quality",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--teacher", required=True, help="teacher model spec")
-    parser.add_argument("--student", required=True,
-                        help=f"student model spec ({DEFAULT_STANDIN} is labelled `stand-in` in the report)")
+    parser.add_argument(
+        "--student",
+        required=True,
+        help=f"student model spec ({DEFAULT_STANDIN} is labelled `stand-in` in the report)",
+    )
     parser.add_argument("--out", required=True, type=Path, help="report directory")
-    parser.add_argument("--check", action="store_true",
-                        help="compute nothing: exit 0 if the report in --out is current for these models, else 1")
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="compute nothing: exit 0 if the report in --out is current for these models, else 1",
+    )
     parser.add_argument("--langs", help="comma-separated languages (default: all 12 of XQuAD)")
-    parser.add_argument("--limit", type=int, default=DEFAULT_LIMIT, help=f"paragraphs per language (default {DEFAULT_LIMIT})")
+    parser.add_argument(
+        "--limit", type=int, default=DEFAULT_LIMIT, help=f"paragraphs per language (default {DEFAULT_LIMIT})"
+    )
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
     args = parser.parse_args(argv)
 
@@ -132,14 +153,17 @@ def main(argv: list[str] | None = None) -> int:
     from distill.models import ModelNotFoundError
 
     langs = [c.strip() for c in args.langs.split(",") if c.strip()] if args.langs else None
-    models = role_models(args.teacher, args.student,
-                         student_label="stand-in" if args.student == DEFAULT_STANDIN else "student")
+    models = role_models(
+        args.teacher, args.student, student_label="stand-in" if args.student == DEFAULT_STANDIN else "student"
+    )
     if args.check:
         return 0 if report_is_current(args.out, models) else 1
     bar, progress = percent_progress("quality report")
 
     try:
-        run = compute_report(models, args.out, langs=langs, limit=args.limit, progress=progress, threads=args.threads)
+        run = compute_report(
+            models, args.out, langs=langs, limit=args.limit, progress=progress, threads=args.threads
+        )
     except (ValueError, FileNotFoundError, DataError, ModelNotFoundError) as exc:
         bar.close()
         print(f"error: {exc}", file=sys.stderr)

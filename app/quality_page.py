@@ -34,7 +34,15 @@ def _frame(table) -> pd.DataFrame:
 def _figure_order(path: Path) -> tuple[int, str]:
     """The question task's heat maps first, then per-language figures, ratios, size versus quality."""
     name = path.stem
-    rank = 0 if name.startswith("xquad-questions") else 2 if name.startswith("ratio") else 3 if name.startswith("size") else 1
+    rank = (
+        0
+        if name.startswith("xquad-questions")
+        else 2
+        if name.startswith("ratio")
+        else 3
+        if name.startswith("size")
+        else 1
+    )
     return (rank, name)
 
 
@@ -59,7 +67,9 @@ def _mismatch(run, choice: RoleChoice) -> list[str]:
 def _compute(oc: OpenCollection, choice: RoleChoice, out: Path) -> None:
     models = {"teacher": choice.teacher.spec}
     if choice.student is not None:
-        models = role_models(choice.teacher.spec, choice.student.spec, student_label=choice.student.report_label)
+        models = role_models(
+            choice.teacher.spec, choice.student.spec, student_label=choice.student.report_label
+        )
     lock = compute_lock()
     if not lock.acquire(blocking=False):
         st.warning("A report is being computed in another session; reload this page in a minute.")
@@ -67,11 +77,14 @@ def _compute(oc: OpenCollection, choice: RoleChoice, out: Path) -> None:
     try:
         bar = st.progress(0.0, text="starting…")
         with st.status("Computing the quality report…", expanded=True) as status:
+
             def progress(fraction: float, message: str) -> None:
                 bar.progress(min(max(fraction, 0.0), 1.0), text=message)
 
             try:
-                run = compute_report(models, out, langs=oc.collection.languages(), progress=progress, threads=None)
+                run = compute_report(
+                    models, out, langs=oc.collection.languages(), progress=progress, threads=None
+                )
             except (ValueError, FileNotFoundError, OSError) as exc:
                 status.update(label="The report could not be computed", state="error")
                 st.error(md_text(exc))
@@ -100,7 +113,9 @@ def render() -> None:
     oc = collection_or_message(s)
     if oc is None:
         return
-    choice = choose_models(list(oc.collection.models), teacher=s.teacher, student=s.student, standin=s.standin)
+    choice = choose_models(
+        list(oc.collection.models), teacher=s.teacher, student=s.student, standin=s.standin
+    )
     if choice.teacher is None:
         st.warning("This collection has no model index, so there is nothing to evaluate.")
         return
@@ -125,7 +140,9 @@ def render() -> None:
     )
     missing = _mismatch(run, choice)
     if missing:
-        st.warning(f"This report does not cover {', '.join(md_code(m) for m in missing)}, which the collection shows.")
+        st.warning(
+            f"This report does not cover {', '.join(md_code(m) for m in missing)}, which the collection shows."
+        )
         _compute_button(oc, choice, out, "Recompute the report")
     for note in run.notes:
         st.caption(md_text(note))
@@ -157,8 +174,12 @@ def render() -> None:
         _show_table(table, expanded=False)
     html = out / "report.html"
     if html.is_file():
-        st.download_button("Download report.html (self-contained)", html.read_bytes(), file_name=f"{oc.name}-report.html",
-                           mime="text/html")
+        st.download_button(
+            "Download report.html (self-contained)",
+            html.read_bytes(),
+            file_name=f"{oc.name}-report.html",
+            mime="text/html",
+        )
 
 
 if __name__ == "__main__":  # run as a page by st.navigation (app/streamlit_app.py)

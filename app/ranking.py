@@ -30,7 +30,9 @@ def timed(search: Callable[[], list[Any]]) -> ColumnResult:
     try:
         hits = list(search())
     except Exception as exc:  # noqa: BLE001 - shown to the user in the column, with its type
-        return ColumnResult(error=f"{type(exc).__name__}: {exc}", latency_ms=(time.perf_counter() - start) * 1000)
+        return ColumnResult(
+            error=f"{type(exc).__name__}: {exc}", latency_ms=(time.perf_counter() - start) * 1000
+        )
     return ColumnResult(hits=hits, latency_ms=(time.perf_counter() - start) * 1000)
 
 
@@ -64,8 +66,14 @@ class Agreement:
         )
 
 
-def agreement(a: Sequence[str], b: Sequence[str], k: int, *, b_deeper: Sequence[str] | None = None,
-              names: tuple[str, str] = ("teacher", "student")) -> Agreement:
+def agreement(
+    a: Sequence[str],
+    b: Sequence[str],
+    k: int,
+    *,
+    b_deeper: Sequence[str] | None = None,
+    names: tuple[str, str] = ("teacher", "student"),
+) -> Agreement:
     """overlap@k = |top-k(a) ∩ top-k(b)| / max(|top-k(a)|, |top-k(b)|), and where a's #1 sits in b.
 
     The denominator is k unless a language filter leaves fewer than k documents to return, in
@@ -78,5 +86,12 @@ def agreement(a: Sequence[str], b: Sequence[str], k: int, *, b_deeper: Sequence[
     top1 = bool(ta and tb and ta[0] == tb[0])
     ranking = list(dict.fromkeys(b_deeper)) if b_deeper is not None else tb
     rank = ranking.index(ta[0]) + 1 if ta and ta[0] in ranking else None
-    return Agreement(shared=shared, compared=compared, k=k, top1_same=top1, a_top1_rank_in_b=rank,
-                     depth=len(ranking), names=names)
+    return Agreement(
+        shared=shared,
+        compared=compared,
+        k=k,
+        top1_same=top1,
+        a_top1_rank_in_b=rank,
+        depth=len(ranking),
+        names=names,
+    )

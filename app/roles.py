@@ -69,12 +69,18 @@ def choose_models(available: list[str], *, teacher: str, student: str, standin: 
     t_spec = next((m for m in available if same_spec(m, teacher)), None)
     if t_spec is None:
         t_spec = available[0]
-        warnings.append(f"The teacher {md_code(teacher)} is not indexed in this collection; showing {md_code(t_spec)} instead.")
+        warnings.append(
+            f"The teacher {md_code(teacher)} is not indexed in this collection; showing {md_code(t_spec)} instead."
+        )
     teacher_col = ColumnModel(t_spec, f"Teacher · {short_name(t_spec)}", report_label="teacher")
     others = [m for m in available if m != t_spec]
     s_spec = next((m for m in others if same_spec(m, student)), None)
     if s_spec is not None:
-        return RoleChoice(teacher_col, ColumnModel(s_spec, f"Student · {short_name(s_spec)}", report_label="student"), tuple(warnings))
+        return RoleChoice(
+            teacher_col,
+            ColumnModel(s_spec, f"Student · {short_name(s_spec)}", report_label="student"),
+            tuple(warnings),
+        )
     s_spec = next((m for m in others if same_spec(m, standin)), None)
     if s_spec is not None:
         note = (
@@ -82,11 +88,17 @@ def choose_models(available: list[str], *, teacher: str, student: str, standin: 
             "Run `make demo` after distillation (`distill run --config configs/offline.toml`) to index the student."
         )
         return RoleChoice(
-            teacher_col, ColumnModel(s_spec, f"Student (stand-in) · {short_name(s_spec)}", note, "stand-in"), tuple(warnings)
+            teacher_col,
+            ColumnModel(s_spec, f"Student (stand-in) · {short_name(s_spec)}", note, "stand-in"),
+            tuple(warnings),
         )
     if others:
         s_spec = others[0]
         note = f"{md_code(short_name(s_spec))} is neither the configured student nor the stand-in."
-        return RoleChoice(teacher_col, ColumnModel(s_spec, f"Second model · {short_name(s_spec)}", note, "second"), tuple(warnings))
+        return RoleChoice(
+            teacher_col,
+            ColumnModel(s_spec, f"Second model · {short_name(s_spec)}", note, "second"),
+            tuple(warnings),
+        )
     warnings.append("This collection indexes a single model, so there is no student column to compare with.")
     return RoleChoice(teacher_col, None, tuple(warnings))

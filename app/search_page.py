@@ -69,19 +69,25 @@ def _query_box() -> str:
     if "query" not in st.session_state and st.query_params.get("q"):
         st.session_state["query"] = st.query_params["q"]  # a shared link: ?q=...
     query = st.text_input("Query", key="query", placeholder="e.g. ¿Quién ganó el Super Bowl 50?")
-    st.pills("Examples (one click each)", [text for _, text in EXAMPLES], key="example", on_change=_use_example)
+    st.pills(
+        "Examples (one click each)", [text for _, text in EXAMPLES], key="example", on_change=_use_example
+    )
     return query
 
 
 def render() -> None:
     s = settings()
     st.title("Cross-lingual search")
-    st.caption("Type a query in any language; the documents can be in any other. "
-               "Left: the multilingual teacher. Right: the compact distilled student.")
+    st.caption(
+        "Type a query in any language; the documents can be in any other. "
+        "Left: the multilingual teacher. Right: the compact distilled student."
+    )
     oc = collection_or_message(s)
     if oc is None:
         return
-    choice = choose_models(list(oc.collection.models), teacher=s.teacher, student=s.student, standin=s.standin)
+    choice = choose_models(
+        list(oc.collection.models), teacher=s.teacher, student=s.student, standin=s.standin
+    )
     for warning in choice.warnings:
         st.warning(warning)
     if choice.teacher is None:
@@ -89,9 +95,16 @@ def render() -> None:
 
     query = _query_box()
     filters = st.columns([4, 1])
-    langs = filters[0].multiselect("Document languages (none = all)", oc.collection.languages(), key="langs",
-                                   format_func=language_label, placeholder="All languages")
-    k = int(filters[1].number_input("Hits per model (k)", min_value=1, max_value=100, value=10, step=1, key="k"))
+    langs = filters[0].multiselect(
+        "Document languages (none = all)",
+        oc.collection.languages(),
+        key="langs",
+        format_func=language_label,
+        placeholder="All languages",
+    )
+    k = int(
+        filters[1].number_input("Hits per model (k)", min_value=1, max_value=100, value=10, step=1, key="k")
+    )
 
     if not query.strip():
         st.query_params.pop("q", None)
@@ -99,7 +112,9 @@ def render() -> None:
         return
     st.query_params["q"] = query.strip()
 
-    roles = [(r, m) for r, m in ((Role.TEACHER, choice.teacher), (Role.STUDENT, choice.student)) if m is not None]
+    roles = [
+        (r, m) for r, m in ((Role.TEACHER, choice.teacher), (Role.STUDENT, choice.student)) if m is not None
+    ]
     results = [_search(oc, m, query.strip(), k, langs) for _, m in roles]
     if len(results) == 2 and not any(r.error for r in results):
         deeper = None
@@ -107,7 +122,9 @@ def render() -> None:
         if top1 and top1[0] not in results[1].doc_ids:  # where is the teacher's #1 in the student's ranking?
             deeper = _search(oc, roles[1][1], query.strip(), DEEP_K, langs).doc_ids
         names = (roles[0][1].report_label, roles[1][1].report_label)
-        st.markdown(f"**{agreement(results[0].doc_ids, results[1].doc_ids, k, b_deeper=deeper, names=names).sentence()}**")
+        st.markdown(
+            f"**{agreement(results[0].doc_ids, results[1].doc_ids, k, b_deeper=deeper, names=names).sentence()}**"
+        )
     backends = oc.collection.model_backends()
     columns = st.columns(len(roles), gap="medium")
     for i, (col, (role, model), result) in enumerate(zip(columns, roles, results, strict=True)):

@@ -27,7 +27,9 @@ navigation = st.navigation(
     [
         st.Page("search_page.py", title="Search", icon=":material/search:", url_path="search", default=True),
         st.Page("quality_page.py", title="Quality", icon=":material/insights:", url_path="quality"),
-        st.Page("collection_page.py", title="Collection", icon=":material/folder_open:", url_path="collection"),
+        st.Page(
+            "collection_page.py", title="Collection", icon=":material/folder_open:", url_path="collection"
+        ),
     ]
 )
 navigation.run()

@@ -49,8 +49,14 @@ K = 10
 FILTER_LANGS = ("en", "de")  # the app's language filter, as in the indexer's README example
 
 
-def open_or_build(path: Path | None, specs: dict[str, str], tmp: Path, docs: int | None, threads: int,
-                  backend: str = "torch"):
+def open_or_build(
+    path: Path | None,
+    specs: dict[str, str],
+    tmp: Path,
+    docs: int | None,
+    threads: int,
+    backend: str = "torch",
+):
     """The collection to query, and how it was obtained."""
     from indexer import Collection, IndexerError
     from indexer.collection import normalize_spec
@@ -69,8 +75,14 @@ def open_or_build(path: Path | None, specs: dict[str, str], tmp: Path, docs: int
     log(f"building a temporary collection of {len(corpus)} demo documents with {', '.join(specs.values())}")
     t0 = time.perf_counter()
     try:
-        col = Collection.create(target, models=list(specs.values()), index_type="flat", threads=threads,
-                                show_progress=True, backends=backend)
+        col = Collection.create(
+            target,
+            models=list(specs.values()),
+            index_type="flat",
+            threads=threads,
+            show_progress=True,
+            backends=backend,
+        )
         col.add(corpus)
     except IndexerError as exc:
         raise BenchmarkError(str(exc)) from None
@@ -78,22 +90,34 @@ def open_or_build(path: Path | None, specs: dict[str, str], tmp: Path, docs: int
     col.close()
     t0 = time.perf_counter()
     col = Collection.open(target, read_only=True, threads=threads)
-    return col, {"collection": "temporary, from the shared demo corpus", "built": True, "docs": len(corpus),
-                 "build_s": round(build_s, 1), "open_s": round(time.perf_counter() - t0, 3)}
+    return col, {
+        "collection": "temporary, from the shared demo corpus",
+        "built": True,
+        "docs": len(corpus),
+        "build_s": round(build_s, 1),
+        "open_s": round(time.perf_counter() - t0, 3),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = base_parser("app", __doc__)
-    parser.add_argument("--collection", help="collection directory (default data/collections/xquad; built if absent)")
+    parser.add_argument(
+        "--collection", help="collection directory (default data/collections/xquad; built if absent)"
+    )
     parser.add_argument("--teacher", default=ASSISTANT_SPEC, help="the app's teacher (default: %(default)s)")
     parser.add_argument("--student", help="the student (default: data/students/offline when trained)")
     parser.add_argument("--queries", type=int, help="real queries (default 200; quick 40)")
-    parser.add_argument("--docs", type=int, help="documents when a collection is built (default all; quick 60)")
+    parser.add_argument(
+        "--docs", type=int, help="documents when a collection is built (default all; quick 60)"
+    )
     parser.add_argument("--threads", help="torch thread counts (default 1,2; quick 1)")
     parser.add_argument("--rounds", type=int, help="interleaved rounds (default 5; quick 2)")
-    parser.add_argument("--backend", default="torch",
-                        help="backend of both models when a collection is built: torch, int8, onnx or onnx-int8 "
-                             "(an existing collection uses the ones it records; default: %(default)s)")
+    parser.add_argument(
+        "--backend",
+        default="torch",
+        help="backend of both models when a collection is built: torch, int8, onnx or onnx-int8 "
+        "(an existing collection uses the ones it records; default: %(default)s)",
+    )
     args = parser.parse_args(argv)
 
     from distill.paths import data_dir
@@ -110,7 +134,9 @@ def main(argv: list[str] | None = None) -> int:
     if student:
         specs["student"] = student
     else:
-        notes.append("no trained student (data/students/offline has no model card) and no --student: teacher only")
+        notes.append(
+            "no trained student (data/students/offline has no model card) and no --student: teacher only"
+        )
     collection_path = Path(args.collection) if args.collection else data_dir() / "collections" / "xquad"
 
     load = LoadMonitor()
@@ -118,8 +144,14 @@ def main(argv: list[str] | None = None) -> int:
     log(f"{len(queries.texts)} queries in {len(queries.lang_counts())} languages")
     set_threads(thread_list[0])
     with tempfile.TemporaryDirectory() as tmp:
-        col, source = open_or_build(collection_path if (args.collection or not args.quick) else None,
-                                    specs, Path(tmp), docs, thread_list[0], args.backend)
+        col, source = open_or_build(
+            collection_path if (args.collection or not args.quick) else None,
+            specs,
+            Path(tmp),
+            docs,
+            thread_list[0],
+            args.backend,
+        )
         try:
             info = col.info()
             recorded = col.model_backends()
@@ -128,8 +160,11 @@ def main(argv: list[str] | None = None) -> int:
             backends = {role: recorded.get(normalize_spec(spec), "torch") for role, spec in specs.items()}
             source["backends"] = backends
             log(f"backends (from the collection): {backends}")
-            source.update(documents=info["documents"], chunks=info["chunks"],
-                          index_types={m["spec"]: m["factory"] for m in info["models"]})
+            source.update(
+                documents=info["documents"],
+                chunks=info["chunks"],
+                index_types={m["spec"]: m["factory"] for m in info["models"]},
+            )
             # Cold start: the first query of each model loads it (the app does this once per process).
             cold = {}
             for role, spec in specs.items():
@@ -141,7 +176,9 @@ def main(argv: list[str] | None = None) -> int:
             blocks = [queries.texts[i::rounds] for i in range(rounds)]
             latencies: dict[str, dict[str, list[float]]] = {}
 
-            def searcher(name: str, fn: Callable[[str], object], store: dict[str, list[float]]) -> Callable[[int], None]:
+            def searcher(
+                name: str, fn: Callable[[str], object], store: dict[str, list[float]]
+            ) -> Callable[[int], None]:
                 def run(r: int) -> None:
                     for q in blocks[r]:
                         t0 = time.perf_counter_ns()
@@ -157,13 +194,18 @@ def main(argv: list[str] | None = None) -> int:
                 for role, spec in specs.items():
                     enc = col.encoder(spec)
                     variants[f"{role}: search"] = searcher(
-                        f"{role}: search", lambda q, spec=spec: col.search(q, model=spec, k=K), store)
+                        f"{role}: search", lambda q, spec=spec: col.search(q, model=spec, k=K), store
+                    )
                     variants[f"{role}: search, langs={'+'.join(FILTER_LANGS)}"] = searcher(
                         f"{role}: search, langs={'+'.join(FILTER_LANGS)}",
-                        lambda q, spec=spec: col.search(q, model=spec, k=K, langs=list(FILTER_LANGS)), store)
+                        lambda q, spec=spec: col.search(q, model=spec, k=K, langs=list(FILTER_LANGS)),
+                        store,
+                    )
                     variants[f"{role}: query embedding only"] = searcher(
                         f"{role}: query embedding only",
-                        lambda q, enc=enc: enc.encode([q], batch_size=1, prefix="query"), store)
+                        lambda q, enc=enc: enc.encode([q], batch_size=1, prefix="query"),
+                        store,
+                    )
                 for q in queries.texts[:5]:  # warm-up, not recorded
                     for spec in specs.values():
                         col.search(q, model=spec, k=K)
@@ -178,19 +220,35 @@ def main(argv: list[str] | None = None) -> int:
         res = {}
         for name, ms in store.items():
             s = summarize(ms)
-            res[name] = {"p50_ms": round(s.median, 3), "p95_ms": round(s.p95, 3), "mean_ms": round(s.mean, 3),
-                         "qps": round(1000.0 / s.mean, 1), "queries": s.n}
+            res[name] = {
+                "p50_ms": round(s.median, 3),
+                "p95_ms": round(s.p95, 3),
+                "mean_ms": round(s.mean, 3),
+                "qps": round(1000.0 / s.mean, 1),
+                "queries": s.n,
+            }
             rows.append({"threads": int(threads), "variant": name, **res[name]})
         if "student: search" in store and "teacher: search" in store:
             # Per-query ratio (same query, same round): teacher latency over student latency.
             ratio = paired_ratios(store["teacher: search"], store["student: search"])
             res["teacher_over_student_latency"] = ratio.to_dict(digits=3)
         results[threads] = res
-    table = markdown_table(rows, [("threads", "threads"), ("variant", "what"), ("p50_ms", "p50 ms", 1),
-                                  ("p95_ms", "p95 ms", 1), ("qps", "queries/s", 1)])
+    table = markdown_table(
+        rows,
+        [
+            ("threads", "threads"),
+            ("variant", "what"),
+            ("p50_ms", "p50 ms", 1),
+            ("p95_ms", "p95 ms", 1),
+            ("qps", "queries/s", 1),
+        ],
+    )
     on = ", ".join(f"{role} on {b}" for role, b in source["backends"].items())
-    print(f"\n### End-to-end query latency ({nq} real queries in {len(queries.lang_counts())} languages, k={K}, "
-          f"{source['chunks']} chunks; {on})\n\n{table}\n", flush=True)
+    print(
+        f"\n### End-to-end query latency ({nq} real queries in {len(queries.lang_counts())} languages, k={K}, "
+        f"{source['chunks']} chunks; {on})\n\n{table}\n",
+        flush=True,
+    )
     print(f"cold start (open: {source['open_s']} s; first query incl. model load: {cold})\n", flush=True)
 
     headline: dict = {"cold_first_query_s": cold, "open_s": source["open_s"], "backends": source["backends"]}
@@ -201,10 +259,27 @@ def main(argv: list[str] | None = None) -> int:
                 headline[f"{role}_p95_ms_t{threads}"] = res[f"{role}: search"]["p95_ms"]
         if "teacher_over_student_latency" in res:
             headline[f"student_speedup_t{threads}"] = res["teacher_over_student_latency"]["median"]
-    config = {"specs": specs, "queries": nq, "query_languages": queries.lang_counts(), "query_source": queries.source,
-              "k": K, "filter_langs": list(FILTER_LANGS), "threads": thread_list, "rounds": rounds, **source}
-    path = write_results("app", args=args, config=config, results=results, headline=headline, load=load,
-                         tables={"latency": table}, notes=notes)
+    config = {
+        "specs": specs,
+        "queries": nq,
+        "query_languages": queries.lang_counts(),
+        "query_source": queries.source,
+        "k": K,
+        "filter_langs": list(FILTER_LANGS),
+        "threads": thread_list,
+        "rounds": rounds,
+        **source,
+    }
+    path = write_results(
+        "app",
+        args=args,
+        config=config,
+        results=results,
+        headline=headline,
+        load=load,
+        tables={"latency": table},
+        notes=notes,
+    )
     log(f"wrote {path}")
     return 0
 

@@ -113,7 +113,14 @@ def machine_info() -> dict[str, Any]:
         "python": platform.python_version(),
         "versions": {
             name: _version(name)
-            for name in ("torch", "faiss-cpu", "numpy", "transformers", "sentence-transformers", "onnxruntime")
+            for name in (
+                "torch",
+                "faiss-cpu",
+                "numpy",
+                "transformers",
+                "sentence-transformers",
+                "onnxruntime",
+            )
         },
         "threads_at_write": thread_counts(),
         "git_commit": git_commit(),
@@ -140,7 +147,9 @@ class LoadMonitor:
 
     def _busy(self) -> float:
         t = self._psutil.cpu_times()
-        return t.user + t.system + getattr(t, "nice", 0.0) + getattr(t, "irq", 0.0) + getattr(t, "softirq", 0.0)
+        return (
+            t.user + t.system + getattr(t, "nice", 0.0) + getattr(t, "irq", 0.0) + getattr(t, "softirq", 0.0)
+        )
 
     def _own(self) -> float:
         t = self._proc.cpu_times()
@@ -212,8 +221,13 @@ def summarize(samples: Sequence[float]) -> Summary:
         raise ValueError("no samples to summarize")
     p5, p50, p95 = np.percentile(arr, [5, 50, 95])
     return Summary(
-        n=int(arr.size), median=float(p50), mean=float(arr.mean()), p5=float(p5), p95=float(p95),
-        min=float(arr.min()), max=float(arr.max()),
+        n=int(arr.size),
+        median=float(p50),
+        mean=float(arr.mean()),
+        p5=float(p5),
+        p95=float(p95),
+        min=float(arr.min()),
+        max=float(arr.max()),
     )
 
 
@@ -297,7 +311,9 @@ def fmt(value: Any, digits: int = 2) -> str:
     return str(value)
 
 
-def markdown_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[tuple[str, str] | tuple[str, str, int]]) -> str:
+def markdown_table(
+    rows: Sequence[Mapping[str, Any]], columns: Sequence[tuple[str, str] | tuple[str, str, int]]
+) -> str:
     """A GitHub markdown table; `columns` are (key, header[, digits])."""
     headers = [c[1] for c in columns]
     lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
@@ -366,7 +382,9 @@ def base_parser(name: str, doc: str | None) -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--quick", action="store_true", help="a small, fast version (used by the smoke test)")
-    parser.add_argument("--out", default=str(RESULTS_DIR), help="directory for the JSON result (default: %(default)s)")
+    parser.add_argument(
+        "--out", default=str(RESULTS_DIR), help="directory for the JSON result (default: %(default)s)"
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed for sampling data (default: %(default)s)")
     return parser
 

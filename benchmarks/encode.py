@@ -175,16 +175,34 @@ def probe_rss(args) -> int:
     variant = build_variant(args.probe_rss, specs)  # ONNX files come from the cache the parent filled
     loaded = rss_bytes()
     variant.encode(texts, 64)
-    print(json.dumps({"baseline_mb": baseline / 2**20, "after_load_mb": loaded / 2**20,
-                      "peak_mb": peak_rss_bytes() / 2**20}))
+    print(
+        json.dumps(
+            {
+                "baseline_mb": baseline / 2**20,
+                "after_load_mb": loaded / 2**20,
+                "peak_mb": peak_rss_bytes() / 2**20,
+            }
+        )
+    )
     return 0
 
 
 def measure_rss(name: str, specs: dict[str, str], texts: list[str], threads: int) -> dict:
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False, encoding="utf-8") as fh:
         json.dump(texts, fh, ensure_ascii=False)
-    cmd = [sys.executable, "-m", "benchmarks.encode", "--probe-rss", name, "--probe-texts", fh.name,
-           "--probe-specs", json.dumps(specs), "--probe-threads", str(threads)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "benchmarks.encode",
+        "--probe-rss",
+        name,
+        "--probe-texts",
+        fh.name,
+        "--probe-specs",
+        json.dumps(specs),
+        "--probe-threads",
+        str(threads),
+    ]
     try:
         out = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     finally:
@@ -200,8 +218,15 @@ def measure_rss(name: str, specs: dict[str, str], texts: list[str], threads: int
 # ---------------------------------------------------------------------------------------------
 
 
-def run_setting(variants: list[Variant], texts: list[str], *, batch: int, threads: int, rounds: int,
-                keep: dict | None = None) -> dict[str, list[float]]:
+def run_setting(
+    variants: list[Variant],
+    texts: list[str],
+    *,
+    batch: int,
+    threads: int,
+    rounds: int,
+    keep: dict | None = None,
+) -> dict[str, list[float]]:
     """Interleaved rounds: every variant encodes the same slice of `texts` per round. Returns sent/s per round."""
     set_threads(threads)  # ONNX Runtime sessions follow torch's thread count
     chunks = [list(c) for c in np.array_split(np.array(texts, dtype=object), rounds)]
@@ -217,8 +242,12 @@ def run_setting(variants: list[Variant], texts: list[str], *, batch: int, thread
 
         return run
 
-    seconds = interleave({v.name: job(v) for v in variants}, rounds, warmup=0,
-                         progress=lambda m: log(f"  threads={threads} batch={batch}: {m}"))
+    seconds = interleave(
+        {v.name: job(v) for v in variants},
+        rounds,
+        warmup=0,
+        progress=lambda m: log(f"  threads={threads} batch={batch}: {m}"),
+    )
     return {name: [len(chunks[r]) / s for r, s in enumerate(secs)] for name, secs in seconds.items()}
 
 
@@ -226,7 +255,11 @@ def cosine_agreement(a: dict[int, np.ndarray], b: dict[int, np.ndarray]) -> dict
     x = np.concatenate([a[r] for r in sorted(a)])
     y = np.concatenate([b[r] for r in sorted(b)])
     cos = (x * y).sum(1) / (np.linalg.norm(x, axis=1) * np.linalg.norm(y, axis=1))
-    return {"mean": round(float(cos.mean()), 5), "min": round(float(cos.min()), 5), "p5": round(float(np.percentile(cos, 5)), 5)}
+    return {
+        "mean": round(float(cos.mean()), 5),
+        "min": round(float(cos.min()), 5),
+        "p5": round(float(np.percentile(cos, 5)), 5),
+    }
 
 
 def token_counts(variants: list[Variant], sents, focus: Sequence[str]) -> dict:
@@ -236,8 +269,12 @@ def token_counts(variants: list[Variant], sents, focus: Sequence[str]) -> dict:
         if "-" in v.name:
             continue
         enc = v.encoder
-        lengths = [len(ids) for ids in enc.tokenizer([enc.prompt(PREFIX) + t for t in sents.texts],
-                                                       truncation=True, max_length=enc.max_seq_length)["input_ids"]]
+        lengths = [
+            len(ids)
+            for ids in enc.tokenizer(
+                [enc.prompt(PREFIX) + t for t in sents.texts], truncation=True, max_length=enc.max_seq_length
+            )["input_ids"]
+        ]
         per_lang: dict[str, list[int]] = {}
         for lang, n in zip(sents.langs, lengths, strict=True):
             per_lang.setdefault(lang, []).append(n)
@@ -252,8 +289,11 @@ def token_counts(variants: list[Variant], sents, focus: Sequence[str]) -> dict:
         def ratio(langs: list[str]) -> float | None:
             return round(float(np.mean([s[x] / a[x] for x in langs])), 3) if langs else None
 
-        out["student_over_assistant"] = {"all": round(s["_all"] / a["_all"], 3), "focus_langs": ratio(in_focus),
-                                         "other_langs": ratio(others)}
+        out["student_over_assistant"] = {
+            "all": round(s["_all"] / a["_all"], 3),
+            "focus_langs": ratio(in_focus),
+            "other_langs": ratio(others),
+        }
     return out
 
 
@@ -262,21 +302,33 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--teacher", default=TEACHER_SPEC, help="teacher T spec (default: %(default)s)")
     parser.add_argument("--assistant", default=ASSISTANT_SPEC, help="assistant A spec (default: %(default)s)")
     parser.add_argument("--student", help="student S spec (default: data/students/offline when trained)")
-    parser.add_argument("--variants", help=f"comma list from {', '.join(ALL_VARIANTS)} (default: all available)")
-    parser.add_argument("--onnx", choices=("auto", "on", "off"), default="auto",
-                        help="the onnx and onnx-int8 variants: auto = when onnxruntime is installed (default: %(default)s)")
+    parser.add_argument(
+        "--variants", help=f"comma list from {', '.join(ALL_VARIANTS)} (default: all available)"
+    )
+    parser.add_argument(
+        "--onnx",
+        choices=("auto", "on", "off"),
+        default="auto",
+        help="the onnx and onnx-int8 variants: auto = when onnxruntime is installed (default: %(default)s)",
+    )
     parser.add_argument("--sentences", type=int, help="sentences for batch 64 (default 2000; quick 200)")
     parser.add_argument("--batch1-sentences", type=int, help="subset for batch 1 (default 300; quick 40)")
     parser.add_argument("--batch-sizes", default="64,1", help="(default: %(default)s)")
     parser.add_argument("--threads", help="thread counts (default 1,2; quick 1)")
     parser.add_argument("--rounds", type=int, help="interleaved rounds per setting (default 5; quick 2)")
-    parser.add_argument("--focus-langs", default="",
-                        help="languages of an extra batch-64 run of A and S variants, on sentences in these languages "
-                             f"only, e.g. {FOCUS_LANGS} for a student whose vocabulary covers few languages "
-                             "(default: skipped)")
-    parser.add_argument("--rss", help="variants whose peak RSS to measure in a subprocess: all, none or a comma "
-                        f"list (default {DEFAULT_RSS}; quick: assistant,student,student-onnx-int8). ONNX files are "
-                        "exported before, so the rows are what a loaded model costs")
+    parser.add_argument(
+        "--focus-langs",
+        default="",
+        help="languages of an extra batch-64 run of A and S variants, on sentences in these languages "
+        f"only, e.g. {FOCUS_LANGS} for a student whose vocabulary covers few languages "
+        "(default: skipped)",
+    )
+    parser.add_argument(
+        "--rss",
+        help="variants whose peak RSS to measure in a subprocess: all, none or a comma "
+        f"list (default {DEFAULT_RSS}; quick: assistant,student,student-onnx-int8). ONNX files are "
+        "exported before, so the rows are what a loaded model costs",
+    )
     # Internal: the peak-RSS child process.
     parser.add_argument("--probe-rss", help=argparse_hidden())
     parser.add_argument("--probe-texts", help=argparse_hidden())
@@ -297,8 +349,10 @@ def main(argv: list[str] | None = None) -> int:
     notes: list[str] = []
     student = args.student or default_student()
     if student is None:
-        notes.append("no student: data/students/offline/ has no model card yet (train it, or pass --student); "
-                      "student variants skipped")
+        notes.append(
+            "no student: data/students/offline/ has no model card yet (train it, or pass --student); "
+            "student variants skipped"
+        )
     specs = {"teacher": args.teacher, "assistant": args.assistant}
     if student:
         specs["student"] = student
@@ -346,28 +400,47 @@ def main(argv: list[str] | None = None) -> int:
     for threads in thread_list:
         for batch in batch_sizes:
             work = texts if batch > 1 else b1_texts
-            log(f"threads={threads} batch={batch}: {len(work)} sentences x {len(variants)} variants, {rounds} rounds")
+            log(
+                f"threads={threads} batch={batch}: {len(work)} sentences x {len(variants)} variants, {rounds} rounds"
+            )
             keep = kept if (threads == max(thread_list) and batch == max(batch_sizes)) else None
             throughput[f"t{threads}_b{batch}"] = {
-                "threads": threads, "batch": batch, "sentences": len(work),
-                "per_round": run_setting(variants, work, batch=batch, threads=threads, rounds=rounds, keep=keep),
+                "threads": threads,
+                "batch": batch,
+                "sentences": len(work),
+                "per_round": run_setting(
+                    variants, work, batch=batch, threads=threads, rounds=rounds, keep=keep
+                ),
             }
     focus = [x.strip() for x in args.focus_langs.split(",") if x.strip()]
     focus_variants = [v for v in variants if v.name == "assistant" or v.name.startswith("student")]
     if focus and "student" in specs and len(focus_variants) > 1:
         focus_sents = mixed_sentences(n_sent, seed=args.seed, langs=focus)
         threads, batch = max(thread_list), max(batch_sizes)
-        log(f"focus languages ({len(focus)}): threads={threads} batch={batch}, {len(focus_sents.texts)} sentences")
+        log(
+            f"focus languages ({len(focus)}): threads={threads} batch={batch}, {len(focus_sents.texts)} sentences"
+        )
         throughput[f"t{threads}_b{batch}_focus"] = {
-            "threads": threads, "batch": batch, "sentences": len(focus_sents.texts), "langs": focus,
-            "per_round": run_setting(focus_variants, focus_sents.texts, batch=batch, threads=threads, rounds=rounds),
+            "threads": threads,
+            "batch": batch,
+            "sentences": len(focus_sents.texts),
+            "langs": focus,
+            "per_round": run_setting(
+                focus_variants, focus_sents.texts, batch=batch, threads=threads, rounds=rounds
+            ),
         }
     token_stats = token_counts(variants, sents, focus)
 
     # Peak RSS: one fresh process per variant, after the timing so it cannot disturb it.
     probe = sorted(texts, key=len, reverse=True)[:192]  # the longest batches set the activation peak
     rss_spec = args.rss or ("assistant,student,student-onnx-int8" if args.quick else DEFAULT_RSS)
-    rss_names = {v.name for v in variants} if rss_spec == "all" else set() if rss_spec == "none" else set(rss_spec.split(","))
+    rss_names = (
+        {v.name for v in variants}
+        if rss_spec == "all"
+        else set()
+        if rss_spec == "none"
+        else set(rss_spec.split(","))
+    )
     for v in variants:
         if v.name in rss_names:
             log(f"peak RSS of {v.name} (subprocess)")
@@ -384,7 +457,9 @@ def main(argv: list[str] | None = None) -> int:
                 if name != "assistant":
                     ratios[f"{name}_vs_assistant"] = paired_ratios(per_round[name], per_round["assistant"])
         results_settings[key] = {
-            "threads": setting["threads"], "batch": setting["batch"], "sentences": setting["sentences"],
+            "threads": setting["threads"],
+            "batch": setting["batch"],
+            "sentences": setting["sentences"],
             "langs": setting.get("langs", "all"),
             "sentences_per_s": {n: s.to_dict(digits=2) for n, s in summ.items()},
             "per_round_sentences_per_s": {n: [round(x, 2) for x in vals] for n, vals in per_round.items()},
@@ -395,15 +470,31 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             s = summ[v.name]
             r = ratios.get(f"{v.name}_vs_assistant")
-            rows.append({"threads": setting["threads"], "batch": setting["batch"],
-                         "langs": "focus" if "langs" in setting else "all", "variant": v.name,
-                         "sps": s.median, "spread": s.spread_pct, "ratio": r.median if r else 1.0 if v.name == "assistant" else None,
-                         "ratio_spread": f"{r.p5:.2f}-{r.p95:.2f}" if r else ""})
-    speed_table = markdown_table(rows, [
-        ("threads", "threads"), ("batch", "batch"), ("langs", "languages"), ("variant", "variant"),
-        ("sps", "sentences/s (median)", 1),
-        ("spread", "spread % (p5-p95)", 0), ("ratio", "x assistant", 2), ("ratio_spread", "ratio p5-p95"),
-    ])
+            rows.append(
+                {
+                    "threads": setting["threads"],
+                    "batch": setting["batch"],
+                    "langs": "focus" if "langs" in setting else "all",
+                    "variant": v.name,
+                    "sps": s.median,
+                    "spread": s.spread_pct,
+                    "ratio": r.median if r else 1.0 if v.name == "assistant" else None,
+                    "ratio_spread": f"{r.p5:.2f}-{r.p95:.2f}" if r else "",
+                }
+            )
+    speed_table = markdown_table(
+        rows,
+        [
+            ("threads", "threads"),
+            ("batch", "batch"),
+            ("langs", "languages"),
+            ("variant", "variant"),
+            ("sps", "sentences/s (median)", 1),
+            ("spread", "spread % (p5-p95)", 0),
+            ("ratio", "x assistant", 2),
+            ("ratio_spread", "ratio p5-p95"),
+        ],
+    )
     quality: dict[str, dict] = {}
     for v in variants:
         if "-" in v.name:
@@ -413,20 +504,39 @@ def main(argv: list[str] | None = None) -> int:
     size_rows = []
     a_params = next((v.params for v in variants if v.name == "assistant"), None)
     for v in variants:
-        size_rows.append({
-            "variant": v.name, "spec": v.spec, "params_m": v.params / 1e6,
-            "params_vs_assistant": v.params / a_params if a_params else None,
-            "disk_mb": v.bytes_on_disk / 2**20, "peak_rss_mb": v.rss.get("peak_mb"), "model_rss_mb": v.rss.get("model_mb"),
-            "tokens": v.tokens_per_sentence,
-            "cos_to_fp32": quality.get(v.name, {}).get("mean"), "cos_min": quality.get(v.name, {}).get("min"),
-        })
-    size_table = markdown_table(size_rows, [
-        ("variant", "variant"), ("params_m", "params (M)", 1), ("params_vs_assistant", "x assistant params", 2),
-        ("disk_mb", "weights MB", 0), ("peak_rss_mb", "peak RSS MB", 0), ("model_rss_mb", "RSS over baseline MB", 0),
-        ("tokens", "tokens/sentence", 1), ("cos_to_fp32", "cos to fp32 (mean)", 4), ("cos_min", "cos (min)", 4),
-    ])
-    print(f"\n### Encode speed ({len(texts)} sentences at batch 64, {len(b1_texts)} at batch 1; "
-          f"{len(sents.lang_counts())} languages)\n\n{speed_table}\n", flush=True)
+        size_rows.append(
+            {
+                "variant": v.name,
+                "spec": v.spec,
+                "params_m": v.params / 1e6,
+                "params_vs_assistant": v.params / a_params if a_params else None,
+                "disk_mb": v.bytes_on_disk / 2**20,
+                "peak_rss_mb": v.rss.get("peak_mb"),
+                "model_rss_mb": v.rss.get("model_mb"),
+                "tokens": v.tokens_per_sentence,
+                "cos_to_fp32": quality.get(v.name, {}).get("mean"),
+                "cos_min": quality.get(v.name, {}).get("min"),
+            }
+        )
+    size_table = markdown_table(
+        size_rows,
+        [
+            ("variant", "variant"),
+            ("params_m", "params (M)", 1),
+            ("params_vs_assistant", "x assistant params", 2),
+            ("disk_mb", "weights MB", 0),
+            ("peak_rss_mb", "peak RSS MB", 0),
+            ("model_rss_mb", "RSS over baseline MB", 0),
+            ("tokens", "tokens/sentence", 1),
+            ("cos_to_fp32", "cos to fp32 (mean)", 4),
+            ("cos_min", "cos (min)", 4),
+        ],
+    )
+    print(
+        f"\n### Encode speed ({len(texts)} sentences at batch 64, {len(b1_texts)} at batch 1; "
+        f"{len(sents.lang_counts())} languages)\n\n{speed_table}\n",
+        flush=True,
+    )
     print(f"\n### Encoder size and memory\n\n{size_table}\n", flush=True)
 
     def ratio_of(name: str, threads: int) -> float | None:
@@ -445,7 +555,9 @@ def main(argv: list[str] | None = None) -> int:
         "expectation_student_ge_2x_assistant": None,
         "student_vs_assistant_ratio_focus_langs": (
             results_settings.get(f"t{top_threads}_b{max(batch_sizes)}_focus", {})
-            .get("ratios_vs_assistant", {}).get("student_vs_assistant", {}).get("median")
+            .get("ratios_vs_assistant", {})
+            .get("student_vs_assistant", {})
+            .get("median")
         ),
         "student_tokens_per_assistant_token": token_stats.get("student_over_assistant"),
     }
@@ -456,14 +568,23 @@ def main(argv: list[str] | None = None) -> int:
     top = throughput.get(f"t{top_threads}_b{max(batch_sizes)}", {}).get("per_round", {})
     best: dict[str, dict] = {}
     for model in MODELS:
-        usable = [v for v in variants if v.model_name == model and v.name in top
-                  and (v.backend == "torch" or quality.get(v.name, {}).get("mean", 0.0) >= MIN_COSINE)]
+        usable = [
+            v
+            for v in variants
+            if v.model_name == model
+            and v.name in top
+            and (v.backend == "torch" or quality.get(v.name, {}).get("mean", 0.0) >= MIN_COSINE)
+        ]
         if not usable:
             continue
         pick = max(usable, key=lambda v: float(np.median(top[v.name])))
         own = paired_ratios(top[pick.name], top[model]).median if model in top else None
-        best[model] = {"backend": pick.backend, "variant": pick.name, "x_own_fp32": round(own, 3) if own else None,
-                       "cos_to_fp32": quality.get(pick.name, {}).get("mean", 1.0)}
+        best[model] = {
+            "backend": pick.backend,
+            "variant": pick.name,
+            "x_own_fp32": round(own, 3) if own else None,
+            "cos_to_fp32": quality.get(pick.name, {}).get("mean", 1.0),
+        }
     headline["best_backend"] = best
     headline["refused"] = refused
     if "student" in best:
@@ -474,16 +595,29 @@ def main(argv: list[str] | None = None) -> int:
             round(paired_ratios(top[pick["variant"]], top[same]).median, 3) if same in top else None
         )
         headline["student_best_backend"] = pick["backend"]
-        print(f"headline: student on {pick['backend']} runs {headline['student_best_vs_assistant_fp32']}x the "
-              f"assistant on torch fp32 and {headline['student_best_vs_assistant_same_backend']}x the assistant on "
-              f"{pick['backend']} (batch {max(batch_sizes)}, {top_threads} threads)", flush=True)
+        print(
+            f"headline: student on {pick['backend']} runs {headline['student_best_vs_assistant_fp32']}x the "
+            f"assistant on torch fp32 and {headline['student_best_vs_assistant_same_backend']}x the assistant on "
+            f"{pick['backend']} (batch {max(batch_sizes)}, {top_threads} threads)",
+            flush=True,
+        )
     for model, pick in best.items():
-        print(f"best backend of {model}: {pick['backend']} ({pick['x_own_fp32']}x its fp32, cosine {pick['cos_to_fp32']})",
-              flush=True)
+        print(
+            f"best backend of {model}: {pick['backend']} ({pick['x_own_fp32']}x its fp32, cosine {pick['cos_to_fp32']})",
+            flush=True,
+        )
     config = {
-        "specs": specs, "variants": [v.name for v in variants], "sentences": len(texts), "batch1_sentences": len(b1_texts),
-        "languages": sents.lang_counts(), "source": sents.source, "prefix": PREFIX, "batch_sizes": batch_sizes,
-        "threads": thread_list, "rounds": rounds, "rss_probe": f"{len(probe)} longest sentences at batch 64, fresh process",
+        "specs": specs,
+        "variants": [v.name for v in variants],
+        "sentences": len(texts),
+        "batch1_sentences": len(b1_texts),
+        "languages": sents.lang_counts(),
+        "source": sents.source,
+        "prefix": PREFIX,
+        "batch_sizes": batch_sizes,
+        "threads": thread_list,
+        "rounds": rounds,
+        "rss_probe": f"{len(probe)} longest sentences at batch 64, fresh process",
     }
     results = {
         "settings": results_settings,
@@ -491,8 +625,16 @@ def main(argv: list[str] | None = None) -> int:
         "models": {r["variant"]: r for r in size_rows},
         "int8_onnx_agreement_with_fp32": quality,
     }
-    path = write_results("encode", args=args, config=config, results=results, headline=headline, load=load,
-                         tables={"speed": speed_table, "size": size_table}, notes=notes)
+    path = write_results(
+        "encode",
+        args=args,
+        config=config,
+        results=results,
+        headline=headline,
+        load=load,
+        tables={"speed": speed_table, "size": size_table},
+        notes=notes,
+    )
     log(f"wrote {path}")
     return 0
 

@@ -64,8 +64,14 @@ class PrecomputedEncoder:
     def __getattr__(self, name):  # tokenizer, prompt(), dim, normalize, max_seq_length, name, ...
         return getattr(self.base, name)
 
-    def encode(self, texts: Sequence[str], batch_size: int = 32, normalize=None, prefix=None,
-               show_progress: bool = False) -> np.ndarray:
+    def encode(
+        self,
+        texts: Sequence[str],
+        batch_size: int = 32,
+        normalize=None,
+        prefix=None,
+        show_progress: bool = False,
+    ) -> np.ndarray:
         self.calls += 1
         out = np.empty((len(texts), self.vectors.shape[1]), dtype=np.float32)
         for j, text in enumerate(texts):
@@ -89,9 +95,12 @@ def collection_sizes(path: Path, info: dict, n: int) -> dict:
     vectors = int(model.get("stored_vector_bytes") or 0)
     db = dir_bytes(path, "collection.db*")
     return {
-        "factory": model.get("factory"), "index_bytes": index_bytes,
-        "index_bytes_per_vector": round(index_bytes / n, 1), "vectors_bytes_per_vector": round(vectors / n, 1),
-        "db_bytes_per_doc": round(db / n, 1), "total_mb": round((index_bytes + db + vectors) / 2**20, 1),
+        "factory": model.get("factory"),
+        "index_bytes": index_bytes,
+        "index_bytes_per_vector": round(index_bytes / n, 1),
+        "vectors_bytes_per_vector": round(vectors / n, 1),
+        "db_bytes_per_doc": round(db / n, 1),
+        "total_mb": round((index_bytes + db + vectors) / 2**20, 1),
     }
 
 
@@ -101,8 +110,17 @@ def documents(sents, start: int, stop: int):
     return [Document(id=sents.ids[i], lang=sents.langs[i], text=sents.texts[i]) for i in range(start, stop)]
 
 
-def build_collections(root: Path, spec: str, encoder, sents, *, types: Sequence[str], rounds: int,
-                      threads: int, bare: Callable[[list[str]], object] | None = None) -> dict:
+def build_collections(
+    root: Path,
+    spec: str,
+    encoder,
+    sents,
+    *,
+    types: Sequence[str],
+    rounds: int,
+    threads: int,
+    bare: Callable[[list[str]], object] | None = None,
+) -> dict:
     """Create one collection per index type and add `sents` in `rounds` interleaved rounds."""
     from indexer import Collection
 
@@ -110,7 +128,9 @@ def build_collections(root: Path, spec: str, encoder, sents, *, types: Sequence[
     bounds = np.linspace(0, n, rounds + 1).astype(int)
     cols = {}
     for t in types:
-        cols[t] = Collection.create(root / t, models=[spec], index_type=t, encoders={spec: encoder}, threads=threads)
+        cols[t] = Collection.create(
+            root / t, models=[spec], index_type=t, encoders={spec: encoder}, threads=threads
+        )
     summaries: dict[str, list] = {t: [] for t in types}
 
     def adder(t: str) -> Callable[[int], None]:
@@ -127,9 +147,13 @@ def build_collections(root: Path, spec: str, encoder, sents, *, types: Sequence[
     out: dict = {}
     for name, secs in seconds.items():
         per_round = [(bounds[r + 1] - bounds[r]) / s for r, s in enumerate(secs)]
-        row = {"docs": n, "seconds": round(sum(secs), 2), "docs_per_s": round(n / sum(secs), 1),
-               "per_round_docs_per_s": [round(x, 1) for x in per_round],
-               "round_spread": summarize(per_round).to_dict(digits=1)}
+        row = {
+            "docs": n,
+            "seconds": round(sum(secs), 2),
+            "docs_per_s": round(n / sum(secs), 1),
+            "per_round_docs_per_s": [round(x, 1) for x in per_round],
+            "round_spread": summarize(per_round).to_dict(digits=1),
+        }
         if name in cols:
             col = cols[name]
             info = col.info()
@@ -143,9 +167,14 @@ def build_collections(root: Path, spec: str, encoder, sents, *, types: Sequence[
 def main(argv: list[str] | None = None) -> int:
     parser = base_parser("index", __doc__)
     parser.add_argument("--sizes", help="chunks for the indexer-cost part (default 10000,100000; quick 1000)")
-    parser.add_argument("--e2e-docs", type=int, help="documents for the end-to-end part (default 2000; quick 60; 0 skips)")
-    parser.add_argument("--model", help="model for the end-to-end part and the tokenizer of the indexer-cost "
-                        "part (default: the student when trained, else the assistant)")
+    parser.add_argument(
+        "--e2e-docs", type=int, help="documents for the end-to-end part (default 2000; quick 60; 0 skips)"
+    )
+    parser.add_argument(
+        "--model",
+        help="model for the end-to-end part and the tokenizer of the indexer-cost "
+        "part (default: the student when trained, else the assistant)",
+    )
     parser.add_argument("--types", default=",".join(INDEX_TYPES), help="index types (default: %(default)s)")
     parser.add_argument("--rounds", type=int, help="interleaved rounds (default 5; quick 2)")
     parser.add_argument("--threads", type=int, help="threads for FAISS and torch (default 2; quick 1)")
@@ -182,23 +211,35 @@ def main(argv: list[str] | None = None) -> int:
             sents = mixed_sentences(n, seed=args.seed)
             vectors = clustered_vectors(n, encoder.dim, seed=args.seed)
             pre = PrecomputedEncoder(encoder, sents.texts, vectors)
-            res = build_collections(root / f"cost-{n}", spec, pre, sents, types=types, rounds=rounds, threads=args.threads)
+            res = build_collections(
+                root / f"cost-{n}", spec, pre, sents, types=types, rounds=rounds, threads=args.threads
+            )
             results["indexer_cost"][str(n)] = res
             rows += [{"size": n, "type": t, **r} for t, r in res.items()]
-        cost_table = markdown_table(rows, [
-            ("size", "chunks"), ("type", "index"), ("factory", "FAISS factory"), ("docs_per_s", "docs/s (no model)", 0),
-            ("seconds", "seconds", 1), ("index_bytes_per_vector", "index B/vector", 0),
-            ("vectors_bytes_per_vector", "stored vectors B/vector", 0), ("db_bytes_per_doc", "DB B/doc", 0),
-            ("total_mb", "collection MB", 1),
-        ])
+        cost_table = markdown_table(
+            rows,
+            [
+                ("size", "chunks"),
+                ("type", "index"),
+                ("factory", "FAISS factory"),
+                ("docs_per_s", "docs/s (no model)", 0),
+                ("seconds", "seconds", 1),
+                ("index_bytes_per_vector", "index B/vector", 0),
+                ("vectors_bytes_per_vector", "stored vectors B/vector", 0),
+                ("db_bytes_per_doc", "DB B/doc", 0),
+                ("total_mb", "collection MB", 1),
+            ],
+        )
         tables["indexer cost"] = cost_table
         print(f"\n### Indexer cost without the model ({args.threads} threads)\n\n{cost_table}\n", flush=True)
 
         headline: dict = {
-            f"indexer_docs_per_s_{n}": {t: results["indexer_cost"][str(n)][t]["docs_per_s"] for t in types} for n in sizes
+            f"indexer_docs_per_s_{n}": {t: results["indexer_cost"][str(n)][t]["docs_per_s"] for t in types}
+            for n in sizes
         }
-        headline["index_bytes_per_vector"] = {t: results["indexer_cost"][str(max(sizes))][t]["index_bytes_per_vector"]
-                                              for t in types}
+        headline["index_bytes_per_vector"] = {
+            t: results["indexer_cost"][str(max(sizes))][t]["index_bytes_per_vector"] for t in types
+        }
         if e2e_docs > 0:
             log(f"end to end: {e2e_docs:,} documents with {spec}, vs bare encode")
             sents = mixed_sentences(e2e_docs, seed=args.seed + 1)
@@ -208,27 +249,58 @@ def main(argv: list[str] | None = None) -> int:
                 encoder.encode(texts, batch_size=batch, prefix="passage")
 
             bare(sents.texts[:batch])  # warm-up
-            res = build_collections(root / "e2e", spec, encoder, sents, types=types, rounds=rounds,
-                                    threads=args.threads, bare=bare)
+            res = build_collections(
+                root / "e2e",
+                spec,
+                encoder,
+                sents,
+                types=types,
+                rounds=rounds,
+                threads=args.threads,
+                bare=bare,
+            )
             bare_rate = res["bare encode"]["docs_per_s"]
             for row in res.values():
                 row["vs_bare_encode"] = round(row["docs_per_s"] / bare_rate, 3)
             results["end_to_end"] = {"model": spec, "docs": e2e_docs, "rows": res}
-            e2e_table = markdown_table([{"type": t, **r} for t, r in res.items()], [
-                ("type", "pipeline"), ("docs_per_s", "docs/s", 1), ("vs_bare_encode", "x bare encode", 2),
-                ("seconds", "seconds", 1), ("index_bytes_per_vector", "index B/vector", 0),
-            ])
+            e2e_table = markdown_table(
+                [{"type": t, **r} for t, r in res.items()],
+                [
+                    ("type", "pipeline"),
+                    ("docs_per_s", "docs/s", 1),
+                    ("vs_bare_encode", "x bare encode", 2),
+                    ("seconds", "seconds", 1),
+                    ("index_bytes_per_vector", "index B/vector", 0),
+                ],
+            )
             tables["end to end"] = e2e_table
-            print(f"\n### Indexing end to end with {spec} ({e2e_docs:,} docs, {args.threads} threads)\n\n{e2e_table}\n",
-                  flush=True)
+            print(
+                f"\n### Indexing end to end with {spec} ({e2e_docs:,} docs, {args.threads} threads)\n\n{e2e_table}\n",
+                flush=True,
+            )
             headline["end_to_end_vs_bare_encode"] = {t: res[t]["vs_bare_encode"] for t in types}
             headline["bare_encode_docs_per_s"] = bare_rate
 
-    config = {"sizes": sizes, "types": types, "rounds": rounds, "threads": args.threads, "model": spec,
-              "e2e_docs": e2e_docs, "seed": args.seed,
-              "documents": "FLORES-200 devtest + NTREX-128 sentences, one chunk each"}
-    path = write_results("index", args=args, config=config, results=results, headline=headline, load=load,
-                         tables=tables, notes=notes)
+    config = {
+        "sizes": sizes,
+        "types": types,
+        "rounds": rounds,
+        "threads": args.threads,
+        "model": spec,
+        "e2e_docs": e2e_docs,
+        "seed": args.seed,
+        "documents": "FLORES-200 devtest + NTREX-128 sentences, one chunk each",
+    }
+    path = write_results(
+        "index",
+        args=args,
+        config=config,
+        results=results,
+        headline=headline,
+        load=load,
+        tables=tables,
+        notes=notes,
+    )
     log(f"wrote {path}")
     return 0
 

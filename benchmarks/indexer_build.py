@@ -48,8 +48,14 @@ from benchmarks.workloads import DEMO_CORPUS
 from distill.data import read_corpus_jsonl
 from distill.paths import shared_data_dir
 
-QUERIES = ["¿Quién ganó el Super Bowl 50?", "Wie viele Einwohner hat Warschau?", "什么是计算复杂性理论？",
-           "Who designed the first alternating current motor?", "Что такое кислород?", "Qui a fondé la Normandie?"]
+QUERIES = [
+    "¿Quién ganó el Super Bowl 50?",
+    "Wie viele Einwohner hat Warschau?",
+    "什么是计算复杂性理论？",
+    "Who designed the first alternating current motor?",
+    "Что такое кислород?",
+    "Qui a fondé la Normandie?",
+]
 INDEX_TYPES = ("flat", "hnsw", "ivfpq")
 
 
@@ -65,6 +71,7 @@ def _build_throughput(spec: str, docs: list, rounds: int, threads: int, batch: i
     bare, build, encode_in_build, chunks = [], [], [], 0
     try:
         for r, part in enumerate(parts):
+
             def run_bare(part=part):
                 t = time.perf_counter()
                 enc.encode([d.text for d in part], batch_size=batch, prefix="passage")
@@ -77,16 +84,22 @@ def _build_throughput(spec: str, docs: list, rounds: int, threads: int, batch: i
                 encode_in_build.append(summary.encode_seconds[col.models[0]])
                 chunks += summary.chunks
 
-            for fn in ((run_bare, run_build) if r % 2 == 0 else (run_build, run_bare)):
+            for fn in (run_bare, run_build) if r % 2 == 0 else (run_build, run_bare):
                 fn()
-            log(f"{spec}: round {r + 1}/{rounds}: bare {len(part) / bare[-1]:.1f} docs/s, "
-                f"build {len(part) / build[-1]:.1f} docs/s")
+            log(
+                f"{spec}: round {r + 1}/{rounds}: bare {len(part) / bare[-1]:.1f} docs/s, "
+                f"build {len(part) / build[-1]:.1f} docs/s"
+            )
         sizes = [len(p) for p in parts]
         bare_rate = [n / s for n, s in zip(sizes, bare, strict=True)]
         build_rate = [n / s for n, s in zip(sizes, build, strict=True)]
         return {
-            "model": spec, "documents": len(docs), "chunks": chunks, "rounds": rounds,
-            "bare_docs_per_s": summarize(bare_rate), "build_docs_per_s": summarize(build_rate),
+            "model": spec,
+            "documents": len(docs),
+            "chunks": chunks,
+            "rounds": rounds,
+            "bare_docs_per_s": summarize(bare_rate),
+            "build_docs_per_s": summarize(build_rate),
             "build_over_bare": paired_ratios(build_rate, bare_rate),
             "build_encode_share": round(sum(encode_in_build) / sum(build), 3),
             "chunks_per_doc": round(chunks / len(docs), 2),
@@ -115,15 +128,28 @@ def _index_sizes(col, label: str) -> list[dict]:
             for _ in range(5):
                 for v in q:
                     t0 = time.perf_counter()
-                    faiss_index.search(state.index, v[None, :], 40, ef_search=state.index_spec.ef_search,
-                                       nprobe=state.index_spec.nprobe)
+                    faiss_index.search(
+                        state.index,
+                        v[None, :],
+                        40,
+                        ef_search=state.index_spec.ef_search,
+                        nprobe=state.index_spec.nprobe,
+                    )
                     lat.append(time.perf_counter() - t0)
-            rows.append({
-                "collection": label, "model": m["name"], "index_type": kind, "factory": m["factory"],
-                "vectors": m["vectors"], "index_bytes": m["index_bytes"], "bytes_per_vector": m["index_bytes"] / max(m["vectors"], 1),
-                "stored_vector_bytes": m["stored_vector_bytes"], "rebuild_s": round(seconds, 2),
-                "search_ms_p50": round(1000 * float(np.median(lat)), 3),
-            })
+            rows.append(
+                {
+                    "collection": label,
+                    "model": m["name"],
+                    "index_type": kind,
+                    "factory": m["factory"],
+                    "vectors": m["vectors"],
+                    "index_bytes": m["index_bytes"],
+                    "bytes_per_vector": m["index_bytes"] / max(m["vectors"], 1),
+                    "stored_vector_bytes": m["stored_vector_bytes"],
+                    "rebuild_s": round(seconds, 2),
+                    "search_ms_p50": round(1000 * float(np.median(lat)), 3),
+                }
+            )
         log(f"{label}: rebuilt as {kind} in {seconds:.1f} s")
     return rows
 
@@ -132,10 +158,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = base_parser("indexer_build", __doc__)
     parser.add_argument("--docs", type=int, default=480, help="documents in the throughput sample (0: skip)")
     parser.add_argument("--rounds", type=int, default=4, help="rounds (bare and build alternate)")
-    parser.add_argument("--models", default=f"{ASSISTANT_SPEC},{TEACHER_SPEC}", help="comma-separated model specs")
+    parser.add_argument(
+        "--models", default=f"{ASSISTANT_SPEC},{TEACHER_SPEC}", help="comma-separated model specs"
+    )
     parser.add_argument("--threads", type=int, default=1, help="torch and FAISS threads (default 1)")
     parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--collection", type=Path, help="also measure index sizes of a copy of this collection")
+    parser.add_argument(
+        "--collection", type=Path, help="also measure index sizes of a copy of this collection"
+    )
     args = parser.parse_args(argv)
     if args.quick:
         args.docs, args.rounds = min(args.docs, 48), 2
@@ -166,22 +196,67 @@ def main(argv: list[str] | None = None) -> int:
             shutil.copytree(args.collection, copy, ignore=shutil.ignore_patterns("write.lock"))
             with Collection.open(copy, threads=args.threads) as col:
                 results["sizes"] += _index_sizes(col, str(args.collection))
-    rows = [{**r, "bare": r["bare_docs_per_s"].median, "build": r["build_docs_per_s"].median,
-             "ratio": r["build_over_bare"].median} for r in results["throughput"]]
+    rows = [
+        {
+            **r,
+            "bare": r["bare_docs_per_s"].median,
+            "build": r["build_docs_per_s"].median,
+            "ratio": r["build_over_bare"].median,
+        }
+        for r in results["throughput"]
+    ]
     tables = {
-        "throughput": markdown_table(rows, [("model", "model"), ("documents", "docs"), ("chunks_per_doc", "chunks/doc"),
-                                            ("bare", "bare encoder docs/s", 1), ("build", "indexer build docs/s", 1),
-                                            ("ratio", "build / bare", 2), ("build_encode_share", "encoding share of build", 2)]),
-        "sizes": markdown_table(results["sizes"], [("collection", "collection"), ("model", "model"),
-                                                   ("index_type", "type"), ("factory", "FAISS"), ("vectors", "vectors"),
-                                                   ("index_bytes", "index bytes"), ("bytes_per_vector", "bytes/vector", 0),
-                                                   ("rebuild_s", "rebuild s"), ("search_ms_p50", "search ms p50", 3)]),
+        "throughput": markdown_table(
+            rows,
+            [
+                ("model", "model"),
+                ("documents", "docs"),
+                ("chunks_per_doc", "chunks/doc"),
+                ("bare", "bare encoder docs/s", 1),
+                ("build", "indexer build docs/s", 1),
+                ("ratio", "build / bare", 2),
+                ("build_encode_share", "encoding share of build", 2),
+            ],
+        ),
+        "sizes": markdown_table(
+            results["sizes"],
+            [
+                ("collection", "collection"),
+                ("model", "model"),
+                ("index_type", "type"),
+                ("factory", "FAISS"),
+                ("vectors", "vectors"),
+                ("index_bytes", "index bytes"),
+                ("bytes_per_vector", "bytes/vector", 0),
+                ("rebuild_s", "rebuild s"),
+                ("search_ms_p50", "search ms p50", 3),
+            ],
+        ),
     }
-    headline = {r["model"]: {"bare_docs_per_s": round(r["bare"], 2), "build_docs_per_s": round(r["build"], 2),
-                             "build_over_bare": round(r["ratio"], 3)} for r in rows}
-    path = write_results("indexer_build", args=args, load=load, results=results, headline=headline, tables=tables,
-                         config={"docs": len(docs), "rounds": args.rounds, "models": specs, "threads": args.threads,
-                                 "batch_size": args.batch_size, "collection": args.collection})
+    headline = {
+        r["model"]: {
+            "bare_docs_per_s": round(r["bare"], 2),
+            "build_docs_per_s": round(r["build"], 2),
+            "build_over_bare": round(r["ratio"], 3),
+        }
+        for r in rows
+    }
+    path = write_results(
+        "indexer_build",
+        args=args,
+        load=load,
+        results=results,
+        headline=headline,
+        tables=tables,
+        config={
+            "docs": len(docs),
+            "rounds": args.rounds,
+            "models": specs,
+            "threads": args.threads,
+            "batch_size": args.batch_size,
+            "collection": args.collection,
+        },
+    )
     for name, table in tables.items():
         print(f"\n{name}\n{table}")
     log(f"wrote {path}")

@@ -24,17 +24,24 @@ def _headline(name: str, h: dict) -> list[str]:
     if name == "encode":
         r = h.get("student_vs_assistant_ratio")
         setting = h.get("ratio_setting", {})
-        out.append(f"- `student_vs_assistant_ratio` = **{r if r is not None else 'n/a'}** "
-                   f"(batch {setting.get('batch')}, {setting.get('threads')} threads); expectation >= 2: "
-                   f"{h.get('expectation_student_ge_2x_assistant')}")
+        out.append(
+            f"- `student_vs_assistant_ratio` = **{r if r is not None else 'n/a'}** "
+            f"(batch {setting.get('batch')}, {setting.get('threads')} threads); expectation >= 2: "
+            f"{h.get('expectation_student_ge_2x_assistant')}"
+        )
         for variant, by_threads in (h.get("ratios") or {}).items():
-            out.append(f"- {variant} / assistant at batch 64: " + ", ".join(f"{t} thread(s) {v}" for t, v in by_threads.items()))
+            out.append(
+                f"- {variant} / assistant at batch 64: "
+                + ", ".join(f"{t} thread(s) {v}" for t, v in by_threads.items())
+            )
     elif name == "search":
         e = h.get("expectation_hnsw_p50_le_5ms_recall_ge_0.95") or {}
         s = e.get("setting") or {}
-        out.append(f"- HNSW at {e.get('size', 0):,} vectors, fastest setting with recall@10 >= 0.95: "
-                   f"{s.get('setting', 'none')}, p50 {s.get('p50_ms')} ms, recall {s.get('recall@10')} "
-                   f"-> expectation (p50 <= 5 ms) met: **{e.get('met')}**")
+        out.append(
+            f"- HNSW at {e.get('size', 0):,} vectors, fastest setting with recall@10 >= 0.95: "
+            f"{s.get('setting', 'none')}, p50 {s.get('p50_ms')} ms, recall {s.get('recall@10')} "
+            f"-> expectation (p50 <= 5 ms) met: **{e.get('met')}**"
+        )
     elif name == "index":
         for key, value in h.items():
             out.append(f"- {key}: {value}")
@@ -54,10 +61,12 @@ def render(results_dir: Path, quick: bool = False) -> str:
         data = json.loads(path.read_text(encoding="utf-8"))
         m, load = data["machine"], data["load"]
         parts.append(f"### {name}\n")
-        parts.append(f"`{data['command']}` — {data['created']}, {m['cpu_model']}, {m['logical_cores']} cores, "
-                     f"torch {m['versions'].get('torch')}, faiss {m['versions'].get('faiss-cpu')}; "
-                     f"load average {load['loadavg_start'][0]} -> {load['loadavg_end'][0]}, other processes "
-                     f"{load['other_cpu_pct']}% of the CPU, wall {load['wall_s']:.0f} s.\n")
+        parts.append(
+            f"`{data['command']}` — {data['created']}, {m['cpu_model']}, {m['logical_cores']} cores, "
+            f"torch {m['versions'].get('torch')}, faiss {m['versions'].get('faiss-cpu')}; "
+            f"load average {load['loadavg_start'][0]} -> {load['loadavg_end'][0]}, other processes "
+            f"{load['other_cpu_pct']}% of the CPU, wall {load['wall_s']:.0f} s.\n"
+        )
         parts += _headline(name, data.get("headline", {}))
         parts.append("")
         for title, table in data.get("tables", {}).items():
@@ -68,9 +77,14 @@ def render(results_dir: Path, quick: bool = False) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.report", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--results", default=str(RESULTS_DIR), help="results directory (default: %(default)s)")
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.report",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--results", default=str(RESULTS_DIR), help="results directory (default: %(default)s)"
+    )
     parser.add_argument("--quick", action="store_true", help="report the --quick results instead")
     parser.add_argument("--write-readme", action="store_true", help="update benchmarks/README.md in place")
     args = parser.parse_args(argv)

@@ -78,8 +78,16 @@ def ivf_nlist(n: int) -> int:
     return max(16, 2 ** round(math.log2(2 * math.sqrt(n))))
 
 
-def build_indexes(xb: np.ndarray, *, families: Sequence[str], threads: int, pq_m: int, seed: int,
-                  hnsw_m: int = 32, ef_construction: int = 40) -> tuple[dict[str, object], dict[str, dict]]:
+def build_indexes(
+    xb: np.ndarray,
+    *,
+    families: Sequence[str],
+    threads: int,
+    pq_m: int,
+    seed: int,
+    hnsw_m: int = 32,
+    ef_construction: int = 40,
+) -> tuple[dict[str, object], dict[str, dict]]:
     """Build the ANN indexes over `xb`; return them and their build times."""
     import faiss
 
@@ -122,8 +130,13 @@ def build_indexes(xb: np.ndarray, *, families: Sequence[str], threads: int, pq_m
         index.add(xb)
         add_s = time.perf_counter() - t1
         total = time.perf_counter() - t0
-        info.update(train_s=round(train_s, 2), add_s=round(add_s, 2), build_s=round(total, 2),
-                    vectors_per_s=round(n / total, 1), threads=threads)
+        info.update(
+            train_s=round(train_s, 2),
+            add_s=round(add_s, 2),
+            build_s=round(total, 2),
+            vectors_per_s=round(n / total, 1),
+            threads=threads,
+        )
         log(f"  built {family} over {n:,} vectors in {total:.1f} s")
         indexes[family] = index
         build[family] = info
@@ -135,8 +148,15 @@ def recall_at_k(ids: dict[int, np.ndarray], gt: np.ndarray, k: int = K) -> float
     return float(np.mean(hits)) if hits else math.nan
 
 
-def time_settings(settings: list[Setting], xq: np.ndarray, *, rounds: int, batch: int,
-                  batch_threads: Sequence[int], warmup_queries: np.ndarray) -> None:
+def time_settings(
+    settings: list[Setting],
+    xq: np.ndarray,
+    *,
+    rounds: int,
+    batch: int,
+    batch_threads: Sequence[int],
+    warmup_queries: np.ndarray,
+) -> None:
     """Single-query and batched timings of every setting, interleaved in rounds."""
     nq = len(xq)
     blocks = np.array_split(np.arange(nq), rounds)
@@ -162,7 +182,11 @@ def time_settings(settings: list[Setting], xq: np.ndarray, *, rounds: int, batch
     def batched(s: Setting, threads: int) -> Callable[[int], None]:
         def run(r: int) -> None:
             s.apply()
-            count = per_round if s.max_queries is None else max(1, min(per_round, s.max_queries // batch // rounds))
+            count = (
+                per_round
+                if s.max_queries is None
+                else max(1, min(per_round, s.max_queries // batch // rounds))
+            )
             for b in range(r * per_round, r * per_round + count):
                 rows = xq[(b * batch + np.arange(batch)) % nq]
                 t0 = time.perf_counter_ns()
@@ -190,10 +214,15 @@ def setting_rows(settings: list[Setting], gt: np.ndarray, batch: int) -> list[di
     for s in settings:
         single = summarize(s.single_ms)
         row = {
-            "setting": s.label, "family": s.family, "param": s.param or None, "value": s.value,
+            "setting": s.label,
+            "family": s.family,
+            "param": s.param or None,
+            "value": s.value,
             "recall@10": 1.0 if s.family == "flat" else round(recall_at_k(s.ids, gt), 4),
-            "p50_ms": round(single.median, 4), "p95_ms": round(single.p95, 4),
-            "qps_single": round(1000.0 / single.mean, 1), "queries": single.n,
+            "p50_ms": round(single.median, 4),
+            "p95_ms": round(single.p95, 4),
+            "qps_single": round(1000.0 / single.mean, 1),
+            "queries": single.n,
             "speedup_vs_exact": round(flat_p50 / single.median, 1) if single.median else None,
         }
         for threads, ms in sorted(s.batch_ms.items()):
@@ -210,7 +239,9 @@ def mark_frontier(rows: list[dict]) -> None:
     """Mark, per family, the settings on the recall-latency frontier (no faster setting has higher recall)."""
     for family in {r["family"] for r in rows}:
         best = -1.0
-        for row in sorted((r for r in rows if r["family"] == family), key=lambda r: (r["p50_ms"], -r["recall@10"])):
+        for row in sorted(
+            (r for r in rows if r["family"] == family), key=lambda r: (r["p50_ms"], -r["recall@10"])
+        ):
             row["frontier"] = row["recall@10"] > best
             best = max(best, row["recall@10"])
 
@@ -223,18 +254,37 @@ def best_at_recall(rows: list[dict], family: str, target: float) -> dict | None:
 
 def table(rows: list[dict], batch: int, batch_threads: Sequence[int]) -> str:
     columns: list = [
-        ("setting", "setting"), ("recall@10", "recall@10", 3), ("p50_ms", "p50 ms", 3), ("p95_ms", "p95 ms", 3),
-        ("qps_single", "QPS 1 query", 0), ("speedup_vs_exact", "x exact p50", 1),
+        ("setting", "setting"),
+        ("recall@10", "recall@10", 3),
+        ("p50_ms", "p50 ms", 3),
+        ("p95_ms", "p95 ms", 3),
+        ("qps_single", "QPS 1 query", 0),
+        ("speedup_vs_exact", "x exact p50", 1),
     ]
     for t in batch_threads:
-        columns += [(f"batch_p50_ms_{t}t", f"ms/batch {batch} ({t}t)", 2), (f"qps_batch_{t}t", f"QPS batch {batch} ({t}t)", 0)]
+        columns += [
+            (f"batch_p50_ms_{t}t", f"ms/batch {batch} ({t}t)", 2),
+            (f"qps_batch_{t}t", f"QPS batch {batch} ({t}t)", 0),
+        ]
     columns.append(("frontier_mark", "frontier"))
     return markdown_table([{**r, "frontier_mark": "*" if r.get("frontier") else ""} for r in rows], columns)
 
 
-def run_scale(xb: np.ndarray, xq: np.ndarray, *, families: Sequence[str], ef_values: Sequence[int],
-              nprobe_values: Sequence[int], rounds: int, batch: int, threads: int, batch_threads: Sequence[int],
-              pq_m: int, seed: int, flat_queries: int | None) -> dict:
+def run_scale(
+    xb: np.ndarray,
+    xq: np.ndarray,
+    *,
+    families: Sequence[str],
+    ef_values: Sequence[int],
+    nprobe_values: Sequence[int],
+    rounds: int,
+    batch: int,
+    threads: int,
+    batch_threads: Sequence[int],
+    pq_m: int,
+    seed: int,
+    flat_queries: int | None,
+) -> dict:
     import faiss
 
     n = len(xb)
@@ -256,17 +306,31 @@ def run_scale(xb: np.ndarray, xq: np.ndarray, *, families: Sequence[str], ef_val
                 continue
             settings.append(Setting(family, param, v, indexes[family]))
     log(f"  timing {len(settings)} settings x {len(xq)} queries, {rounds} interleaved rounds")
-    time_settings(settings, xq, rounds=rounds, batch=batch, batch_threads=batch_threads,
-                  warmup_queries=xq[: min(32, len(xq))])
+    time_settings(
+        settings,
+        xq,
+        rounds=rounds,
+        batch=batch,
+        batch_threads=batch_threads,
+        warmup_queries=xq[: min(32, len(xq))],
+    )
     rows = setting_rows(settings, gt, batch)
-    return {"vectors": n, "queries": len(xq), "build": build, "exact_ground_truth_s": round(gt_s, 2), "rows": rows}
+    return {
+        "vectors": n,
+        "queries": len(xq),
+        "build": build,
+        "exact_ground_truth_s": round(gt_s, 2),
+        "rows": rows,
+    }
 
 
 # ---------------------------------------------------------------------------------------------
 # The real demo collection
 
 
-def demo_vectors(spec: str, docs: int, queries: int, seed: int, cache_dir: Path) -> tuple[np.ndarray, np.ndarray, dict]:
+def demo_vectors(
+    spec: str, docs: int, queries: int, seed: int, cache_dir: Path
+) -> tuple[np.ndarray, np.ndarray, dict]:
     """Demo-corpus passage vectors and real query vectors from model `spec` (cached on disk)."""
     from distill.models import ModelNotFoundError, load_encoder, resolve_model
 
@@ -278,10 +342,18 @@ def demo_vectors(spec: str, docs: int, queries: int, seed: int, cache_dir: Path)
         raise BenchmarkError(str(exc)) from None
     weights = sorted(path.rglob("*.safetensors")) or sorted(path.rglob("*.bin"))
     stamp = ";".join(f"{w.name}:{w.stat().st_size}:{w.stat().st_mtime_ns}" for w in weights)
-    key = hashlib.sha1(f"{spec}|{path}|{stamp}|{len(corpus)}|{qs.texts}|{DEMO_MAX_TOKENS}".encode()).hexdigest()[:16]
+    key = hashlib.sha1(
+        f"{spec}|{path}|{stamp}|{len(corpus)}|{qs.texts}|{DEMO_MAX_TOKENS}".encode()
+    ).hexdigest()[:16]
     cache = cache_dir / f"demo-{key}.npz"
-    info = {"model": spec, "docs": len(corpus), "queries": len(qs.texts), "query_source": qs.source, "cache": str(cache),
-            "max_tokens_per_paragraph": DEMO_MAX_TOKENS}
+    info = {
+        "model": spec,
+        "docs": len(corpus),
+        "queries": len(qs.texts),
+        "query_source": qs.source,
+        "cache": str(cache),
+        "max_tokens_per_paragraph": DEMO_MAX_TOKENS,
+    }
     if cache.is_file():
         data = np.load(cache)
         log(f"  demo vectors from cache {cache}")
@@ -293,7 +365,9 @@ def demo_vectors(spec: str, docs: int, queries: int, seed: int, cache_dir: Path)
     t0 = time.perf_counter()
     xb = encoder.encode([d.text for d in corpus], batch_size=32, prefix="passage", show_progress=True)
     xq = encoder.encode(qs.texts, batch_size=32, prefix="query")
-    log(f"  encoded {len(corpus)} demo documents + {len(qs.texts)} queries with {spec} in {time.perf_counter() - t0:.0f} s")
+    log(
+        f"  encoded {len(corpus)} demo documents + {len(qs.texts)} queries with {spec} in {time.perf_counter() - t0:.0f} s"
+    )
     cache_dir.mkdir(parents=True, exist_ok=True)
     tmp = cache.with_name(cache.stem + ".tmp.npz")
     np.savez(tmp, docs=xb, queries=xq)
@@ -317,22 +391,37 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--queries", type=int, help="queries per size (default 1000; quick 100)")
     parser.add_argument("--ef", help="HNSW efSearch values (default 16,32,64,128,256,512,1024)")
     parser.add_argument("--nprobe", help="IVF nprobe values (default 1,4,8,16,32,64,128)")
-    parser.add_argument("--families", default="hnsw,ivf,ivfpq", help="ANN index families (default: %(default)s)")
+    parser.add_argument(
+        "--families", default="hnsw,ivf,ivfpq", help="ANN index families (default: %(default)s)"
+    )
     parser.add_argument("--rounds", type=int, help="interleaved rounds (default 5; quick 2)")
-    parser.add_argument("--batch", type=int, default=32, help="batch size for batched search (default: %(default)s)")
+    parser.add_argument(
+        "--batch", type=int, default=32, help="batch size for batched search (default: %(default)s)"
+    )
     parser.add_argument("--threads", type=int, help="threads for building indexes (default 2; quick 1)")
     parser.add_argument("--batch-threads", help="thread counts for batched search (default 1,2; quick 1)")
-    parser.add_argument("--pq-m", type=int, default=48, help="IVF-PQ sub-quantisers (bytes per vector) (default: %(default)s)")
-    parser.add_argument("--real-model", help="model for the demo-collection run: a spec, or 'none' to skip "
-                        "(default: the student if trained, else the assistant; quick: none)")
-    parser.add_argument("--real-docs", type=int, help="demo documents to index (default all 2,880; quick 100)")
+    parser.add_argument(
+        "--pq-m", type=int, default=48, help="IVF-PQ sub-quantisers (bytes per vector) (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--real-model",
+        help="model for the demo-collection run: a spec, or 'none' to skip "
+        "(default: the student if trained, else the assistant; quick: none)",
+    )
+    parser.add_argument(
+        "--real-docs", type=int, help="demo documents to index (default all 2,880; quick 100)"
+    )
     parser.add_argument("--cache-dir", help="where demo vectors are cached (default data/cache/benchmarks)")
     args = parser.parse_args(argv)
 
     sizes = parse_ints(args.sizes) if args.sizes else ([5_000] if args.quick else [100_000, 1_000_000])
     nq = args.queries or (100 if args.quick else 1000)
-    ef_values = parse_ints(args.ef) if args.ef else ([16, 64] if args.quick else [16, 32, 64, 128, 256, 512, 1024])
-    nprobe_values = parse_ints(args.nprobe) if args.nprobe else ([4, 16] if args.quick else [1, 4, 8, 16, 32, 64, 128])
+    ef_values = (
+        parse_ints(args.ef) if args.ef else ([16, 64] if args.quick else [16, 32, 64, 128, 256, 512, 1024])
+    )
+    nprobe_values = (
+        parse_ints(args.nprobe) if args.nprobe else ([4, 16] if args.quick else [1, 4, 8, 16, 32, 64, 128])
+    )
     families = [f.strip() for f in args.families.split(",") if f.strip()]
     args.threads = args.threads or (1 if args.quick else 2)
     batch_threads = parse_ints(args.batch_threads or ("1" if args.quick else "1,2"))
@@ -359,20 +448,38 @@ def main(argv: list[str] | None = None) -> int:
         xb, xq = data[:n], data[n:]
         # Exact search is ~70 ms per query at 1M: time it on fewer queries there.
         flat_q = None if n <= 200_000 else max(args.rounds, min(nq, 100))
-        res = run_scale(xb, xq, families=families, ef_values=ef_values, nprobe_values=nprobe_values,
-                        rounds=args.rounds, batch=args.batch, threads=args.threads, batch_threads=batch_threads,
-                        pq_m=args.pq_m, seed=args.seed, flat_queries=flat_q)
+        res = run_scale(
+            xb,
+            xq,
+            families=families,
+            ef_values=ef_values,
+            nprobe_values=nprobe_values,
+            rounds=args.rounds,
+            batch=args.batch,
+            threads=args.threads,
+            batch_threads=batch_threads,
+            pq_m=args.pq_m,
+            seed=args.seed,
+            flat_queries=flat_q,
+        )
         del data, xb, xq
         results["synthetic"][str(n)] = res
         name = f"synthetic {n:,}"
         tables[name] = table(res["rows"], args.batch, batch_threads)
-        print(f"\n### Search, {name} vectors x 384 (k=10; single queries on 1 thread)\n\n{tables[name]}\n", flush=True)
+        print(
+            f"\n### Search, {name} vectors x 384 (k=10; single queries on 1 thread)\n\n{tables[name]}\n",
+            flush=True,
+        )
         hl = {}
         for family in families:
             best = best_at_recall(res["rows"], family, 0.95)
             hl[f"{family}_at_recall_0.95"] = (
-                {k: best[k] for k in ("setting", "recall@10", "p50_ms", "p95_ms", "qps_single", "speedup_vs_exact")}
-                if best else None
+                {
+                    k: best[k]
+                    for k in ("setting", "recall@10", "p50_ms", "p95_ms", "qps_single", "speedup_vs_exact")
+                }
+                if best
+                else None
             )
         flat_row = next(r for r in res["rows"] if r["family"] == "flat")
         hl["exact_p50_ms"] = flat_row["p50_ms"]
@@ -381,8 +488,12 @@ def main(argv: list[str] | None = None) -> int:
     big = max(sizes)
     hnsw = headline.get(f"synthetic_{big}", {}).get("hnsw_at_recall_0.95")
     headline["expectation_hnsw_p50_le_5ms_recall_ge_0.95"] = {
-        "size": big, "met": bool(hnsw and hnsw["p50_ms"] <= 5.0), "setting": hnsw,
-        "note": "expected at 1M" if big >= 1_000_000 else f"largest size run is {big:,}, the expectation is about 1M",
+        "size": big,
+        "met": bool(hnsw and hnsw["p50_ms"] <= 5.0),
+        "setting": hnsw,
+        "note": "expected at 1M"
+        if big >= 1_000_000
+        else f"largest size run is {big:,}, the expectation is about 1M",
     }
 
     if real_model.lower() != "none":
@@ -393,34 +504,68 @@ def main(argv: list[str] | None = None) -> int:
         log(f"demo collection with {real_model}")
         xb, xq, info = demo_vectors(real_model, docs, min(nq, 200), args.seed, cache_dir)
         n = len(xb)
-        res = run_scale(xb, xq, families=[f for f in families if f != "ivfpq" or n >= 10_000],
-                        ef_values=ef_values, nprobe_values=[v for v in nprobe_values if v <= ivf_nlist(n)],
-                        rounds=min(args.rounds, len(xq)), batch=args.batch, threads=args.threads,
-                        batch_threads=batch_threads, pq_m=args.pq_m, seed=args.seed, flat_queries=None)
+        res = run_scale(
+            xb,
+            xq,
+            families=[f for f in families if f != "ivfpq" or n >= 10_000],
+            ef_values=ef_values,
+            nprobe_values=[v for v in nprobe_values if v <= ivf_nlist(n)],
+            rounds=min(args.rounds, len(xq)),
+            batch=args.batch,
+            threads=args.threads,
+            batch_threads=batch_threads,
+            pq_m=args.pq_m,
+            seed=args.seed,
+            flat_queries=None,
+        )
         res.update(info)
         results["real"] = res
         tables["demo collection"] = table(res["rows"], args.batch, batch_threads)
-        print(f"\n### Search, demo collection ({n:,} XQuAD paragraphs, {real_model}; real queries)\n\n"
-              f"{tables['demo collection']}\n", flush=True)
+        print(
+            f"\n### Search, demo collection ({n:,} XQuAD paragraphs, {real_model}; real queries)\n\n"
+            f"{tables['demo collection']}\n",
+            flush=True,
+        )
         if n < 10_000:
-            notes.append("IVF-PQ is skipped on the demo collection: too few vectors to train 256-centroid PQ codebooks well.")
+            notes.append(
+                "IVF-PQ is skipped on the demo collection: too few vectors to train 256-centroid PQ codebooks well."
+            )
         flat_row = next(r for r in res["rows"] if r["family"] == "flat")
         headline["demo_exact_p50_ms"] = flat_row["p50_ms"]
     else:
         notes.append("demo collection skipped (--real-model none)")
 
     config = {
-        "sizes": sizes, "dim": DIM, "queries": nq, "k": K, "families": families, "efSearch": ef_values,
-        "nprobe": nprobe_values, "rounds": args.rounds, "batch": args.batch, "threads_build": args.threads,
+        "sizes": sizes,
+        "dim": DIM,
+        "queries": nq,
+        "k": K,
+        "families": families,
+        "efSearch": ef_values,
+        "nprobe": nprobe_values,
+        "rounds": args.rounds,
+        "batch": args.batch,
+        "threads_build": args.threads,
         "threads_batch": batch_threads,
-        "threads_single_query": 1, "hnsw": {"M": 32, "efConstruction": 40}, "pq_m": args.pq_m,
+        "threads_single_query": 1,
+        "hnsw": {"M": 32, "efConstruction": 40},
+        "pq_m": args.pq_m,
         "data": "benchmarks.workloads.clustered_vectors: Gaussian mixture in an anisotropic space (variance "
-                "~ i^-0.5, covariance participation ratio ~90, like real sentence encoders), n/1000 Zipf-sized "
-                "clusters, L2-normalised; queries drawn from the same distribution, not in the index",
-        "seed": args.seed, "real_model": real_model,
+        "~ i^-0.5, covariance participation ratio ~90, like real sentence encoders), n/1000 Zipf-sized "
+        "clusters, L2-normalised; queries drawn from the same distribution, not in the index",
+        "seed": args.seed,
+        "real_model": real_model,
     }
-    path = write_results("search", args=args, config=config, results=results, headline=headline, load=load,
-                         tables=tables, notes=notes)
+    path = write_results(
+        "search",
+        args=args,
+        config=config,
+        results=results,
+        headline=headline,
+        load=load,
+        tables=tables,
+        notes=notes,
+    )
     log(f"wrote {path}")
     return 0
 

@@ -114,8 +114,16 @@ def demo_corpus(limit: int | None = None):
     return docs[:limit] if limit else docs
 
 
-def clustered_vectors(n: int, dim: int = 384, *, n_clusters: int | None = None, seed: int = 0,
-                      alpha: float = 0.5, noise: float = 0.7, chunk: int = 100_000) -> np.ndarray:
+def clustered_vectors(
+    n: int,
+    dim: int = 384,
+    *,
+    n_clusters: int | None = None,
+    seed: int = 0,
+    alpha: float = 0.5,
+    noise: float = 0.7,
+    chunk: int = 100_000,
+) -> np.ndarray:
     """`n` L2-normalised float32 vectors shaped like sentence embeddings, not like uniform noise.
 
     A Gaussian mixture in an anisotropic space: variance along a random orthonormal basis decays as
@@ -136,7 +144,9 @@ def clustered_vectors(n: int, dim: int = 384, *, n_clusters: int | None = None, 
     basis = torch.linalg.qr(torch.from_numpy(rng.standard_normal((dim, dim))))[0].numpy()
     scales = np.arange(1, dim + 1, dtype=np.float64) ** (-alpha / 2)
     scales /= np.sqrt((scales**2).sum())  # total variance 1
-    mix = torch.from_numpy((basis * scales).T.astype(np.float32))  # z @ mix: covariance basis diag(s^2) basis^T
+    mix = torch.from_numpy(
+        (basis * scales).T.astype(np.float32)
+    )  # z @ mix: covariance basis diag(s^2) basis^T
     centres = (torch.from_numpy(rng.standard_normal((k, dim), dtype=np.float32)) @ mix).numpy()
     weights = 1.0 / np.arange(1, k + 1) ** 0.5
     assign = rng.choice(k, size=n, p=weights / weights.sum())

@@ -15,10 +15,22 @@ from distill import __version__
 # name -> (module, one-line help). Modules are imported only when their command runs.
 COMMANDS: dict[str, tuple[str, str]] = {
     "models": ("distill.models.cli", "list packaged models, or convert/cache one (pkg:NAME) ahead of time"),
-    "export": ("distill.models.export_cli", "export a model for ONNX Runtime (onnx/model.onnx, --int8), checked"),
-    "backends": ("distill.models.backends_cli", "compare a model's backends (cosine to fp32, speed); --best picks one"),
-    "evaluate": ("distill.evaluation.cli", "evaluate models (bitext, STS, retrieval, cost) and write reports"),
-    "run": ("distill.train.cli", "run the four-stage distillation T -> A -> S from a TOML preset (resumable)"),
+    "export": (
+        "distill.models.export_cli",
+        "export a model for ONNX Runtime (onnx/model.onnx, --int8), checked",
+    ),
+    "backends": (
+        "distill.models.backends_cli",
+        "compare a model's backends (cosine to fp32, speed); --best picks one",
+    ),
+    "evaluate": (
+        "distill.evaluation.cli",
+        "evaluate models (bitext, STS, retrieval, cost) and write reports",
+    ),
+    "run": (
+        "distill.train.cli",
+        "run the four-stage distillation T -> A -> S from a TOML preset (resumable)",
+    ),
 }
 
 
@@ -32,8 +44,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (module_name, help_text) in COMMANDS.items():
         module = importlib.import_module(module_name)
-        command = sub.add_parser(name, help=help_text, description=module.__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+        command = sub.add_parser(
+            name,
+            help=help_text,
+            description=module.__doc__,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
         module.add_arguments(command)
         command.set_defaults(handler=module.main)
     return parser

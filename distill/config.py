@@ -50,12 +50,16 @@ class ModelsConfig:
     teacher: str = "pkg:all-MiniLM-L6-v2"  # T: defines the target space
     assistant: str = "pkg:multilingual-e5-small"  # A: multilingual, compressed into S
     prefix: str = "query"  # role prompt for A and S on both sides (symmetric task); "" = none
-    trust_remote_code: bool = False  # let T/A run Python shipped in their directories (auto_map); trusted authors only
+    trust_remote_code: bool = (
+        False  # let T/A run Python shipped in their directories (auto_map); trusted authors only
+    )
 
 
 @dataclass
 class DataConfig:
-    langs: list[str] = field(default_factory=lambda: list(DEFAULT_LANGS))  # ["*"] = every language in the files
+    langs: list[str] = field(
+        default_factory=lambda: list(DEFAULT_LANGS)
+    )  # ["*"] = every language in the files
     files: list[str] = field(default_factory=lambda: list(DEFAULT_TRAIN_FILES))  # relative to shared data
     stsb_dir: str = "sts/stsb_multi_mt"  # STSb Multi MT train translations; "" = not used
     max_pairs: int = 0  # pairs sampled (balanced over languages) for every stage; 0 = all
@@ -93,6 +97,7 @@ class StudentConfig:
     def layer_ids(self) -> list[int]:
         """The indices of A's layers the student starts from, in order."""
         return list(range(self.layers)) if isinstance(self.layers, int) else list(self.layers)
+
     init: EmbeddingInit = EmbeddingInit.SVD
 
 
@@ -224,7 +229,9 @@ def _build(cls: type, values: dict, prefix: str = "") -> Any:
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(values) - names)
     if unknown:
-        raise ConfigError(f"unknown config key(s): {', '.join(prefix + k for k in unknown)} (known: {', '.join(sorted(names))})")
+        raise ConfigError(
+            f"unknown config key(s): {', '.join(prefix + k for k in unknown)} (known: {', '.join(sorted(names))})"
+        )
     kwargs = {k: _coerce(v, hints[k], prefix + k) for k, v in values.items()}
     return cls(**kwargs)
 
@@ -339,18 +346,31 @@ def validate(cfg: RunConfig) -> None:
     if isinstance(s.layers, int):
         _at_least("student.layers", s.layers, 1)
     elif not s.layers or min(s.layers) < 0 or len(set(s.layers)) != len(s.layers):
-        raise ConfigError(f"student.layers = {s.layers}: give k >= 1 or a non-empty list of distinct layer indices >= 0")
+        raise ConfigError(
+            f"student.layers = {s.layers}: give k >= 1 or a non-empty list of distinct layer indices >= 0"
+        )
     _at_least("threads", cfg.threads, 0)
     d = cfg.data
-    for name, minimum in (("max_pairs", 0), ("passages", 0), ("passage_sentences", 1), ("max_seq_length", 1),
-                          ("encode_batch_size", 1)):
+    for name, minimum in (
+        ("max_pairs", 0),
+        ("passages", 0),
+        ("passage_sentences", 1),
+        ("max_seq_length", 1),
+        ("encode_batch_size", 1),
+    ):
         _at_least(f"data.{name}", getattr(d, name), minimum)
     _at_least("vocab.min_count", cfg.vocab.min_count, 1)
     _at_least("vocab.max_pieces", cfg.vocab.max_pieces, 0)
     for n in (1, 2, 3, 4):
         st = cfg.stage(n)
-        for name, minimum in (("steps", 0), ("batch_size", 1), ("max_pairs", 0), ("checkpoint_every", 1),
-                              ("log_every", 1), ("weight_decay", 0)):
+        for name, minimum in (
+            ("steps", 0),
+            ("batch_size", 1),
+            ("max_pairs", 0),
+            ("checkpoint_every", 1),
+            ("log_every", 1),
+            ("weight_decay", 0),
+        ):
             _at_least(f"stage{n}.{name}", getattr(st, name), minimum)
         for name in ("lr", "grad_clip"):  # a clip norm of 0 would zero every gradient
             _positive(f"stage{n}.{name}", getattr(st, name))

@@ -178,8 +178,12 @@ def read_pair_tsv(path: str | Path) -> PairSet:
     unknown = [c for c in langs if not _LANG_CODE.fullmatch(c)]
     if unknown or canonical_lang(langs[0]) == canonical_lang(langs[1]):
         what = f"not language code(s): {unknown}" if unknown else "the same language twice"
-        raise DataError(path, 1, f"header must name two different languages, one per column (e.g. "
-                                 f"'en<TAB>de'); got {langs}: {what}")
+        raise DataError(
+            path,
+            1,
+            f"header must name two different languages, one per column (e.g. "
+            f"'en<TAB>de'); got {langs}: {what}",
+        )
     src, tgt = [], []
     for number, row in iter_tsv(path, required=langs):
         a, b = row[langs[0]], row[langs[1]]
@@ -198,7 +202,9 @@ def read_sts_tsv(path: str | Path) -> list[StsExample]:
             score = float(row["score"])
         except ValueError:
             raise DataError(path, number, f"score {row['score']!r} is not a number") from None
-        out.append(StsExample(row["sentence1"], row["sentence2"], score, row.get("lang1", ""), row.get("lang2", "")))
+        out.append(
+            StsExample(row["sentence1"], row["sentence2"], score, row.get("lang1", ""), row.get("lang2", ""))
+        )
     return out
 
 
@@ -278,7 +284,9 @@ def wanted_langs(langs: Sequence[str]) -> set[str] | None:
     return None if ALL_LANGS in langs else {canonical_lang(code) for code in langs}
 
 
-def pairs_from_parallel(records: Iterable[ParallelRecord], langs: Sequence[str], pivot: str = "en") -> list[TrainingPair]:
+def pairs_from_parallel(
+    records: Iterable[ParallelRecord], langs: Sequence[str], pivot: str = "en"
+) -> list[TrainingPair]:
     """(pivot, xx) pairs from multi-parallel records, for the languages in `langs` (any code style; "*" = all).
 
     The pivot of an id is its first record in the pivot language (files put the original first);
@@ -311,7 +319,9 @@ def pairs_from_pair_tsv(pairs: PairSet, langs: Sequence[str], pivot: str = "en")
     return []
 
 
-def build_training_pairs(paths: Iterable[str | Path], langs: Sequence[str], pivot: str = "en") -> list[TrainingPair]:
+def build_training_pairs(
+    paths: Iterable[str | Path], langs: Sequence[str], pivot: str = "en"
+) -> list[TrainingPair]:
     """(en, xx) pairs from any mix of multi-parallel JSONL and pair TSV files, deduplicated."""
     out, seen = [], set()
     for path in paths:

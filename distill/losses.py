@@ -104,12 +104,15 @@ class ContrastiveLoss(nn.Module):
         return total, parts
 
 
-def score_distillation(s_q: torch.Tensor, s_p: torch.Tensor, t_q: torch.Tensor, t_p: torch.Tensor,
-                       temperature: float) -> torch.Tensor:
+def score_distillation(
+    s_q: torch.Tensor, s_p: torch.Tensor, t_q: torch.Tensor, t_p: torch.Tensor, temperature: float
+) -> torch.Tensor:
     """Mean of KL(teacher || student) over the rows (each q against all p) and the columns (each p against all q)."""
     s = cos_matrix(s_q, s_p) / temperature
     with torch.no_grad():
         t = cos_matrix(t_q, t_p) / temperature
     rows = F.kl_div(F.log_softmax(s, dim=1), F.log_softmax(t, dim=1), log_target=True, reduction="batchmean")
-    cols = F.kl_div(F.log_softmax(s, dim=0).T, F.log_softmax(t, dim=0).T, log_target=True, reduction="batchmean")
+    cols = F.kl_div(
+        F.log_softmax(s, dim=0).T, F.log_softmax(t, dim=0).T, log_target=True, reduction="batchmean"
+    )
     return (rows + cols) / 2

@@ -69,11 +69,18 @@ def cached_embeddings(
     out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(len(texts), encoder.dim))
     chunk = batch_size * 16
     for start in tqdm(range(0, len(texts), chunk), desc=f"{label} ({len(texts)} texts)", unit="chunk"):
-        out[start : start + chunk] = encoder.encode(texts[start : start + chunk], batch_size=batch_size, prefix=prefix)
+        out[start : start + chunk] = encoder.encode(
+            texts[start : start + chunk], batch_size=batch_size, prefix=prefix
+        )
     out.flush()
     del out
     os.replace(tmp, path)
-    meta = {"model": str(spec), "prefix": prefix, "n": len(texts), "dim": encoder.dim,
-            "max_seq_length": encoder.max_seq_length}
+    meta = {
+        "model": str(spec),
+        "prefix": prefix,
+        "n": len(texts),
+        "dim": encoder.dim,
+        "max_seq_length": encoder.max_seq_length,
+    }
     (root / f"{key}.json").write_text(json.dumps(meta, indent=2))
     return np.load(path, mmap_mode="r")

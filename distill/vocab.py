@@ -24,8 +24,13 @@ def count_token_ids(tokenizer, texts: Iterable[str], *, prompt: str = "", batch_
     """How often each token id occurs when tokenizing `prompt + text` (specials included)."""
     counts: Counter = Counter()
     texts = list(texts)
-    for start in tqdm(range(0, len(texts), batch_size), desc="count tokens", unit="batch", leave=False,
-                      disable=len(texts) < 10 * batch_size):
+    for start in tqdm(
+        range(0, len(texts), batch_size),
+        desc="count tokens",
+        unit="batch",
+        leave=False,
+        disable=len(texts) < 10 * batch_size,
+    ):
         batch = [prompt + t for t in texts[start : start + batch_size]]
         for ids in tokenizer(batch, add_special_tokens=True)["input_ids"]:
             counts.update(ids)
@@ -36,8 +41,9 @@ def _model_json(tokenizer) -> dict:
     return json.loads(tokenizer.backend_tokenizer.to_str())
 
 
-def select_vocab(tokenizer, counts: Counter, *, min_count: int = 1, keep_single_chars: bool = True,
-                 max_pieces: int = 0) -> list[int]:
+def select_vocab(
+    tokenizer, counts: Counter, *, min_count: int = 1, keep_single_chars: bool = True, max_pieces: int = 0
+) -> list[int]:
     """Sorted old ids to keep: special tokens, optionally 1-char pieces, and ids seen >= min_count times.
 
     `max_pieces` > 0 caps the total: the required pieces first, then the most frequent ones (ties by
@@ -49,12 +55,18 @@ def select_vocab(tokenizer, counts: Counter, *, min_count: int = 1, keep_single_
     if model["type"] == "Unigram":
         required.add(model["unk_id"])
         if keep_single_chars:
-            required |= {i for i, (piece, _) in enumerate(model["vocab"]) if len(piece.replace("\u2581", "")) <= 1}
-    seen = sorted((i for i, c in counts.items() if c >= min_count and i not in required), key=lambda i: (-counts[i], i))
+            required |= {
+                i for i, (piece, _) in enumerate(model["vocab"]) if len(piece.replace("\u2581", "")) <= 1
+            }
+    seen = sorted(
+        (i for i, c in counts.items() if c >= min_count and i not in required), key=lambda i: (-counts[i], i)
+    )
     if max_pieces:
         if len(required) > max_pieces:
-            raise VocabError(f"max_pieces = {max_pieces} is below the {len(required)} required pieces "
-                             "(specials and single characters; set keep_single_chars = false to drop the latter)")
+            raise VocabError(
+                f"max_pieces = {max_pieces} is below the {len(required)} required pieces "
+                "(specials and single characters; set keep_single_chars = false to drop the latter)"
+            )
         seen = seen[: max_pieces - len(required)]
     return sorted(required | set(seen))
 
@@ -67,7 +79,9 @@ def trim_tokenizer(tokenizer, kept_ids: Sequence[int]):
     spec = _model_json(tokenizer)
     model = spec["model"]
     if model["type"] != "Unigram":
-        raise VocabError(f"vocabulary trimming supports Unigram (SentencePiece) tokenizers, not {model['type']}")
+        raise VocabError(
+            f"vocabulary trimming supports Unigram (SentencePiece) tokenizers, not {model['type']}"
+        )
     new_id = {old: new for new, old in enumerate(kept_ids)}
     vocab = model["vocab"]
     if max(kept_ids) >= len(vocab):
@@ -90,10 +104,20 @@ def trim_tokenizer(tokenizer, kept_ids: Sequence[int]):
     backend = Tokenizer.from_str(json.dumps(spec))
     specials = {
         name: getattr(tokenizer, name)
-        for name in ("bos_token", "eos_token", "unk_token", "sep_token", "pad_token", "cls_token", "mask_token")
+        for name in (
+            "bos_token",
+            "eos_token",
+            "unk_token",
+            "sep_token",
+            "pad_token",
+            "cls_token",
+            "mask_token",
+        )
         if getattr(tokenizer, name, None) is not None
     }
-    return PreTrainedTokenizerFast(tokenizer_object=backend, model_max_length=tokenizer.model_max_length, **specials)
+    return PreTrainedTokenizerFast(
+        tokenizer_object=backend, model_max_length=tokenizer.model_max_length, **specials
+    )
 
 
 def remap_ids(ids: torch.Tensor, kept_ids: Sequence[int], unk_id: int) -> torch.Tensor:

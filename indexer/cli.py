@@ -32,7 +32,9 @@ from distill import __version__
 from distill.data import DataError
 
 COMMANDS: dict[str, tuple[str, str]] = {
-    "create": ("create a collection with one or more models", """\
+    "create": (
+        "create a collection with one or more models",
+        """\
         Create a collection in DIR (a new or empty directory) that indexes every document with
         each --model. Models are loaded once to record their dimension and prompts. A model
         that ships its own Python code is refused unless --trust-remote-code (xlsearch students
@@ -58,8 +60,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
           indexer create /tmp/c --model pkg:multilingual-e5-small --model data/students/offline --backend onnx-int8
           indexer create /tmp/c --model pkg:multilingual-e5-small --model data/students/offline \
             --backend pkg:multilingual-e5-small=int8 --backend data/students/offline=onnx-int8
-        """),
-    "add": ("add documents from JSONL/CSV/TSV/TXT files (changed ones are updated)", """\
+        """,
+    ),
+    "add": (
+        "add documents from JSONL/CSV/TSV/TXT files (changed ones are updated)",
+        """\
         Add the documents of each FILE (`-`: JSONL from standard input): .jsonl (one object per line with id, lang, title?, text;
         other fields become metadata), .csv (header with the same columns), .tsv (header, no
         quoting) or .txt (one document per file; id = file name without .txt, language from NAME.xx.txt or
@@ -72,23 +77,32 @@ COMMANDS: dict[str, tuple[str, str]] = {
           indexer add data/collections/xquad ../shared/data/corpus/xquad_paragraphs.jsonl
           indexer add /tmp/c notes.csv more.jsonl --on-error skip --rejects /tmp/rejects.jsonl
           indexer add /tmp/c letter.txt --lang de
-        """),
-    "update": ("update documents that are already in the collection", """\
+        """,
+    ),
+    "update": (
+        "update documents that are already in the collection",
+        """\
         Like `add`, but every id must already be in the collection (an unknown id is bad input):
         use it to apply corrections without adding new documents by mistake.
 
         example:
           indexer update data/collections/xquad fixed_paragraphs.jsonl
-        """),
-    "delete": ("delete documents by id", """\
+        """,
+    ),
+    "delete": (
+        "delete documents by id",
+        """\
         Delete documents (by their id in the input files) with all their chunks and vectors.
         Ids not in the collection are reported.
 
         examples:
           indexer delete data/collections/xquad --id xquad.000.en xquad.000.de
           indexer delete data/collections/xquad --ids-file obsolete_ids.txt
-        """),
-    "search": ("search the collection", """\
+        """,
+    ),
+    "search": (
+        "search the collection",
+        """\
         Search with one of the collection's models (default: the first). Each document is
         listed once, with its best chunk as the snippet. --lang keeps only documents in those
         languages (the filter runs inside FAISS, so it works with every index type and never
@@ -97,15 +111,21 @@ COMMANDS: dict[str, tuple[str, str]] = {
         examples:
           indexer search data/collections/xquad "¿Quién ganó el Super Bowl 50?" --lang en,de,zh
           indexer search data/collections/xquad "Warsaw population" --model pkg:all-MiniLM-L6-v2 --k 5 --json
-        """),
-    "info": ("documents per language, chunks, and index type and size per model", """\
+        """,
+    ),
+    "info": (
+        "documents per language, chunks, and index type and size per model",
+        """\
         Show what the collection holds: documents per language, chunks, and for every model its
         index type, number of vectors, tombstones, file sizes and last update.
 
         example:
           indexer info data/collections/xquad --json
-        """),
-    "verify": ("check that database, indexes and stored vectors agree (exit 1 if not)", """\
+        """,
+    ),
+    "verify": (
+        "check that database, indexes and stored vectors agree (exit 1 if not)",
+        """\
         Check, without changing anything, that every chunk is in every model's index and
         nothing else is, that index files match the size and checksum recorded at commit, and
         that every chunk has a stored vector. Exits 1 when there is any problem. --repair opens
@@ -116,8 +136,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
         examples:
           indexer verify data/collections/xquad
           indexer verify data/collections/xquad --repair --json
-        """),
-    "rebuild": ("rebuild indexes from the stored vectors, optionally switching type", """\
+        """,
+    ),
+    "rebuild": (
+        "rebuild indexes from the stored vectors, optionally switching type",
+        """\
         Rebuild each model's index (or only --model's) from the stored float16 vectors, without
         re-encoding: reclaims HNSW tombstones, retrains IVF-PQ for the current size, or switches
         the index type. --reembed encodes every chunk again (after a model changed); with
@@ -128,20 +151,26 @@ COMMANDS: dict[str, tuple[str, str]] = {
           indexer rebuild data/collections/xquad --index-type ivfpq --nlist 64 --model pkg:all-MiniLM-L6-v2
           indexer rebuild data/collections/xquad --index-type "IVF64,SQ8"
           indexer rebuild data/collections/xquad --reembed --backend onnx-int8 --model pkg:multilingual-e5-small
-        """),
-    "export": ("write every document as JSONL", """\
+        """,
+    ),
+    "export": (
+        "write every document as JSONL",
+        """\
         Write every document as JSONL (id, lang, title, text and its metadata fields), the
         format `indexer add` reads, to --out or standard output.
 
         example:
           indexer export data/collections/xquad --out /tmp/xquad_backup.jsonl
-        """),
+        """,
+    ),
 }
 
 
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("dir", metavar="DIR", type=Path, help="the collection directory")
-    p.add_argument("--threads", type=int, default=None, help="CPU threads for torch and FAISS (default: all cores)")
+    p.add_argument(
+        "--threads", type=int, default=None, help="CPU threads for torch and FAISS (default: all cores)"
+    )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
 
@@ -158,8 +187,9 @@ def _index_params(p: argparse.ArgumentParser) -> None:
     g.add_argument("--nprobe", type=int, help="IVF: lists visited per query (default 16)")
 
 
-BACKEND_HELP = ("torch | int8 | onnx | onnx-int8 for every model, or SPEC=NAME for one model (repeatable); "
-                "default torch")
+BACKEND_HELP = (
+    "torch | int8 | onnx | onnx-int8 for every model, or SPEC=NAME for one model (repeatable); default torch"
+)
 
 
 def _backends_of(values: list[str] | None) -> str | dict[str, str] | None:
@@ -182,39 +212,84 @@ def _params_of(args: argparse.Namespace) -> dict:
 
 
 def _ingest_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("files", metavar="FILE", nargs="+", type=Path,
-                   help="input files (.jsonl, .csv, .tsv, .txt); - reads JSONL from standard input")
-    p.add_argument("--on-error", choices=["fail", "skip"], default="fail",
-                   help="fail: reject a file with any bad record (default); skip: index the good records")
-    p.add_argument("--rejects", type=Path, help="where --on-error skip writes bad records (default DIR/rejects/)")
+    p.add_argument(
+        "files",
+        metavar="FILE",
+        nargs="+",
+        type=Path,
+        help="input files (.jsonl, .csv, .tsv, .txt); - reads JSONL from standard input",
+    )
+    p.add_argument(
+        "--on-error",
+        choices=["fail", "skip"],
+        default="fail",
+        help="fail: reject a file with any bad record (default); skip: index the good records",
+    )
+    p.add_argument(
+        "--rejects", type=Path, help="where --on-error skip writes bad records (default DIR/rejects/)"
+    )
     p.add_argument("--lang", help="language of .txt files not named NAME.xx.txt")
     p.add_argument("--batch-size", type=int, default=32, help="texts per encoder batch")
-    p.add_argument("--commit-every", type=int, default=None,
-                   help="commit the indexes at least every N embedded chunks (default 2048; more grows with the index)")
-    p.add_argument("--lock-timeout", type=float, default=0.0, help="seconds to wait for another writer (default: fail at once)")
+    p.add_argument(
+        "--commit-every",
+        type=int,
+        default=None,
+        help="commit the indexes at least every N embedded chunks (default 2048; more grows with the index)",
+    )
+    p.add_argument(
+        "--lock-timeout",
+        type=float,
+        default=0.0,
+        help="seconds to wait for another writer (default: fail at once)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="indexer", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="indexer", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (summary, description) in COMMANDS.items():
-        p = sub.add_parser(name, help=summary, description=textwrap.dedent(description),
-                           formatter_class=argparse.RawDescriptionHelpFormatter)
+        p = sub.add_parser(
+            name,
+            help=summary,
+            description=textwrap.dedent(description),
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
         _common(p)
         if name == "create":
-            p.add_argument("--model", dest="models", action="append", required=True, metavar="SPEC",
-                           help="pkg:NAME, a model directory or a hub id; repeat for several models")
+            p.add_argument(
+                "--model",
+                dest="models",
+                action="append",
+                required=True,
+                metavar="SPEC",
+                help="pkg:NAME, a model directory or a hub id; repeat for several models",
+            )
             _index_params(p)
             p.add_argument("--db-url", help="SQLAlchemy URL of an empty database (default: SQLite in DIR)")
-            p.add_argument("--chunk-tokens", type=int, default=256, help="token budget per chunk (default 256)")
-            p.add_argument("--chunk-overlap", type=int, default=32, help="tokens of whole sentences repeated between chunks")
-            p.add_argument("--max-chars", type=int, default=1_000_000, help="reject documents longer than this")
-            p.add_argument("--embed-title", action="store_true", help="embed 'title + chunk' instead of the chunk alone")
-            p.add_argument("--trust-remote-code", action="store_true",
-                           help="let models that ship their own Python code (auto_map in config.json) run it; "
-                                "recorded in the collection for later commands. Only for models whose author you trust")
+            p.add_argument(
+                "--chunk-tokens", type=int, default=256, help="token budget per chunk (default 256)"
+            )
+            p.add_argument(
+                "--chunk-overlap",
+                type=int,
+                default=32,
+                help="tokens of whole sentences repeated between chunks",
+            )
+            p.add_argument(
+                "--max-chars", type=int, default=1_000_000, help="reject documents longer than this"
+            )
+            p.add_argument(
+                "--embed-title", action="store_true", help="embed 'title + chunk' instead of the chunk alone"
+            )
+            p.add_argument(
+                "--trust-remote-code",
+                action="store_true",
+                help="let models that ship their own Python code (auto_map in config.json) run it; "
+                "recorded in the collection for later commands. Only for models whose author you trust",
+            )
             p.add_argument("--backend", action="append", metavar="NAME", help=BACKEND_HELP)
         elif name in ("add", "update"):
             _ingest_args(p)
@@ -225,16 +300,32 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("query", help="the query text (any language)")
             p.add_argument("--model", help="which model's index to search (spec or name; default: the first)")
             p.add_argument("--k", type=int, default=10, help="number of documents (default 10)")
-            p.add_argument("--lang", help="only documents in these languages, comma-separated (e.g. en,de,zh)")
+            p.add_argument(
+                "--lang", help="only documents in these languages, comma-separated (e.g. en,de,zh)"
+            )
         elif name == "verify":
-            p.add_argument("--repair", action="store_true", help="reconcile (open for writing) before checking")
+            p.add_argument(
+                "--repair", action="store_true", help="reconcile (open for writing) before checking"
+            )
         elif name == "rebuild":
             _index_params(p)
-            p.add_argument("--model", dest="models", action="append", metavar="SPEC", help="only this model (repeatable)")
-            p.add_argument("--reembed", action="store_true", help="encode every chunk again instead of using stored vectors")
-            p.add_argument("--backend", action="append", metavar="NAME",
-                           help="switch the backend (needs --reembed): " + BACKEND_HELP.replace("; default torch", ""))
-            p.add_argument("--lock-timeout", type=float, default=0.0, help="seconds to wait for another writer")
+            p.add_argument(
+                "--model", dest="models", action="append", metavar="SPEC", help="only this model (repeatable)"
+            )
+            p.add_argument(
+                "--reembed",
+                action="store_true",
+                help="encode every chunk again instead of using stored vectors",
+            )
+            p.add_argument(
+                "--backend",
+                action="append",
+                metavar="NAME",
+                help="switch the backend (needs --reembed): " + BACKEND_HELP.replace("; default torch", ""),
+            )
+            p.add_argument(
+                "--lock-timeout", type=float, default=0.0, help="seconds to wait for another writer"
+            )
         elif name == "export":
             p.add_argument("--out", type=Path, help="output file (default: standard output)")
         p.set_defaults(handler=globals()[f"cmd_{name}"])
@@ -255,21 +346,41 @@ def _emit(args: argparse.Namespace, data, text: str | None = None) -> None:
 def _open(args: argparse.Namespace, read_only: bool, **kw):
     from indexer import Collection
 
-    return Collection.open(args.dir, read_only=read_only, threads=args.threads, show_progress=not args.quiet, **kw)
+    return Collection.open(
+        args.dir, read_only=read_only, threads=args.threads, show_progress=not args.quiet, **kw
+    )
 
 
 def cmd_create(args: argparse.Namespace) -> int:
     from indexer import Collection, CollectionSettings
 
-    settings = CollectionSettings(chunk_tokens=args.chunk_tokens, chunk_overlap=args.chunk_overlap,
-                                  max_chars=args.max_chars, embed_title=args.embed_title)
-    with Collection.create(args.dir, args.models, index_type=args.index_type or "flat", db_url=args.db_url,
-                           index_params=_params_of(args), settings=settings, threads=args.threads,
-                           show_progress=not args.quiet, trust_remote_code=args.trust_remote_code,
-                           backends=_backends_of(args.backend)) as col:
+    settings = CollectionSettings(
+        chunk_tokens=args.chunk_tokens,
+        chunk_overlap=args.chunk_overlap,
+        max_chars=args.max_chars,
+        embed_title=args.embed_title,
+    )
+    with Collection.create(
+        args.dir,
+        args.models,
+        index_type=args.index_type or "flat",
+        db_url=args.db_url,
+        index_params=_params_of(args),
+        settings=settings,
+        threads=args.threads,
+        show_progress=not args.quiet,
+        trust_remote_code=args.trust_remote_code,
+        backends=_backends_of(args.backend),
+    ) as col:
         info = col.info()
-    _emit(args, info, f"created {info['path']} with {len(info['models'])} model(s): "
-          + ", ".join(f"{m['spec']} ({m['dim']}-dim, {m['index_type']}, {m['backend']})" for m in info["models"]))
+    _emit(
+        args,
+        info,
+        f"created {info['path']} with {len(info['models'])} model(s): "
+        + ", ".join(
+            f"{m['spec']} ({m['dim']}-dim, {m['index_type']}, {m['backend']})" for m in info["models"]
+        ),
+    )
     return 0
 
 
@@ -290,11 +401,17 @@ def _ingest(args: argparse.Namespace, upsert: bool) -> int:
 
     with tempfile.TemporaryDirectory(prefix="indexer-stdin-") as tmp:
         files = _stdin_files(list(args.files), Path(tmp))
-        with _open(args, read_only=False, batch_size=args.batch_size, commit_every=args.commit_every,
-                   lock_timeout=args.lock_timeout) as col:
+        with _open(
+            args,
+            read_only=False,
+            batch_size=args.batch_size,
+            commit_every=args.commit_every,
+            lock_timeout=args.lock_timeout,
+        ) as col:
             with col.lock():
-                summary = col.add_files(files, on_error=args.on_error, lang=args.lang, rejects=args.rejects,
-                                        upsert=upsert)
+                summary = col.add_files(
+                    files, on_error=args.on_error, lang=args.lang, rejects=args.rejects, upsert=upsert
+                )
     for line in summary.problems[:5]:
         print(f"rejected {line}", file=sys.stderr)
     _emit(args, summary.to_dict(), str(summary))
@@ -313,7 +430,11 @@ def cmd_delete(args: argparse.Namespace) -> int:
     ids = list(args.ids)
     if args.ids_file:
         try:
-            ids += [line.strip() for line in args.ids_file.read_text(encoding="utf-8").splitlines() if line.strip()]
+            ids += [
+                line.strip()
+                for line in args.ids_file.read_text(encoding="utf-8").splitlines()
+                if line.strip()
+            ]
         except (OSError, UnicodeDecodeError) as exc:
             raise DataError(args.ids_file, None, f"cannot read ids ({exc})") from None
     if not ids:
@@ -358,7 +479,9 @@ def cmd_search(args: argparse.Namespace) -> int:
     print(f"model {model}")
     print(f"{'#':>3}  {'score':<6}  {'lang':<4}  {'id':<{id_w}}  {'title':<{title_w}}  snippet")
     for h in hits:
-        head = f"{h.rank:>3}  {h.score:<6.4f}  {h.lang:<4}  {_fit(h.doc_id, id_w)}  {_fit(h.title, title_w)}  "
+        head = (
+            f"{h.rank:>3}  {h.score:<6.4f}  {h.lang:<4}  {_fit(h.doc_id, id_w)}  {_fit(h.title, title_w)}  "
+        )
         print(head + _fit(_one_line(h.snippet), max(width - len(head), 30)).rstrip())
     return 0
 
@@ -383,16 +506,20 @@ def cmd_info(args: argparse.Namespace) -> int:
     print(f"documents    {info['documents']} in {len(info['languages'])} language(s): {langs}")
     print(f"chunks       {info['chunks']} ({info['pending_chunks']} pending)")
     s = info["settings"]
-    print(f"chunking     {s['chunk_tokens']} tokens, overlap {s['chunk_overlap']}, title embedded: {s['embed_title']}")
+    print(
+        f"chunking     {s['chunk_tokens']} tokens, overlap {s['chunk_overlap']}, title embedded: {s['embed_title']}"
+    )
     print(f"created      {info['created_at']}")
     print(f"last update  {info['last_update']}")
     print("models")
     for m in info["models"]:
         print(f"  {m['name']}  ({m['spec']}, {m['dim']}-dim, backend {m['backend']})")
         kind = m["index_type"] if m["index_type"] == m["factory"] else f"{m['index_type']} ({m['factory']})"
-        print(f"    index {kind}: {m['vectors']} vectors, {m['tombstones']} tombstones, {_size(m['index_bytes'])}; "
-              f"stored vectors {_size(m['stored_vector_bytes'])} in {m['segments']} segment(s); "
-              f"generation {m['generation']}, updated {m['updated_at']}")
+        print(
+            f"    index {kind}: {m['vectors']} vectors, {m['tombstones']} tombstones, {_size(m['index_bytes'])}; "
+            f"stored vectors {_size(m['stored_vector_bytes'])} in {m['segments']} segment(s); "
+            f"generation {m['generation']}, updated {m['updated_at']}"
+        )
         if m["broken"]:
             print(f"    PROBLEM: {m['broken']}")
     return 0
@@ -419,20 +546,32 @@ def cmd_verify(args: argparse.Namespace) -> int:
             print(f"note     {line}")
         st = report.stats
         verdict = "OK" if report.ok else f"{len(report.problems)} problem(s)"
-        print(f"{verdict}: {st.get('documents', 0)} documents, {st.get('chunks', 0)} chunks, "
-              f"{sum(1 for k in st if isinstance(st[k], dict))} model index(es) checked")
+        print(
+            f"{verdict}: {st.get('documents', 0)} documents, {st.get('chunks', 0)} chunks, "
+            f"{sum(1 for k in st if isinstance(st[k], dict))} model index(es) checked"
+        )
     return 0 if report.ok else 1
 
 
 def cmd_rebuild(args: argparse.Namespace) -> int:
     with _open(args, read_only=False, lock_timeout=args.lock_timeout) as col:
-        col.rebuild(args.index_type, models=args.models, reembed=args.reembed, index_params=_params_of(args) or None,
-                    backend=_backends_of(args.backend))
+        col.rebuild(
+            args.index_type,
+            models=args.models,
+            reembed=args.reembed,
+            index_params=_params_of(args) or None,
+            backend=_backends_of(args.backend),
+        )
         info = col.info()
-    _emit(args, info["models"], "\n".join(
-        f"{m['name']}: {m['index_type']} ({m['factory']}), {m['vectors']} vectors, {_size(m['index_bytes'])}, "
-        f"backend {m['backend']}"
-        for m in info["models"]))
+    _emit(
+        args,
+        info["models"],
+        "\n".join(
+            f"{m['name']}: {m['index_type']} ({m['factory']}), {m['vectors']} vectors, {_size(m['index_bytes'])}, "
+            f"backend {m['backend']}"
+            for m in info["models"]
+        ),
+    )
     return 0
 
 

@@ -111,9 +111,16 @@ class Hit:
 
     def to_dict(self, with_text: bool = False) -> dict[str, Any]:
         d = {
-            "id": self.doc_id, "lang": self.lang, "title": self.title, "score": round(self.score, 6),
-            "snippet": self.snippet, "rank": self.rank, "chunk_id": self.chunk_id,
-            "chunk_start": self.chunk_start, "chunk_end": self.chunk_end, "model": self.model,
+            "id": self.doc_id,
+            "lang": self.lang,
+            "title": self.title,
+            "score": round(self.score, 6),
+            "snippet": self.snippet,
+            "rank": self.rank,
+            "chunk_id": self.chunk_id,
+            "chunk_start": self.chunk_start,
+            "chunk_end": self.chunk_end,
+            "model": self.model,
             "metadata": self.metadata,
         }
         if with_text:
@@ -162,7 +169,9 @@ class DeleteSummary:
     def __str__(self) -> str:
         text = f"{len(self.deleted)} deleted"
         if self.not_found:
-            text += f"; not in the collection: {', '.join(self.not_found[:10])}" + (" ..." if len(self.not_found) > 10 else "")
+            text += f"; not in the collection: {', '.join(self.not_found[:10])}" + (
+                " ..." if len(self.not_found) > 10 else ""
+            )
         return text
 
 
@@ -214,16 +223,42 @@ class _Model:
         return f"m{self.id}"
 
     def update_from(self, row: ModelRow) -> None:
-        for name in ("spec", "name", "dim", "normalize", "factory", "generation", "index_file", "index_bytes",
-                     "index_crc32", "ntotal", "tombstones", "updated_at"):
+        for name in (
+            "spec",
+            "name",
+            "dim",
+            "normalize",
+            "factory",
+            "generation",
+            "index_file",
+            "index_bytes",
+            "index_crc32",
+            "ntotal",
+            "tombstones",
+            "updated_at",
+        ):
             setattr(self, name, getattr(row, name))
         self.backend = row.__dict__.get("backend") or "torch"  # not loaded: a collection older than backends
         self.index_spec = IndexSpec.from_dict(row.index_spec)
 
     @classmethod
     def from_row(cls, row: ModelRow) -> _Model:
-        m = cls(id=row.id, spec="", name="", dim=0, normalize=True, index_spec=IndexSpec(), factory="",
-                generation=-1, index_file=None, index_bytes=0, index_crc32=0, ntotal=0, tombstones=0, updated_at=None)
+        m = cls(
+            id=row.id,
+            spec="",
+            name="",
+            dim=0,
+            normalize=True,
+            index_spec=IndexSpec(),
+            factory="",
+            generation=-1,
+            index_file=None,
+            index_bytes=0,
+            index_crc32=0,
+            ntotal=0,
+            tombstones=0,
+            updated_at=None,
+        )
         m.update_from(row)
         m.generation = -1  # not loaded yet
         return m
@@ -286,7 +321,9 @@ class Collection:
     ) -> None:
         import threading
 
-        _check_limits(batch_size=batch_size, threads=threads, commit_every=commit_every, lock_timeout=lock_timeout)
+        _check_limits(
+            batch_size=batch_size, threads=threads, commit_every=commit_every, lock_timeout=lock_timeout
+        )
         self.path = path
         self.db_url = db_url
         self.read_only = read_only
@@ -345,7 +382,9 @@ class Collection:
         """
         path = Path(path).expanduser().resolve()
         if (path / COLLECTION_FILE).exists():
-            raise CollectionExistsError(f"{path} is already a collection; open it, or delete the directory first")
+            raise CollectionExistsError(
+                f"{path} is already a collection; open it, or delete the directory first"
+            )
         specs = [normalize_spec(m) for m in models]
         if not specs:
             raise IndexerError("a collection needs at least one model (--model SPEC)")
@@ -370,8 +409,17 @@ class Collection:
         except OSError as exc:
             raise ReadOnlyError(f"cannot create {path} ({exc.strerror})") from None
         url = db_url or f"sqlite:///{path / DB_FILE}"
-        col = cls(path, url, read_only=False, encoders=encoders, threads=threads, commit_every=commit_every,
-                  show_progress=show_progress, lock_timeout=0.0, batch_size=batch_size)
+        col = cls(
+            path,
+            url,
+            read_only=False,
+            encoders=encoders,
+            threads=threads,
+            commit_every=commit_every,
+            show_progress=show_progress,
+            lock_timeout=0.0,
+            batch_size=batch_size,
+        )
         made_schema = ours = False
         try:
             col._trusted = set(specs) if trust_remote_code else set()
@@ -391,25 +439,37 @@ class Collection:
                 now = utcnow()
                 (path / INDEX_DIR).mkdir(exist_ok=True)
                 with Session(col.engine) as s, s.begin():
-                    s.add_all([
-                        MetaRow(key="schema_version", value=SCHEMA_VERSION),
-                        MetaRow(key="uid", value=uid),
-                        MetaRow(key="settings", value=settings.to_dict()),
-                        MetaRow(key="created_at", value=now.isoformat()),
-                        MetaRow(key="last_update", value=None),
-                        MetaRow(key=TRUSTED_META, value=sorted(col._trusted)),
-                    ])
+                    s.add_all(
+                        [
+                            MetaRow(key="schema_version", value=SCHEMA_VERSION),
+                            MetaRow(key="uid", value=uid),
+                            MetaRow(key="settings", value=settings.to_dict()),
+                            MetaRow(key="created_at", value=now.isoformat()),
+                            MetaRow(key="last_update", value=None),
+                            MetaRow(key=TRUSTED_META, value=sorted(col._trusted)),
+                        ]
+                    )
                     names: set[str] = set()
                     for sp, enc in encs.items():
                         name = _model_name(sp)
                         if name in names:
                             name = f"{name}#{len(names) + 1}"
                         names.add(name)
-                        s.add(ModelRow(
-                            spec=sp, name=name, dim=enc.dim, normalize=bool(enc.normalize), backend=chosen[sp],
-                            query_prompt=enc.prompt("query"), passage_prompt=enc.prompt("passage"),
-                            index_spec=spec.to_dict(), factory="", generation=0, index_file=None,
-                        ))
+                        s.add(
+                            ModelRow(
+                                spec=sp,
+                                name=name,
+                                dim=enc.dim,
+                                normalize=bool(enc.normalize),
+                                backend=chosen[sp],
+                                query_prompt=enc.prompt("query"),
+                                passage_prompt=enc.prompt("passage"),
+                                index_spec=spec.to_dict(),
+                                factory="",
+                                generation=0,
+                                index_file=None,
+                            )
+                        )
                 col._load_state()
                 # An empty first generation, so every model always has a committed index file.
                 for m in col._models.values():
@@ -451,8 +511,17 @@ class Collection:
             raise CollectionNotFoundError(f"the database {db_file} of {path} is missing")
         if not read_only:
             layout.check_writable(path, db_file)
-        col = cls(path, url, read_only=read_only, encoders=encoders, threads=threads, commit_every=commit_every,
-                  show_progress=show_progress, lock_timeout=lock_timeout, batch_size=batch_size)
+        col = cls(
+            path,
+            url,
+            read_only=read_only,
+            encoders=encoders,
+            threads=threads,
+            commit_every=commit_every,
+            show_progress=show_progress,
+            lock_timeout=lock_timeout,
+            batch_size=batch_size,
+        )
         try:
             if not existing_tables(col.engine):
                 raise CollectionNotFoundError(f"the database {masked_url(url)} of {path} holds no collection")
@@ -464,11 +533,17 @@ class Collection:
                     f"the database {masked_url(url)} belongs to another collection than {path} (uid differs)"
                 )
             if version is None or version.value != SCHEMA_VERSION:
-                raise IndexerError(f"{path} has schema version {version and version.value}; this indexer reads {SCHEMA_VERSION}")
+                raise IndexerError(
+                    f"{path} has schema version {version and version.value}; this indexer reads {SCHEMA_VERSION}"
+                )
             missing = upgrade_schema(col.engine, read_only=read_only)
             if missing:
-                log.info("%s: predates column(s) %s: its models run on torch%s", path, ", ".join(missing),
-                         "" if read_only else " (column added)")
+                log.info(
+                    "%s: predates column(s) %s: its models run on torch%s",
+                    path,
+                    ", ".join(missing),
+                    "" if read_only else " (column added)",
+                )
                 col._legacy_columns = set(missing) if read_only else set()
             col._load_state()
             if not read_only and reconcile:
@@ -534,7 +609,8 @@ class Collection:
             if wanted in (m.spec, m.name) or model in (m.spec, m.name):
                 return m
         raise UnknownModelError(
-            f"model {model!r} is not in this collection; its models are: " + ", ".join(m.spec for m in ordered)
+            f"model {model!r} is not in this collection; its models are: "
+            + ", ".join(m.spec for m in ordered)
         )
 
     def _model_rows(self):
@@ -555,8 +631,9 @@ class Collection:
             from distill.models import ModelNotFoundError, load_encoder
 
             try:
-                self._encoders[spec] = load_encoder(spec, threads=self.threads, backend=backend,
-                                                    trust_remote_code=spec in self._trusted)
+                self._encoders[spec] = load_encoder(
+                    spec, threads=self.threads, backend=backend, trust_remote_code=spec in self._trusted
+                )
             except (ModelNotFoundError, OSError, ValueError) as exc:
                 raise IndexerError(f"cannot load model {spec!r} ({backend}): {exc}") from None
             self._encoder_backends[spec] = backend
@@ -579,7 +656,9 @@ class Collection:
             budget = self.settings.chunk_tokens
             for enc in encs:
                 prompt = enc.prompt("passage")
-                prompt_tokens = len(enc.tokenizer(prompt, add_special_tokens=False)["input_ids"]) if prompt else 0
+                prompt_tokens = (
+                    len(enc.tokenizer(prompt, add_special_tokens=False)["input_ids"]) if prompt else 0
+                )
                 budget = min(budget, enc.max_seq_length - prompt_tokens - 2)
             self._chunker = Chunker([e.tokenizer for e in encs], max(budget, 8), self.settings.chunk_overlap)
         return self._chunker
@@ -598,7 +677,9 @@ class Collection:
         """Bring the in-memory indexes to the committed generations; True if anything changed."""
         with Session(self.engine) as s:
             rows = s.scalars(self._model_rows()).all()
-            segs = s.execute(select(SegmentRow.model_id, SegmentRow.name, SegmentRow.rows).order_by(SegmentRow.id)).all()
+            segs = s.execute(
+                select(SegmentRow.model_id, SegmentRow.name, SegmentRow.rows).order_by(SegmentRow.id)
+            ).all()
         changed, raced = False, False
         for row in rows:
             m = self._models.get(row.id)
@@ -637,7 +718,10 @@ class Collection:
             m.broken = str(exc)
             return
         if m.index.d != m.dim:
-            m.index, m.broken = None, f"index file {m.index_file} has dimension {m.index.d}, the collection {m.dim}"
+            m.index, m.broken = (
+                None,
+                f"index file {m.index_file} has dimension {m.index.d}, the collection {m.dim}",
+            )
 
     def _reload(self) -> None:
         """Forget staged changes: back to the committed state (after a failed write)."""
@@ -678,7 +762,13 @@ class Collection:
         if any(m.index is None for m in self._models.values()):
             return True
         with Session(self.engine) as s:
-            return bool(s.scalar(select(func.count()).select_from(ChunkRow).where(ChunkRow.state == ChunkState.PENDING.value)))
+            return bool(
+                s.scalar(
+                    select(func.count())
+                    .select_from(ChunkRow)
+                    .where(ChunkRow.state == ChunkState.PENDING.value)
+                )
+            )
 
     @contextmanager
     def lock(self) -> Iterator[None]:
@@ -690,36 +780,71 @@ class Collection:
         finally:
             self._lock.release()
 
-    def add(self, docs: Iterable[Document | dict], on_error: str | OnError = OnError.FAIL, *,
-            rejects: str | Path | None = None) -> AddSummary:
+    def add(
+        self,
+        docs: Iterable[Document | dict],
+        on_error: str | OnError = OnError.FAIL,
+        *,
+        rejects: str | Path | None = None,
+    ) -> AddSummary:
         """Add documents (`Document`s or dicts with the fields of a JSONL line); an unchanged document
         (same content hash) is a no-op, a changed one is updated."""
         items = list(docs)
-        return self._ingest([("<documents>", lambda: records_from_documents(items))], on_error, rejects, upsert=True)
+        return self._ingest(
+            [("<documents>", lambda: records_from_documents(items))], on_error, rejects, upsert=True
+        )
 
-    def update(self, docs: Iterable[Document | dict], on_error: str | OnError = OnError.FAIL, *,
-               rejects: str | Path | None = None) -> AddSummary:
+    def update(
+        self,
+        docs: Iterable[Document | dict],
+        on_error: str | OnError = OnError.FAIL,
+        *,
+        rejects: str | Path | None = None,
+    ) -> AddSummary:
         """Update existing documents; an id not in the collection is bad input (use `add`)."""
         items = list(docs)
-        return self._ingest([("<documents>", lambda: records_from_documents(items))], on_error, rejects, upsert=False)
+        return self._ingest(
+            [("<documents>", lambda: records_from_documents(items))], on_error, rejects, upsert=False
+        )
 
-    def add_files(self, paths: Sequence[str | Path], on_error: str | OnError = OnError.FAIL, *,
-                  lang: str | None = None, rejects: str | Path | None = None, upsert: bool = True) -> AddSummary:
+    def add_files(
+        self,
+        paths: Sequence[str | Path],
+        on_error: str | OnError = OnError.FAIL,
+        *,
+        lang: str | None = None,
+        rejects: str | Path | None = None,
+        upsert: bool = True,
+    ) -> AddSummary:
         """`add` (or with `upsert=False`, `update`) from JSONL/CSV/TSV/TXT files.
 
         A missing input, a directory, or two `.txt` files that would get the same id are errors in
         every `on_error` mode, before anything is written: they are mistakes in the command, not bad records."""
-        problems = [f"{rec.where}: {rec.error}" for p in paths if not Path(p).is_file()
-                    for rec in read_records(p, lang=lang)]
+        problems = [
+            f"{rec.where}: {rec.error}"
+            for p in paths
+            if not Path(p).is_file()
+            for rec in read_records(p, lang=lang)
+        ]
         problems += txt_id_clashes(paths)
         if problems:
-            raise InputError("nothing was written:\n  " + "\n  ".join(problems) if len(problems) > 1
-                             else f"{problems[0]}; nothing was written", problems)
+            raise InputError(
+                "nothing was written:\n  " + "\n  ".join(problems)
+                if len(problems) > 1
+                else f"{problems[0]}; nothing was written",
+                problems,
+            )
         sources = [(str(p), (lambda p=p: read_records(p, lang=lang))) for p in paths]
         return self._ingest(sources, on_error, rejects, upsert=upsert)
 
-    def _ingest(self, sources: list[tuple[str, Callable[[], Iterable[Record]]]], on_error: str | OnError,
-                rejects: str | Path | None, *, upsert: bool) -> AddSummary:
+    def _ingest(
+        self,
+        sources: list[tuple[str, Callable[[], Iterable[Record]]]],
+        on_error: str | OnError,
+        rejects: str | Path | None,
+        *,
+        upsert: bool,
+    ) -> AddSummary:
         on_error = OnError(on_error)
         summary = AddSummary()
         start = time.perf_counter()
@@ -728,10 +853,17 @@ class Collection:
             with self._writing():
                 self._chunker_for()  # loads every model now: a model that fails to load fails before any write
                 for source, make_records in sources:
-                    total = self._prevalidate(source, make_records, upsert) if on_error == OnError.FAIL else None
+                    total = (
+                        self._prevalidate(source, make_records, upsert) if on_error == OnError.FAIL else None
+                    )
                     validator = Validator(self.settings.max_chars)
                     batch: list[Record] = []
-                    bar = tqdm(desc=f"add {Path(source).name}", unit="doc", total=total, disable=not self.show_progress)
+                    bar = tqdm(
+                        desc=f"add {Path(source).name}",
+                        unit="doc",
+                        total=total,
+                        disable=not self.show_progress,
+                    )
                     for rec in make_records():
                         validator.check(rec)
                         if rec.error:
@@ -771,7 +903,11 @@ class Collection:
             count += 1
         if not upsert and ids:
             known = self._existing_ext_ids(ids)
-            problems += [f"{source}: document id {i!r} is not in the collection (use `add`)" for i in ids if i not in known]
+            problems += [
+                f"{source}: document id {i!r} is not in the collection (use `add`)"
+                for i in ids
+                if i not in known
+            ]
         if problems:
             shown = "\n  ".join(problems[:10])
             more = f"\n  ... and {len(problems) - 10} more" if len(problems) > 10 else ""
@@ -815,7 +951,10 @@ class Collection:
         unknown: list[Record] = []
         now = utcnow()
         with Session(self.engine) as s, s.begin():
-            existing = {r.ext_id: r for r in s.scalars(select(DocumentRow).where(DocumentRow.ext_id.in_([d.id for d in docs])))}
+            existing = {
+                r.ext_id: r
+                for r in s.scalars(select(DocumentRow).where(DocumentRow.ext_id.in_([d.id for d in docs])))
+            }
             to_chunk: list[tuple[DocumentRow, Document]] = []
             for rec, doc in zip(batch, docs, strict=True):
                 row = existing.get(doc.id)
@@ -835,8 +974,16 @@ class Collection:
                     row.meta, row.content_hash, row.updated_at = dict(doc.metadata), digest, now
                     summary.updated += 1
                 else:
-                    row = DocumentRow(ext_id=doc.id, lang=doc.lang, title=doc.title or "", text=doc.text,
-                                      meta=dict(doc.metadata), content_hash=digest, created_at=now, updated_at=now)
+                    row = DocumentRow(
+                        ext_id=doc.id,
+                        lang=doc.lang,
+                        title=doc.title or "",
+                        text=doc.text,
+                        meta=dict(doc.metadata),
+                        content_hash=digest,
+                        created_at=now,
+                        updated_at=now,
+                    )
                     s.add(row)
                     existing[doc.id] = row
                     summary.added += 1
@@ -852,8 +999,19 @@ class Collection:
                     text = doc.text[sp.start : sp.end]
                     if title:
                         text = f"{title}\n{text}"
-                    rows.append((ChunkRow(doc_id=row.id, position=pos, start=sp.start, end=sp.end, lang=doc.lang,
-                                          state=ChunkState.PENDING.value), text))
+                    rows.append(
+                        (
+                            ChunkRow(
+                                doc_id=row.id,
+                                position=pos,
+                                start=sp.start,
+                                end=sp.end,
+                                lang=doc.lang,
+                                state=ChunkState.PENDING.value,
+                            ),
+                            text,
+                        )
+                    )
             s.add_all([r for r, _ in rows])
             s.flush()
             new_chunks = [(r.id, t) for r, t in rows]
@@ -874,8 +1032,14 @@ class Collection:
                 self._titles.clear()
         cut, was_cut = self._titles[title]
         if was_cut and doc_id is not None:
-            log.warning("document %s: its title is embedded only up to %r (at most 1/%d of the %d-token chunk "
-                        "budget goes to the title)", doc_id, cut[-40:], TITLE_SHARE, self._chunker_for().budget)
+            log.warning(
+                "document %s: its title is embedded only up to %r (at most 1/%d of the %d-token chunk "
+                "budget goes to the title)",
+                doc_id,
+                cut[-40:],
+                TITLE_SHARE,
+                self._chunker_for().budget,
+            )
         return cut
 
     def _embed(self, m: _Model, texts: list[str], summary: AddSummary | None = None) -> np.ndarray:
@@ -883,10 +1047,14 @@ class Collection:
         t0 = time.perf_counter()
         vecs = enc.encode(texts, batch_size=self.batch_size, prefix="passage")
         if summary is not None:
-            summary.encode_seconds[m.spec] = summary.encode_seconds.get(m.spec, 0.0) + time.perf_counter() - t0
+            summary.encode_seconds[m.spec] = (
+                summary.encode_seconds.get(m.spec, 0.0) + time.perf_counter() - t0
+            )
         return _l2_normalize(vecs)
 
-    def _stage(self, chunks: list[tuple[int, str]], removed: np.ndarray, summary: AddSummary | None = None) -> None:
+    def _stage(
+        self, chunks: list[tuple[int, str]], removed: np.ndarray, summary: AddSummary | None = None
+    ) -> None:
         """Embed `chunks` with every model and add them (and remove `removed`) in memory."""
         ids = np.array([c for c, _ in chunks], dtype=np.int64)
         texts = [t for _, t in chunks]
@@ -932,22 +1100,40 @@ class Collection:
                 nbytes, crc = faiss_index.save(m.index, self.path / INDEX_DIR / name)
                 new_files.append(self.path / INDEX_DIR / name)
                 written.append((m, gen, name, nbytes, crc, seg, rows))
-            chunk_ids = np.concatenate(self._staged_chunk_ids) if self._staged_chunk_ids else np.array([], np.int64)
+            chunk_ids = (
+                np.concatenate(self._staged_chunk_ids) if self._staged_chunk_ids else np.array([], np.int64)
+            )
             now = utcnow()
             with Session(self.engine) as s, s.begin():
                 for m, gen, name, nbytes, crc, seg, rows in written:
-                    s.execute(update(ModelRow).where(ModelRow.id == m.id).values(
-                        generation=gen, index_file=name, index_bytes=nbytes, index_crc32=crc, ntotal=int(m.index.ntotal),
-                        tombstones=m.tombstones, factory=m.factory, index_spec=m.index_spec.to_dict(), dim=m.dim,
-                        updated_at=now,
-                    ))
+                    s.execute(
+                        update(ModelRow)
+                        .where(ModelRow.id == m.id)
+                        .values(
+                            generation=gen,
+                            index_file=name,
+                            index_bytes=nbytes,
+                            index_crc32=crc,
+                            ntotal=int(m.index.ntotal),
+                            tombstones=m.tombstones,
+                            factory=m.factory,
+                            index_spec=m.index_spec.to_dict(),
+                            dim=m.dim,
+                            updated_at=now,
+                        )
+                    )
                     if seg:
                         s.add(SegmentRow(model_id=m.id, name=seg, rows=rows, created_at=now))
                 if mark_all:
-                    s.execute(update(ChunkRow).where(ChunkRow.state == ChunkState.PENDING.value)
-                              .values(state=ChunkState.INDEXED.value))
+                    s.execute(
+                        update(ChunkRow)
+                        .where(ChunkRow.state == ChunkState.PENDING.value)
+                        .values(state=ChunkState.INDEXED.value)
+                    )
                 for part in _batched(chunk_ids.tolist(), SQL_IN_BATCH):
-                    s.execute(update(ChunkRow).where(ChunkRow.id.in_(part)).values(state=ChunkState.INDEXED.value))
+                    s.execute(
+                        update(ChunkRow).where(ChunkRow.id.in_(part)).values(state=ChunkState.INDEXED.value)
+                    )
                 s.merge(MetaRow(key="last_update", value=now.isoformat()))
         except BaseException:
             for p in new_files:  # never committed: not referenced by anything
@@ -980,20 +1166,32 @@ class Collection:
             n = int(m.index.ntotal) - m.tombstones
             kind = m.index_spec.resolve(n)
             upgrade = m.factory == "Flat" and kind != IndexKind.FLAT and n >= self._min_train(m, n)
-            too_many_tombstones = m.tombstones > max(TOMBSTONE_REBUILD * m.index.ntotal, 0) and m.tombstones > 0
+            too_many_tombstones = (
+                m.tombstones > max(TOMBSTONE_REBUILD * m.index.ntotal, 0) and m.tombstones > 0
+            )
             # Many small adds leave many small segments; a rebuild writes one compacted segment.
             too_many_segments = len(m.segments) > MAX_SEGMENTS
             outgrown = m.index_spec.outgrown(m.factory, n)
             if upgrade or too_many_tombstones or too_many_segments or outgrown:
-                log.info("rebuilding the index of %s (upgrade %s, tombstones %d, segments %d, outgrown %s)", m.spec,
-                         upgrade, m.tombstones, len(m.segments), outgrown)
+                log.info(
+                    "rebuilding the index of %s (upgrade %s, tombstones %d, segments %d, outgrown %s)",
+                    m.spec,
+                    upgrade,
+                    m.tombstones,
+                    len(m.segments),
+                    outgrown,
+                )
                 try:
                     self._rebuild_model(m)
                 except (IndexerError, ValueError) as exc:
                     # The commit before this stands; an index type that cannot be built (recorded by an
                     # older version) must not turn every later write into an error.
-                    log.warning("%s: the index stays %s: %s (`indexer rebuild --index-type` switches it)",
-                                m.name, m.factory, exc)
+                    log.warning(
+                        "%s: the index stays %s: %s (`indexer rebuild --index-type` switches it)",
+                        m.name,
+                        m.factory,
+                        exc,
+                    )
                     self._reload_model(m)
 
     def _reload_model(self, m: _Model) -> None:
@@ -1036,7 +1234,9 @@ class Collection:
             removed: list[int] = []
             with Session(self.engine) as s, s.begin():
                 for part in _batched(wanted, SQL_IN_BATCH):
-                    rows = s.execute(select(DocumentRow.id, DocumentRow.ext_id).where(DocumentRow.ext_id.in_(part))).all()
+                    rows = s.execute(
+                        select(DocumentRow.id, DocumentRow.ext_id).where(DocumentRow.ext_id.in_(part))
+                    ).all()
                     doc_ids = [r.id for r in rows]
                     summary.deleted += [r.ext_id for r in rows]
                     if doc_ids:
@@ -1063,15 +1263,26 @@ class Collection:
         titled = self.settings.embed_title
         with Session(self.engine) as s:
             for part in _batched(ids.tolist(), SQL_IN_BATCH):
-                q = (select(ChunkRow.id, ChunkRow.start, ChunkRow.end, DocumentRow.title, DocumentRow.text)
-                     .join(DocumentRow, DocumentRow.id == ChunkRow.doc_id).where(ChunkRow.id.in_(part)))
+                q = (
+                    select(ChunkRow.id, ChunkRow.start, ChunkRow.end, DocumentRow.title, DocumentRow.text)
+                    .join(DocumentRow, DocumentRow.id == ChunkRow.doc_id)
+                    .where(ChunkRow.id.in_(part))
+                )
                 for cid, a, b, title, text in s.execute(q):
-                    out[cid] = f"{self._embedded_title(title)}\n{text[a:b]}" if titled and title else text[a:b]
+                    out[cid] = (
+                        f"{self._embedded_title(title)}\n{text[a:b]}" if titled and title else text[a:b]
+                    )
         return [(i, out[i]) for i in ids.tolist() if i in out]
 
-    def rebuild(self, index_type: str | IndexSpec | None = None, *, models: Sequence[str] | None = None,
-                reembed: bool = False, index_params: dict[str, Any] | None = None,
-                backend: str | Mapping[str, str] | None = None) -> None:
+    def rebuild(
+        self,
+        index_type: str | IndexSpec | None = None,
+        *,
+        models: Sequence[str] | None = None,
+        reembed: bool = False,
+        index_params: dict[str, Any] | None = None,
+        backend: str | Mapping[str, str] | None = None,
+    ) -> None:
         """Rebuild the index of each model (or of `models`) from the stored vectors, optionally
         switching its type; `reembed` encodes every chunk again instead (e.g. after a model changed).
         `backend` (one name, or `{spec: name}`) switches how the models run; it needs `reembed`."""
@@ -1079,7 +1290,9 @@ class Collection:
             targets = [self._model(x) for x in models] if models else list(self._models.values())
             new_backends = _backends_for([m.spec for m in targets], backend) if backend else {}
             if backend and not reembed:
-                raise IndexerError("changing the backend re-encodes every chunk: add --reembed (reembed=True)")
+                raise IndexerError(
+                    "changing the backend re-encodes every chunk: add --reembed (reembed=True)"
+                )
             for m in targets:
                 if m.spec in new_backends and new_backends[m.spec] != m.backend:
                     self._load_encoder(m.spec, new_backends[m.spec])  # fails before anything is rebuilt
@@ -1089,8 +1302,9 @@ class Collection:
                 spec = m.index_spec
                 if index_type is not None or index_params:
                     try:
-                        spec = IndexSpec.parse(index_type if index_type is not None else m.index_spec,
-                                               **(index_params or {}))
+                        spec = IndexSpec.parse(
+                            index_type if index_type is not None else m.index_spec, **(index_params or {})
+                        )
                     except ValueError as exc:
                         raise IndexerError(str(exc)) from None
                 dim = self.encoder(m.spec, allow_new_dim=True).dim if reembed else m.dim
@@ -1127,8 +1341,12 @@ class Collection:
         missing = np.setdiff1d(live, have)
         if len(missing):
             chunks = self._chunk_texts(missing)
-            for part in tqdm(list(_batched(chunks, 1024)), desc=f"encode {m.name}", unit="batch",
-                             disable=not self.show_progress or len(chunks) < 1024):
+            for part in tqdm(
+                list(_batched(chunks, 1024)),
+                desc=f"encode {m.name}",
+                unit="batch",
+                disable=not self.show_progress or len(chunks) < 1024,
+            ):
                 found_ids.append(np.array([c for c, _ in part], np.int64))
                 found_vecs.append(self._embed(m, [t for _, t in part]))
         all_ids = np.concatenate(found_ids) if found_ids else np.array([], np.int64)
@@ -1149,11 +1367,23 @@ class Collection:
                 s.execute(delete(SegmentRow).where(SegmentRow.model_id == m.id))
                 if seg:
                     s.add(SegmentRow(model_id=m.id, name=seg, rows=len(all_ids), created_at=now))
-                s.execute(update(ModelRow).where(ModelRow.id == m.id).values(
-                    generation=gen, index_file=name, index_bytes=nbytes, index_crc32=crc, ntotal=int(index.ntotal),
-                    tombstones=0, factory=factory, index_spec=m.index_spec.to_dict(), dim=m.dim, updated_at=now,
-                    backend=m.backend,
-                ))
+                s.execute(
+                    update(ModelRow)
+                    .where(ModelRow.id == m.id)
+                    .values(
+                        generation=gen,
+                        index_file=name,
+                        index_bytes=nbytes,
+                        index_crc32=crc,
+                        ntotal=int(index.ntotal),
+                        tombstones=0,
+                        factory=factory,
+                        index_spec=m.index_spec.to_dict(),
+                        dim=m.dim,
+                        updated_at=now,
+                        backend=m.backend,
+                    )
+                )
                 s.merge(MetaRow(key="last_update", value=now.isoformat()))
         except BaseException:
             path.unlink(missing_ok=True)
@@ -1162,7 +1392,13 @@ class Collection:
             raise
         old_gen = m.generation
         m.index, m.broken, m.factory, m.tombstones = index, None, factory, 0
-        m.generation, m.index_file, m.index_bytes, m.index_crc32, m.ntotal = gen, name, nbytes, crc, int(index.ntotal)
+        m.generation, m.index_file, m.index_bytes, m.index_crc32, m.ntotal = (
+            gen,
+            name,
+            nbytes,
+            crc,
+            int(index.ntotal),
+        )
         m.updated_at, m.dirty, m.staged_ids, m.staged_vecs = now, False, [], []
         for old, _ in m.segments:
             store.delete(old)
@@ -1197,7 +1433,9 @@ class Collection:
         actions: list[str] = []
         live = self._live_ids()
         with Session(self.engine) as s:
-            pending = s.scalar(select(func.count()).select_from(ChunkRow).where(ChunkRow.state == ChunkState.PENDING.value))
+            pending = s.scalar(
+                select(func.count()).select_from(ChunkRow).where(ChunkRow.state == ChunkState.PENDING.value)
+            )
         for m in list(self._models.values()):
             if m.index is None:
                 actions.append(f"{m.name}: {m.broken}; rebuilt from the stored vectors")
@@ -1228,7 +1466,9 @@ class Collection:
             if len(missing):
                 got_ids, got_vecs = [], []
                 try:
-                    for ids, vecs in SegmentStore(self._vectors_dir(m)).iter_rows([n for n, _ in m.segments], missing):
+                    for ids, vecs in SegmentStore(self._vectors_dir(m)).iter_rows(
+                        [n for n, _ in m.segments], missing
+                    ):
                         got_ids.append(ids)
                         got_vecs.append(vecs)
                 except IndexCorruptError:
@@ -1246,12 +1486,16 @@ class Collection:
                     m.staged_ids.append(ids)
                     m.staged_vecs.append(vecs)
                     m.dirty = True
-                actions.append(f"{m.name}: indexed {len(missing)} pending chunk(s) "
-                               f"({len(have)} from stored vectors, {len(rest)} re-embedded)")
+                actions.append(
+                    f"{m.name}: indexed {len(missing)} pending chunk(s) "
+                    f"({len(have)} from stored vectors, {len(rest)} re-embedded)"
+                )
         if pending or any(m.dirty for m in self._models.values()):
             self._commit(mark_all=True)
         if pending and not actions:
-            actions.append(f"marked {pending} pending chunk(s) indexed (their vectors were already committed)")
+            actions.append(
+                f"marked {pending} pending chunk(s) indexed (their vectors were already committed)"
+            )
         actions += self._remove_stray_files()
         return actions
 
@@ -1305,14 +1549,18 @@ class Collection:
     def _selector(self, langs: tuple[str, ...]) -> tuple[Any, np.ndarray, int]:
         if langs not in self._selectors:
             with Session(self.engine) as s:
-                ids = np.array(s.scalars(select(ChunkRow.id).where(ChunkRow.lang.in_(langs))).all(), dtype=np.int64)
+                ids = np.array(
+                    s.scalars(select(ChunkRow.id).where(ChunkRow.lang.in_(langs))).all(), dtype=np.int64
+                )
             sel, bitmap = faiss_index.bitmap_selector(ids) if len(ids) else (None, np.zeros(0, np.uint8))
             if len(self._selectors) > 64:
                 self._selectors.clear()
             self._selectors[langs] = (sel, bitmap, len(ids))
         return self._selectors[langs]
 
-    def search(self, query: str, model: str | None = None, k: int = 10, langs: Sequence[str] | None = None) -> list[Hit]:
+    def search(
+        self, query: str, model: str | None = None, k: int = 10, langs: Sequence[str] | None = None
+    ) -> list[Hit]:
         """The `k` best documents for `query` (each once, with its best chunk), optionally only in `langs`.
 
         Language filter: an id selector inside FAISS (a bitmap of the chunk ids in those languages),
@@ -1358,9 +1606,14 @@ class Collection:
         fetch = min(max(4 * k, 32), limit)
         factor, full = 1, False
         while True:
-            scores, ids = faiss_index.search(m.index, q, fetch, selector=selector,
-                                             ef_search=ntotal if full else max(m.index_spec.ef_search, fetch),
-                                             nprobe=ntotal if full else m.index_spec.nprobe * factor)
+            scores, ids = faiss_index.search(
+                m.index,
+                q,
+                fetch,
+                selector=selector,
+                ef_search=ntotal if full else max(m.index_spec.ef_search, fetch),
+                nprobe=ntotal if full else m.index_spec.nprobe * factor,
+            )
             found = [(int(i), float(sc)) for i, sc in zip(ids[0], scores[0], strict=True) if i >= 0]
             best = self._best_per_document(found)
             if len(best) >= k or full:
@@ -1394,9 +1647,20 @@ class Collection:
         rows = {}
         with Session(self.engine) as s:
             for part in _batched([c for c, _ in top], SQL_IN_BATCH):
-                q = (select(ChunkRow.id, ChunkRow.start, ChunkRow.end, DocumentRow.ext_id, DocumentRow.lang,
-                            DocumentRow.title, DocumentRow.text, DocumentRow.meta)
-                     .join(DocumentRow, DocumentRow.id == ChunkRow.doc_id).where(ChunkRow.id.in_(part)))
+                q = (
+                    select(
+                        ChunkRow.id,
+                        ChunkRow.start,
+                        ChunkRow.end,
+                        DocumentRow.ext_id,
+                        DocumentRow.lang,
+                        DocumentRow.title,
+                        DocumentRow.text,
+                        DocumentRow.meta,
+                    )
+                    .join(DocumentRow, DocumentRow.id == ChunkRow.doc_id)
+                    .where(ChunkRow.id.in_(part))
+                )
                 rows.update({r[0]: r for r in s.execute(q)})
         hits = []
         for cid, score in top:
@@ -1404,9 +1668,22 @@ class Collection:
             if r is None:  # deleted between the two queries
                 continue
             _, a, b, ext_id, lang, title, text, meta = r
-            hits.append(Hit(doc_id=ext_id, chunk_id=cid, score=score, lang=lang, title=title or "", snippet=text[a:b],
-                            chunk_start=a, chunk_end=b, text=text, metadata=meta or {}, rank=len(hits) + 1,
-                            model=m.spec))
+            hits.append(
+                Hit(
+                    doc_id=ext_id,
+                    chunk_id=cid,
+                    score=score,
+                    lang=lang,
+                    title=title or "",
+                    snippet=text[a:b],
+                    chunk_start=a,
+                    chunk_end=b,
+                    text=text,
+                    metadata=meta or {},
+                    rank=len(hits) + 1,
+                    model=m.spec,
+                )
+            )
         return hits
 
     # ----------------------------------------------------------------------------- inspection
@@ -1418,26 +1695,57 @@ class Collection:
             with Session(self.engine) as s:
                 docs = s.scalar(select(func.count()).select_from(DocumentRow)) or 0
                 chunks = s.scalar(select(func.count()).select_from(ChunkRow)) or 0
-                pending = s.scalar(select(func.count()).select_from(ChunkRow).where(ChunkRow.state == ChunkState.PENDING.value)) or 0
-                langs = {lang: n for lang, n in s.execute(select(DocumentRow.lang, func.count())
-                                                          .group_by(DocumentRow.lang).order_by(DocumentRow.lang))}
+                pending = (
+                    s.scalar(
+                        select(func.count())
+                        .select_from(ChunkRow)
+                        .where(ChunkRow.state == ChunkState.PENDING.value)
+                    )
+                    or 0
+                )
+                langs = {
+                    lang: n
+                    for lang, n in s.execute(
+                        select(DocumentRow.lang, func.count())
+                        .group_by(DocumentRow.lang)
+                        .order_by(DocumentRow.lang)
+                    )
+                }
                 meta = {r.key: r.value for r in s.scalars(select(MetaRow))}
             models = []
             for m in sorted(self._models.values(), key=lambda x: x.id):
                 store = SegmentStore(self._vectors_dir(m))
-                models.append({
-                    "spec": m.spec, "name": m.name, "dim": m.dim, "backend": m.backend, "index_type": m.index_spec.label(),
-                    "factory": m.factory, "index_params": m.index_spec.to_dict(), "vectors": m.ntotal - m.tombstones,
-                    "tombstones": m.tombstones, "index_bytes": m.index_bytes,
-                    "stored_vector_bytes": store.nbytes([n for n, _ in m.segments]), "segments": len(m.segments),
-                    "generation": m.generation, "index_file": m.index_file,
-                    "updated_at": m.updated_at.isoformat() if m.updated_at else None, "broken": m.broken,
-                    "trust_remote_code": m.spec in self._trusted,
-                })
+                models.append(
+                    {
+                        "spec": m.spec,
+                        "name": m.name,
+                        "dim": m.dim,
+                        "backend": m.backend,
+                        "index_type": m.index_spec.label(),
+                        "factory": m.factory,
+                        "index_params": m.index_spec.to_dict(),
+                        "vectors": m.ntotal - m.tombstones,
+                        "tombstones": m.tombstones,
+                        "index_bytes": m.index_bytes,
+                        "stored_vector_bytes": store.nbytes([n for n, _ in m.segments]),
+                        "segments": len(m.segments),
+                        "generation": m.generation,
+                        "index_file": m.index_file,
+                        "updated_at": m.updated_at.isoformat() if m.updated_at else None,
+                        "broken": m.broken,
+                        "trust_remote_code": m.spec in self._trusted,
+                    }
+                )
             return {
-                "path": str(self.path), "database": masked_url(self.db_url), "documents": docs, "chunks": chunks,
-                "pending_chunks": pending, "languages": langs, "models": models,
-                "settings": self.settings.to_dict(), "created_at": meta.get("created_at"),
+                "path": str(self.path),
+                "database": masked_url(self.db_url),
+                "documents": docs,
+                "chunks": chunks,
+                "pending_chunks": pending,
+                "languages": langs,
+                "models": models,
+                "settings": self.settings.to_dict(),
+                "created_at": meta.get("created_at"),
                 "last_update": meta.get("last_update"),
             }
 
@@ -1454,16 +1762,25 @@ class Collection:
             row = s.scalar(select(DocumentRow).where(DocumentRow.ext_id == doc_id))
             if row is None:
                 return None
-            return Document(id=row.ext_id, lang=row.lang, text=row.text, title=row.title, metadata=row.meta or {})
+            return Document(
+                id=row.ext_id, lang=row.lang, text=row.text, title=row.title, metadata=row.meta or {}
+            )
 
     def documents(self) -> Iterator[Document]:
         """Every document, in insertion order (streamed)."""
         last = 0
         while True:
             with Session(self.engine) as s:
-                rows = s.scalars(select(DocumentRow).where(DocumentRow.id > last).order_by(DocumentRow.id).limit(1000)).all()
-                batch = [(r.id, Document(id=r.ext_id, lang=r.lang, text=r.text, title=r.title, metadata=r.meta or {}))
-                         for r in rows]
+                rows = s.scalars(
+                    select(DocumentRow).where(DocumentRow.id > last).order_by(DocumentRow.id).limit(1000)
+                ).all()
+                batch = [
+                    (
+                        r.id,
+                        Document(id=r.ext_id, lang=r.lang, text=r.text, title=r.title, metadata=r.meta or {}),
+                    )
+                    for r in rows
+                ]
             if not batch:
                 return
             for _, doc in batch:
@@ -1487,15 +1804,23 @@ class Collection:
             with Session(self.engine) as s:
                 rows = s.scalars(self._model_rows()).all()
                 seg_rows = s.execute(select(SegmentRow.model_id, SegmentRow.name, SegmentRow.rows)).all()
-                chunk_rows = s.execute(select(ChunkRow.id, ChunkRow.doc_id, ChunkRow.start, ChunkRow.end, ChunkRow.state)).all()
-                doc_rows = s.execute(select(DocumentRow.id, DocumentRow.ext_id, func.length(DocumentRow.text))).all()
+                chunk_rows = s.execute(
+                    select(ChunkRow.id, ChunkRow.doc_id, ChunkRow.start, ChunkRow.end, ChunkRow.state)
+                ).all()
+                doc_rows = s.execute(
+                    select(DocumentRow.id, DocumentRow.ext_id, func.length(DocumentRow.text))
+                ).all()
             live = np.array(sorted(r.id for r in chunk_rows), dtype=np.int64)
             pending = sum(1 for r in chunk_rows if r.state != ChunkState.INDEXED.value)
             report.stats = {"documents": len(doc_rows), "chunks": len(live), "pending_chunks": pending}
             if self._lock.is_locked_elsewhere():
-                report.notes.append("another process is writing to the collection now; work in progress may show")
+                report.notes.append(
+                    "another process is writing to the collection now; work in progress may show"
+                )
             if pending:
-                report.problems.append(f"{pending} chunk(s) are pending (committed to the database, not in every index)")
+                report.problems.append(
+                    f"{pending} chunk(s) are pending (committed to the database, not in every index)"
+                )
             length = {r.id: r[2] for r in doc_rows}
             with_chunks = set()
             for r in chunk_rows:
@@ -1511,15 +1836,23 @@ class Collection:
                 self._verify_model(row, [(n, c) for mid, n, c in seg_rows if mid == row.id], live, report)
             stray = [p.name for p in (self.path / INDEX_DIR).glob("*") if p.name.endswith(TMP_SUFFIX)]
             if stray:
-                report.notes.append(f"{len(stray)} temporary file(s) left in {INDEX_DIR}/ (removed by the next writer)")
+                report.notes.append(
+                    f"{len(stray)} temporary file(s) left in {INDEX_DIR}/ (removed by the next writer)"
+                )
         return report
 
-    def _verify_model(self, row: ModelRow, segments: list[tuple[str, int]], live: np.ndarray, report: VerifyReport) -> None:
+    def _verify_model(
+        self, row: ModelRow, segments: list[tuple[str, int]], live: np.ndarray, report: VerifyReport
+    ) -> None:
         name = row.name
         try:
             if row.index_file and not _INDEX_FILE_RE.match(row.index_file):
-                raise IndexCorruptError(f"the database names an index file {row.index_file!r}, which is not an index file name")
-            index = faiss_index.load(self.path / INDEX_DIR / (row.index_file or "<none>"), row.index_bytes, row.index_crc32)
+                raise IndexCorruptError(
+                    f"the database names an index file {row.index_file!r}, which is not an index file name"
+                )
+            index = faiss_index.load(
+                self.path / INDEX_DIR / (row.index_file or "<none>"), row.index_bytes, row.index_crc32
+            )
         except IndexCorruptError as exc:
             report.problems.append(f"{name}: {exc}")
             index = None  # the stored vectors are still checked
@@ -1538,26 +1871,38 @@ class Collection:
         have = np.unique(np.concatenate(stored)) if stored else np.array([], np.int64)
         unstored = np.setdiff1d(live, have)
         if bad_segments:
-            report.notes.append(f"{name}: `indexer verify --repair` re-embeds the chunks of the {bad_segments} "
-                                "broken segment(s)")
+            report.notes.append(
+                f"{name}: `indexer verify --repair` re-embeds the chunks of the {bad_segments} "
+                "broken segment(s)"
+            )
         elif len(unstored):
-            report.problems.append(f"{name}: {len(unstored)} chunk(s) have no stored vector (a rebuild would re-encode them)")
-        report.stats[name] = {"index": row.factory, "vectors": int(index.ntotal) if index is not None else None,
-                              "tombstones": row.tombstones, "index_bytes": row.index_bytes}
+            report.problems.append(
+                f"{name}: {len(unstored)} chunk(s) have no stored vector (a rebuild would re-encode them)"
+            )
+        report.stats[name] = {
+            "index": row.factory,
+            "vectors": int(index.ntotal) if index is not None else None,
+            "tombstones": row.tombstones,
+            "index_bytes": row.index_bytes,
+        }
 
     def _verify_index(self, row: ModelRow, index, live: np.ndarray, report: VerifyReport) -> None:
         name = row.name
         if index.d != row.dim:
             report.problems.append(f"{name}: index dimension {index.d}, the collection records {row.dim}")
         if index.ntotal != row.ntotal:
-            report.problems.append(f"{name}: index holds {index.ntotal} vectors, the database records {row.ntotal}")
+            report.problems.append(
+                f"{name}: index holds {index.ntotal} vectors, the database records {row.ntotal}"
+            )
         ids = faiss_index.index_ids(index)
         if len(np.unique(ids)) != len(ids):
             report.problems.append(f"{name}: the index holds duplicate ids")
         missing = np.setdiff1d(live, ids)
         orphans = np.setdiff1d(ids, live)
         if len(missing):
-            report.problems.append(f"{name}: {len(missing)} chunk(s) are not in the index, e.g. {missing[:5].tolist()}")
+            report.problems.append(
+                f"{name}: {len(missing)} chunk(s) are not in the index, e.g. {missing[:5].tolist()}"
+            )
         if len(orphans):
             if faiss_index.supports_remove(index) or len(orphans) != row.tombstones:
                 report.problems.append(
@@ -1565,13 +1910,17 @@ class Collection:
                     + (f" ({row.tombstones} tombstones recorded)" if row.tombstones else "")
                 )
             else:
-                report.notes.append(f"{name}: {len(orphans)} tombstone(s) of deleted chunks (HNSW cannot delete; "
-                                    "`indexer rebuild` reclaims them)")
+                report.notes.append(
+                    f"{name}: {len(orphans)} tombstone(s) of deleted chunks (HNSW cannot delete; "
+                    "`indexer rebuild` reclaims them)"
+                )
         elif row.tombstones:
             report.problems.append(f"{name}: {row.tombstones} tombstones recorded, none in the index")
 
 
-def _check_limits(*, batch_size: int, threads: int | None, commit_every: int | None, lock_timeout: float) -> None:
+def _check_limits(
+    *, batch_size: int, threads: int | None, commit_every: int | None, lock_timeout: float
+) -> None:
     """Bad numbers from the command line fail before anything is opened or written."""
     if not isinstance(batch_size, int) or batch_size < 1:
         raise IndexerError(f"batch size must be >= 1, got {batch_size}")

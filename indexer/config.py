@@ -85,8 +85,9 @@ class IndexSpec:
             raise ValueError("a factory index needs a factory string")
         # FAISS builds these, then fails (IVF0: no list to probe) or aborts the process (HNSW0/1)
         # at the first add or search, after the collection committed them.
-        if self.kind == IndexKind.FACTORY and (re.search(r"(?<!\d)0+(?!\d)", self.factory)
-                                               or re.search(r"HNSW[01](?!\d)", self.factory)):
+        if self.kind == IndexKind.FACTORY and (
+            re.search(r"(?<!\d)0+(?!\d)", self.factory) or re.search(r"HNSW[01](?!\d)", self.factory)
+        ):
             raise ValueError(f"index type {self.factory!r} has a size of 0 (or HNSW with M < 2)")
 
     def resolve(self, n: int) -> IndexKind:

@@ -66,16 +66,20 @@ def storage_errors(where: object) -> Iterator[None]:
     except OSError as exc:
         target = exc.filename or where
         if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-            raise StorageError(f"no space left on the device writing {target}; {after}: free some space and "
-                               "run the command again") from None
+            raise StorageError(
+                f"no space left on the device writing {target}; {after}: free some space and "
+                "run the command again"
+            ) from None
         if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
             raise ReadOnlyError(f"cannot write {target} ({exc.strerror}); {after}") from None
         raise
     except OperationalError as exc:
         text = str(exc.orig)
         if "disk is full" in text:
-            raise StorageError(f"the database of {where} could not be written ({text}); {after}: free some "
-                               "space and run the command again") from None
+            raise StorageError(
+                f"the database of {where} could not be written ({text}); {after}: free some "
+                "space and run the command again"
+            ) from None
         if "readonly database" in text:
             raise ReadOnlyError(f"the database of {where} is read-only for this user; {after}") from None
         raise

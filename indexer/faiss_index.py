@@ -87,7 +87,9 @@ def add(index: faiss.Index, vectors: np.ndarray, ids: np.ndarray) -> None:
         return
     set_threads(bulk_threads())
     try:
-        index.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32), np.ascontiguousarray(ids, dtype=np.int64))
+        index.add_with_ids(
+            np.ascontiguousarray(vectors, dtype=np.float32), np.ascontiguousarray(ids, dtype=np.int64)
+        )
     finally:
         set_threads(1)
 
@@ -150,11 +152,15 @@ def load(path: Path, expected_bytes: int | None = None, expected_crc: int | None
             f"index file {path} is truncated or was replaced: {len(data):,} bytes, the database recorded {expected_bytes:,}"
         )
     if expected_crc is not None and zlib.crc32(data) != expected_crc:
-        raise IndexCorruptError(f"index file {path} is corrupt: its CRC-32 does not match the one recorded at commit")
+        raise IndexCorruptError(
+            f"index file {path} is corrupt: its CRC-32 does not match the one recorded at commit"
+        )
     try:
         index = faiss.deserialize_index(np.frombuffer(data, dtype=np.uint8))
     except RuntimeError as exc:
-        raise IndexCorruptError(f"index file {path} cannot be read by FAISS ({str(exc).splitlines()[-1]})") from None
+        raise IndexCorruptError(
+            f"index file {path} cannot be read by FAISS ({str(exc).splitlines()[-1]})"
+        ) from None
     # read_index already returns the concrete class; downcast_index would return a second,
     # non-owning wrapper whose object dies with this one.
     if not isinstance(index, faiss.IndexIDMap2):

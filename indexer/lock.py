@@ -75,15 +75,21 @@ class WriteLock:
             ) from None
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             os.close(fd)
-            raise IndexerError(f"{self.path} is not a regular file: remove it (it holds no data) and run the command again")
+            raise IndexerError(
+                f"{self.path} is not a regular file: remove it (it holds no data) and run the command again"
+            )
         return fd
 
     def _locked_message(self) -> str:
         info = self.holder()
-        who = (f"process {_printable(info.get('pid', '?'))} ({_printable(info.get('command', '?'))}, "
-               f"since {_printable(info.get('since', '?'))})")
-        return (f"{self.path.parent} is being written by {who}; one writer at a time: wait for it to finish "
-                "(searching it meanwhile is fine)")
+        who = (
+            f"process {_printable(info.get('pid', '?'))} ({_printable(info.get('command', '?'))}, "
+            f"since {_printable(info.get('since', '?'))})"
+        )
+        return (
+            f"{self.path.parent} is being written by {who}; one writer at a time: wait for it to finish "
+            "(searching it meanwhile is fine)"
+        )
 
     def acquire(self, timeout: float = 0.0) -> None:
         """Take the lock (re-entrant within this object); wait up to `timeout` seconds in all."""

@@ -38,7 +38,9 @@ class SegmentStore:
 
     def _checked(self, name: str) -> str:
         if not NAME_RE.match(name):
-            raise IndexCorruptError(f"the database names a vector segment {name!r}, which is not a segment name")
+            raise IndexCorruptError(
+                f"the database names a vector segment {name!r}, which is not a segment name"
+            )
         return name
 
     def vec_path(self, name: str) -> Path:
@@ -95,7 +97,9 @@ class SegmentStore:
                     f"{norms[bad[0]]:.3f}, stored vectors have norm 1"
                 )
 
-    def iter_rows(self, names: list[str], wanted: np.ndarray | None = None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    def iter_rows(
+        self, names: list[str], wanted: np.ndarray | None = None
+    ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """(ids, float32 vectors) blocks of the given segments, only ids in `wanted` (sorted) if given.
 
         A chunk id stored twice (re-embedded after a crash) is yielded once, from its last segment.
@@ -104,7 +108,9 @@ class SegmentStore:
         last: dict[int, tuple[int, int]] = {}
         all_ids = [self.ids(n) for n in names]
         for s, ids in enumerate(all_ids):
-            keep = np.isin(ids, wanted, assume_unique=False) if wanted is not None else np.ones(len(ids), bool)
+            keep = (
+                np.isin(ids, wanted, assume_unique=False) if wanted is not None else np.ones(len(ids), bool)
+            )
             for row in np.flatnonzero(keep):
                 last[int(ids[row])] = (s, int(row))
         for s, (name, ids) in enumerate(zip(names, all_ids, strict=True)):
@@ -132,4 +138,6 @@ class SegmentStore:
 
     def nbytes(self, names: list[str]) -> int:
         names = [n for n in names if NAME_RE.match(n)]
-        return sum(p.stat().st_size for n in names for p in (self.vec_path(n), self.ids_path(n)) if p.exists())
+        return sum(
+            p.stat().st_size for n in names for p in (self.vec_path(n), self.ids_path(n)) if p.exists()
+        )

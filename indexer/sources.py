@@ -88,7 +88,9 @@ def read_records(path: str | Path, *, lang: str | None = None) -> Iterator[Recor
     elif suffix == ".txt":
         yield _read_txt(path, lang)
     else:
-        yield Record(source, None, error=f"unknown file type {suffix!r}; expected one of {', '.join(FORMATS)}")
+        yield Record(
+            source, None, error=f"unknown file type {suffix!r}; expected one of {', '.join(FORMATS)}"
+        )
 
 
 def _read_jsonl(path: Path) -> Iterator[Record]:
@@ -99,7 +101,9 @@ def _read_jsonl(path: Path) -> Iterator[Record]:
                 line = raw.decode("utf-8")
             except UnicodeDecodeError as exc:
                 text = raw.decode("utf-8", errors="replace")
-                yield Record(source, number, error=f"invalid UTF-8 ({exc.reason} at byte {exc.start})", raw=text)
+                yield Record(
+                    source, number, error=f"invalid UTF-8 ({exc.reason} at byte {exc.start})", raw=text
+                )
                 continue
             if not line.strip():
                 continue
@@ -157,8 +161,12 @@ def _read_table(path: Path, delimiter: str) -> Iterator[Record]:
             except csv.Error as exc:
                 if "unexpected end of data" in str(exc):
                     # The reader is at the end of the file: nothing after the open quote is readable.
-                    yield Record(source, line, error="a quoted field opened on this line is never closed "
-                                 "(unterminated quote); the rest of the file cannot be read")
+                    yield Record(
+                        source,
+                        line,
+                        error="a quoted field opened on this line is never closed "
+                        "(unterminated quote); the rest of the file cannot be read",
+                    )
                     return
                 yield Record(source, line, error=f"malformed row ({exc})")
                 continue
@@ -194,8 +202,10 @@ def txt_id_clashes(paths: Iterable[str | Path]) -> list[str]:
         doc_id = txt_id(p)
         other = first.setdefault(doc_id, p)
         if other != p and other.resolve() != p.resolve():
-            problems.append(f"{p}: its document id {doc_id!r} is also the id of {other} (a .txt file's id is its "
-                            "name without .txt); rename one of them, or add them in separate commands to replace one")
+            problems.append(
+                f"{p}: its document id {doc_id!r} is also the id of {other} (a .txt file's id is its "
+                "name without .txt); rename one of them, or add them in separate commands to replace one"
+            )
     return problems
 
 
@@ -216,7 +226,9 @@ def _read_txt(path: Path, lang: str | None) -> Record:
         return Record(source, None, error="no language: name the file NAME.xx.txt or pass --lang xx")
     if not text.strip():
         return Record(source, None, error="field 'text' is empty")
-    return Record(source, None, doc=Document(id=doc_id, lang=doc_lang, text=text, title=doc_id), raw=text[:_RAW_KEEP])
+    return Record(
+        source, None, doc=Document(id=doc_id, lang=doc_lang, text=text, title=doc_id), raw=text[:_RAW_KEEP]
+    )
 
 
 def records_from_documents(docs: Iterable[Document | dict], source: str = "<documents>") -> Iterator[Record]:
@@ -235,7 +247,9 @@ def records_from_documents(docs: Iterable[Document | dict], source: str = "<docu
         if not isinstance(doc, Document):
             yield Record(source, number, error=f"expected a Document or a dict, got {type(doc).__name__}")
             continue
-        yield Record(source, number, doc=doc, raw=json.dumps({"id": doc.id, "lang": doc.lang}, ensure_ascii=False))
+        yield Record(
+            source, number, doc=doc, raw=json.dumps({"id": doc.id, "lang": doc.lang}, ensure_ascii=False)
+        )
 
 
 _TEXT_CONTROLS = "\t\n\r"
@@ -271,15 +285,22 @@ class Validator:
         if not isinstance(doc.text, str) or not doc.text.strip():
             return rec.reject("field 'text' is empty")
         if len(doc.text) > self.max_chars:
-            return rec.reject(f"text has {len(doc.text):,} characters, over the limit of {self.max_chars:,} (max_chars)")
+            return rec.reject(
+                f"text has {len(doc.text):,} characters, over the limit of {self.max_chars:,} (max_chars)"
+            )
         if any("\ud800" <= ch <= "\udfff" for ch in doc.text):
             return rec.reject("text contains invalid UTF-8 / lone surrogates")
-        for name, value, allowed in (("id", doc.id, ""), ("title", doc.title or "", _TEXT_CONTROLS),
-                                     ("text", doc.text, _TEXT_CONTROLS)):
+        for name, value, allowed in (
+            ("id", doc.id, ""),
+            ("title", doc.title or "", _TEXT_CONTROLS),
+            ("text", doc.text, _TEXT_CONTROLS),
+        ):
             bad = _control_character(value, allowed)
             if bad is not None:
-                return rec.reject(f"field {name!r} contains the control character U+{ord(value[bad]):04X} at "
-                                  f"character {bad + 1} (only tab and line breaks are allowed in texts and titles)")
+                return rec.reject(
+                    f"field {name!r} contains the control character U+{ord(value[bad]):04X} at "
+                    f"character {bad + 1} (only tab and line breaks are allowed in texts and titles)"
+                )
         if not is_known_lang(doc.lang):
             return rec.reject(f"unknown language code {doc.lang!r}")
         key = (rec.source, doc.id)
@@ -288,5 +309,7 @@ class Validator:
         self.seen[key] = rec.where
         lang = canonical_lang(doc.lang)
         if lang != doc.lang:
-            rec.doc = Document(id=doc.id, lang=lang, text=doc.text, title=doc.title or "", metadata=doc.metadata)
+            rec.doc = Document(
+                id=doc.id, lang=lang, text=doc.text, title=doc.title or "", metadata=doc.metadata
+            )
         return rec

@@ -65,7 +65,9 @@ class ModelRow(Base):
     spec: Mapped[str] = mapped_column(String(1024), unique=True)
     name: Mapped[str] = mapped_column(String(256))
     dim: Mapped[int] = mapped_column(Integer)
-    normalize: Mapped[bool] = mapped_column(Boolean)  # the model's own setting; indexed vectors are always L2-normalised
+    normalize: Mapped[bool] = mapped_column(
+        Boolean
+    )  # the model's own setting; indexed vectors are always L2-normalised
     # How the model runs (distill.models.Backend); every embedding of this model uses it.
     backend: Mapped[str] = mapped_column(String(32), default="torch", server_default="torch")
     query_prompt: Mapped[str] = mapped_column(String(256), default="")

@@ -14,14 +14,25 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-SHARED_DATA = Path(os.environ.get("XLSEARCH_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+SHARED_DATA = Path(
+    os.environ.get("XLSEARCH_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")
+)
 
 # A few sentences in several scripts, enough to train a byte-level BPE that covers any text.
 TINY_CORPUS = [
-    "The cat sits on the mat.", "Die Katze sitzt auf der Matte.", "El gato se sienta en la alfombra.",
-    "Le chat est assis sur le tapis.", "猫坐在垫子上。", "القطة تجلس على السجادة.", "Кошка сидит на коврике.",
-    "A man is playing a guitar.", "Ein Mann spielt Gitarre.", "Un hombre toca la guitarra.",
-    "Who won the Super Bowl?", "¿Quién ganó el Super Bowl?", "Wer hat den Super Bowl gewonnen?",
+    "The cat sits on the mat.",
+    "Die Katze sitzt auf der Matte.",
+    "El gato se sienta en la alfombra.",
+    "Le chat est assis sur le tapis.",
+    "猫坐在垫子上。",
+    "القطة تجلس على السجادة.",
+    "Кошка сидит на коврике.",
+    "A man is playing a guitar.",
+    "Ein Mann spielt Gitarre.",
+    "Un hombre toca la guitarra.",
+    "Who won the Super Bowl?",
+    "¿Quién ganó el Super Bowl?",
+    "Wer hat den Super Bowl gewonnen?",
 ]
 
 
@@ -42,8 +53,15 @@ def build_tiny_tokenizer(vocab_size: int = 300):
         single="<s> $A </s>", pair="<s> $A </s> </s> $B </s>", special_tokens=[("<s>", 0), ("</s>", 2)]
     )
     return PreTrainedTokenizerFast(
-        tokenizer_object=tok, bos_token="<s>", eos_token="</s>", unk_token="<unk>", pad_token="<pad>",
-        mask_token="<mask>", cls_token="<s>", sep_token="</s>", model_max_length=64,
+        tokenizer_object=tok,
+        bos_token="<s>",
+        eos_token="</s>",
+        unk_token="<unk>",
+        pad_token="<pad>",
+        mask_token="<mask>",
+        cls_token="<s>",
+        sep_token="</s>",
+        model_max_length=64,
     )
 
 
@@ -53,13 +71,21 @@ def build_tiny_bert(tokenizer, *, hidden: int = 32, layers: int = 4, seed: int =
 
     torch.manual_seed(seed)
     config = BertConfig(
-        vocab_size=len(tokenizer), hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=4,
-        intermediate_size=hidden * 2, max_position_embeddings=64, type_vocab_size=2, pad_token_id=1,
+        vocab_size=len(tokenizer),
+        hidden_size=hidden,
+        num_hidden_layers=layers,
+        num_attention_heads=4,
+        intermediate_size=hidden * 2,
+        max_position_embeddings=64,
+        type_vocab_size=2,
+        pad_token_id=1,
     )
     return BertModel(config, add_pooling_layer=False).eval()
 
 
-def save_tiny_model(path: Path, *, seed: int = 0, prompts: dict[str, str] | None = None, layers: int = 4) -> Path:
+def save_tiny_model(
+    path: Path, *, seed: int = 0, prompts: dict[str, str] | None = None, layers: int = 4
+) -> Path:
     from distill.models import write_sentence_transformers_files
 
     tokenizer = build_tiny_tokenizer()
@@ -73,7 +99,9 @@ def save_tiny_model(path: Path, *, seed: int = 0, prompts: dict[str, str] | None
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory) -> Path:
     """A tiny random BERT saved as a sentence-transformers directory, with e5-style prompts."""
-    return save_tiny_model(tmp_path_factory.mktemp("tiny") / "model", prompts={"query": "query: ", "passage": "passage: "})
+    return save_tiny_model(
+        tmp_path_factory.mktemp("tiny") / "model", prompts={"query": "query: ", "passage": "passage: "}
+    )
 
 
 @pytest.fixture(scope="session")

@@ -34,16 +34,26 @@ def build_unigram_tokenizer(vocab_size: int = 400):
     tok.normalizer = normalizers.NFKC()
     tok.pre_tokenizer = pre_tokenizers.Metaspace()
     tok.decoder = decoders.Metaspace()
-    trainer = trainers.UnigramTrainer(vocab_size=vocab_size, special_tokens=["<s>", "<pad>", "</s>", "<unk>", "<mask>"],
-                                      unk_token="<unk>")
-    corpus = TINY_CORPUS + [t for row in PARALLEL for t in row] + ["query: " + t for row in PARALLEL for t in row]
+    trainer = trainers.UnigramTrainer(
+        vocab_size=vocab_size, special_tokens=["<s>", "<pad>", "</s>", "<unk>", "<mask>"], unk_token="<unk>"
+    )
+    corpus = (
+        TINY_CORPUS + [t for row in PARALLEL for t in row] + ["query: " + t for row in PARALLEL for t in row]
+    )
     tok.train_from_iterator(corpus * 3, trainer=trainer)
     tok.post_processor = processors.TemplateProcessing(
         single="<s> $A </s>", pair="<s> $A </s> </s> $B </s>", special_tokens=[("<s>", 0), ("</s>", 2)]
     )
     return PreTrainedTokenizerFast(
-        tokenizer_object=tok, bos_token="<s>", eos_token="</s>", unk_token="<unk>", pad_token="<pad>",
-        mask_token="<mask>", cls_token="<s>", sep_token="</s>", model_max_length=64,
+        tokenizer_object=tok,
+        bos_token="<s>",
+        eos_token="</s>",
+        unk_token="<unk>",
+        pad_token="<pad>",
+        mask_token="<mask>",
+        cls_token="<s>",
+        sep_token="</s>",
+        model_max_length=64,
     )
 
 
@@ -60,8 +70,13 @@ def save_model(path: Path, tokenizer, *, seed: int, layers: int, prompts: dict |
 def make_tiny_setup(root: Path) -> dict:
     """Teacher, assistant and training files under `root`; returns the config overrides for them."""
     teacher = save_model(root / "teacher", build_tiny_tokenizer(), seed=3, layers=2, prompts=None)
-    assistant = save_model(root / "assistant", build_unigram_tokenizer(), seed=4, layers=4,
-                           prompts={"query": "query: ", "passage": "passage: "})
+    assistant = save_model(
+        root / "assistant",
+        build_unigram_tokenizer(),
+        seed=4,
+        layers=4,
+        prompts={"query": "query: ", "passage": "passage: "},
+    )
     data = root / "data"
     data.mkdir(exist_ok=True)
     with (data / "tiny_parallel.jsonl").open("w") as f:
@@ -69,9 +84,11 @@ def make_tiny_setup(root: Path) -> dict:
             for lang, text in (("eng_Latn", en), ("deu_Latn", de), ("fra_Latn", fr)):
                 f.write(json.dumps({"id": f"s{i}", "lang": lang, "text": text}, ensure_ascii=False) + "\n")
     (data / "tiny.train.en-de.tsv").write_text(
-        "en\tde\n" + "".join(f"{en}\t{de}\n" for en, de, _ in PARALLEL[8:]))
+        "en\tde\n" + "".join(f"{en}\t{de}\n" for en, de, _ in PARALLEL[8:])
+    )
     return {
-        "teacher": str(teacher), "assistant": str(assistant),
+        "teacher": str(teacher),
+        "assistant": str(assistant),
         "files": [str(data / "tiny_parallel.jsonl"), str(data / "tiny.train.en-de.tsv")],
     }
 
@@ -79,14 +96,30 @@ def make_tiny_setup(root: Path) -> dict:
 def tiny_overrides(setup: dict, out_dir: Path, cache_dir: Path, steps: int = 30, **extra) -> list[str]:
     files = json.dumps(setup["files"])
     o = [
-        "--name=tiny", f"--out_dir={out_dir}", f"--cache_dir={cache_dir}", "--device=cpu", "--threads=1",
-        f'--models.teacher="{setup["teacher"]}"', f'--models.assistant="{setup["assistant"]}"',
-        f"--data.files={files}", '--data.langs=["de","fr"]', '--data.stsb_dir=""', "--data.max_seq_length=32",
-        "--student.embedding_size=8", "--student.layers=2", "--student.passes=2", "--eval.enabled=false",
+        "--name=tiny",
+        f"--out_dir={out_dir}",
+        f"--cache_dir={cache_dir}",
+        "--device=cpu",
+        "--threads=1",
+        f'--models.teacher="{setup["teacher"]}"',
+        f'--models.assistant="{setup["assistant"]}"',
+        f"--data.files={files}",
+        '--data.langs=["de","fr"]',
+        '--data.stsb_dir=""',
+        "--data.max_seq_length=32",
+        "--student.embedding_size=8",
+        "--student.layers=2",
+        "--student.passes=2",
+        "--eval.enabled=false",
     ]
     for n in (1, 2, 3, 4):
-        o += [f"--stage{n}.steps={steps}", f"--stage{n}.batch_size=8", f"--stage{n}.log_every=1",
-              f"--stage{n}.checkpoint_every=10", f"--stage{n}.warmup_ratio=0.1"]
+        o += [
+            f"--stage{n}.steps={steps}",
+            f"--stage{n}.batch_size=8",
+            f"--stage{n}.log_every=1",
+            f"--stage{n}.checkpoint_every=10",
+            f"--stage{n}.warmup_ratio=0.1",
+        ]
     o += ["--stage1.lr=1e-3", "--stage2.lr=1e-2", "--stage3.lr=1e-3", "--stage4.lr=1e-3"]
     o += [f"--{k}={v}" for k, v in extra.items()]
     return o

@@ -20,7 +20,9 @@ from distill.data import Document
 REPO = Path(__file__).resolve().parents[1]
 
 
-def xquad_docs(shared: Path, paragraphs: range = range(8), langs: tuple[str, ...] = ("en", "de", "es", "zh")) -> list[Document]:
+def xquad_docs(
+    shared: Path, paragraphs: range = range(8), langs: tuple[str, ...] = ("en", "de", "es", "zh")
+) -> list[Document]:
     """Real multilingual paragraphs (the demo corpus): `paragraphs` x `langs` documents."""
     wanted = {f"xquad.{p:03d}.{lang}" for p in paragraphs for lang in langs}
     docs = []
@@ -28,8 +30,15 @@ def xquad_docs(shared: Path, paragraphs: range = range(8), langs: tuple[str, ...
         for line in f:
             o = json.loads(line)
             if o["id"] in wanted:
-                docs.append(Document(id=o["id"], lang=o["lang"], text=o["text"], title=o["title"],
-                                     metadata={"parallel_id": o["parallel_id"]}))
+                docs.append(
+                    Document(
+                        id=o["id"],
+                        lang=o["lang"],
+                        text=o["text"],
+                        title=o["title"],
+                        metadata={"parallel_id": o["parallel_id"]},
+                    )
+                )
     return docs
 
 
@@ -51,8 +60,13 @@ def ntrex_docs(shared: Path, n: int) -> list[Document]:
 def write_jsonl(path: Path, docs: list[Document]) -> Path:
     with path.open("w", encoding="utf-8") as f:
         for d in docs:
-            f.write(json.dumps({"id": d.id, "lang": d.lang, "title": d.title, "text": d.text, **d.metadata},
-                               ensure_ascii=False) + "\n")
+            f.write(
+                json.dumps(
+                    {"id": d.id, "lang": d.lang, "title": d.title, "text": d.text, **d.metadata},
+                    ensure_ascii=False,
+                )
+                + "\n"
+            )
     return path
 
 
@@ -84,7 +98,9 @@ class PostgresServer:
         if os.geteuid() == 0:
             user = next((u for u in ("postgres", "nobody") if _user_exists(u)), None)
             if user is None or shutil.which("runuser") is None:
-                raise RuntimeError("running as root and no 'postgres' user or runuser to start PostgreSQL with")
+                raise RuntimeError(
+                    "running as root and no 'postgres' user or runuser to start PostgreSQL with"
+                )
             pw = pwd.getpwnam(user)
             os.chown(self.root, pw.pw_uid, pw.pw_gid)
             self.user_prefix = ["runuser", "-u", user, "--"]
@@ -96,11 +112,31 @@ class PostgresServer:
         subprocess.run([*self.user_prefix, *args], check=True, capture_output=True, text=True, timeout=120)
 
     def start(self) -> None:
-        self._run(str(self.bindir / "initdb"), "-D", str(self.data), "-U", "postgres", "--auth=trust",
-                  "-E", "UTF8", "--locale=C")
+        self._run(
+            str(self.bindir / "initdb"),
+            "-D",
+            str(self.data),
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "-E",
+            "UTF8",
+            "--locale=C",
+        )
         opts = f"-c listen_addresses='' -k {self.root} -p {self.port} -c fsync=on"
-        self._run(str(self.bindir / "pg_ctl"), "-D", str(self.data), "-o", opts, "-l", str(self.root / "log"),
-                  "-w", "-t", "60", "start")
+        self._run(
+            str(self.bindir / "pg_ctl"),
+            "-D",
+            str(self.data),
+            "-o",
+            opts,
+            "-l",
+            str(self.root / "log"),
+            "-w",
+            "-t",
+            "60",
+            "start",
+        )
 
     def stop(self) -> None:
         try:
@@ -114,8 +150,9 @@ class PostgresServer:
     def create_database(self, name: str) -> str:
         import psycopg
 
-        with psycopg.connect(host=str(self.root), port=self.port, user="postgres", dbname="postgres",
-                             autocommit=True) as conn:
+        with psycopg.connect(
+            host=str(self.root), port=self.port, user="postgres", dbname="postgres", autocommit=True
+        ) as conn:
             conn.execute(f'CREATE DATABASE "{name}"')
         return self.url(name)
 
@@ -132,7 +169,9 @@ def _user_exists(name: str) -> bool:
 def postgres_server():
     bindir = postgres_bin()
     if bindir is None:
-        pytest.skip("PostgreSQL server binaries not installed (/usr/lib/postgresql/*/bin; Debian package 'postgresql')")
+        pytest.skip(
+            "PostgreSQL server binaries not installed (/usr/lib/postgresql/*/bin; Debian package 'postgresql')"
+        )
     try:
         import psycopg  # noqa: F401
     except ImportError:

@@ -36,8 +36,11 @@ def collections_dir(tmp_path_factory, tiny_model_dir, tiny_model_dir_b) -> Path:
 
     torch.set_num_threads(1)
     root = tmp_path_factory.mktemp("collections")
-    with Collection.create(root / "tiny", models=[str(tiny_model_dir), str(tiny_model_dir_b)],
-                           backends={str(tiny_model_dir_b): "int8"}) as col:
+    with Collection.create(
+        root / "tiny",
+        models=[str(tiny_model_dir), str(tiny_model_dir_b)],
+        backends={str(tiny_model_dir_b): "int8"},
+    ) as col:
         col.add(DOCS)
     return root
 
@@ -89,7 +92,9 @@ def test_query_fills_both_columns(app_env):
     for body in cols.values():
         assert body.count('class="xl-hit"') == 5
     subheaders = [h.value for h in at.subheader]
-    assert any(h.startswith("Teacher") for h in subheaders) and any(h.startswith("Student") for h in subheaders)
+    assert any(h.startswith("Teacher") for h in subheaders) and any(
+        h.startswith("Student") for h in subheaders
+    )
     # Each column's backend, as the collection records it.
     assert any(h.startswith("Teacher") and h.endswith(" · torch") for h in subheaders)
     assert any(h.startswith("Student") and h.endswith(" · int8") for h in subheaders)
@@ -191,7 +196,9 @@ def test_quality_page_computes_the_report(app_env, shared_data, tmp_path):
 def test_quality_page_flags_a_report_of_other_models(app_env, shared_data, tmp_path, tiny_model_dir):
     from app.quality import compute_report
 
-    compute_report({"teacher": str(tiny_model_dir)}, tmp_path / "reports" / "tiny", langs=["de", "en"], limit=4)
+    compute_report(
+        {"teacher": str(tiny_model_dir)}, tmp_path / "reports" / "tiny", langs=["de", "en"], limit=4
+    )
     at = _app().run()
     at.switch_page("quality_page.py").run()
     assert not at.exception
@@ -200,7 +207,9 @@ def test_quality_page_flags_a_report_of_other_models(app_env, shared_data, tmp_p
     assert any(h.value == "Summary" for h in at.subheader)  # the old report is still shown
 
 
-def test_demo_check_decides_reuse_resume_or_rebuild(collections_dir, tiny_model_dir, tiny_model_dir_b, tmp_path):
+def test_demo_check_decides_reuse_resume_or_rebuild(
+    collections_dir, tiny_model_dir, tiny_model_dir_b, tmp_path
+):
     import json
     import os
 

@@ -35,7 +35,9 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 def _require_browser() -> None:
     if not Path(CHROMIUM).exists():
-        pytest.skip(f"headless Chromium not found at {CHROMIUM} (Debian package `chromium`; .ci/run installs it)")
+        pytest.skip(
+            f"headless Chromium not found at {CHROMIUM} (Debian package `chromium`; .ci/run installs it)"
+        )
     try:
         import playwright.sync_api  # noqa: F401
     except ImportError:
@@ -71,10 +73,15 @@ def slice_collection(tmp_path_factory, shared_data) -> tuple[Path, str, str]:
 
     teacher = "pkg:multilingual-e5-small"
     student_dir = os.environ.get("XLSEARCH_STUDENT", "")
-    student = student_dir if student_dir and Path(student_dir, "modules.json").exists() else "pkg:all-MiniLM-L6-v2"
+    student = (
+        student_dir if student_dir and Path(student_dir, "modules.json").exists() else "pkg:all-MiniLM-L6-v2"
+    )
     wanted = set(SUPER_BOWL + OTHERS)
-    docs = [d for d in read_corpus_jsonl(shared_data / "corpus" / "xquad_paragraphs.jsonl")
-            if d.metadata.get("parallel_id") in wanted and d.lang in LANGS]
+    docs = [
+        d
+        for d in read_corpus_jsonl(shared_data / "corpus" / "xquad_paragraphs.jsonl")
+        if d.metadata.get("parallel_id") in wanted and d.lang in LANGS
+    ]
     assert len(docs) == len(wanted) * len(LANGS)
     root = tmp_path_factory.mktemp("e2e")
     with Collection.create(root / "collections" / "xquad-slice", models=[teacher, student], threads=2) as col:
@@ -93,16 +100,37 @@ def app_url(request, tmp_path_factory) -> str:
     collections, teacher, student = request.getfixturevalue("slice_collection")
     port = _free_port()
     log = tmp_path_factory.mktemp("streamlit") / "streamlit.log"
-    env = dict(os.environ, XLSEARCH_COLLECTIONS=str(collections), XLSEARCH_COLLECTION="xquad-slice",
-               XLSEARCH_TEACHER=teacher, HF_HUB_OFFLINE="1", XLSEARCH_REPORTS=str(collections.parent / "reports"))
+    env = dict(
+        os.environ,
+        XLSEARCH_COLLECTIONS=str(collections),
+        XLSEARCH_COLLECTION="xquad-slice",
+        XLSEARCH_TEACHER=teacher,
+        HF_HUB_OFFLINE="1",
+        XLSEARCH_REPORTS=str(collections.parent / "reports"),
+    )
     if not student.startswith("pkg:"):
         env["XLSEARCH_STUDENT"] = student  # else the app labels all-MiniLM-L6-v2 as the stand-in it is
     with log.open("w") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", str(REPO / "app" / "streamlit_app.py"),
-             "--server.headless", "true", "--server.port", str(port), "--server.address", "127.0.0.1",
-             "--browser.gatherUsageStats", "false"],
-            cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT,
+            [
+                sys.executable,
+                "-m",
+                "streamlit",
+                "run",
+                str(REPO / "app" / "streamlit_app.py"),
+                "--server.headless",
+                "true",
+                "--server.port",
+                str(port),
+                "--server.address",
+                "127.0.0.1",
+                "--browser.gatherUsageStats",
+                "false",
+            ],
+            cwd=REPO,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
         )
     url = f"http://127.0.0.1:{port}"
     try:
@@ -138,7 +166,12 @@ def test_spanish_query_finds_german_and_chinese_in_both_columns(app_url, tmp_pat
     with sync_playwright() as p:
         browser = p.chromium.launch(
             executable_path=CHROMIUM,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-dev-shm-usage"],
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-dev-shm-usage",
+            ],
         )
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1100})
@@ -156,11 +189,14 @@ def test_spanish_query_finds_german_and_chinese_in_both_columns(app_url, tmp_pat
                 page.keyboard.type(name)
                 page.keyboard.press("Enter")
             page.keyboard.press("Escape")
-            _settled(page, f"""() => {{
+            _settled(
+                page,
+                f"""() => {{
                 const hits = ({HITS_JS})(["teacher", "student"]);
                 return document.querySelectorAll('[data-testid="stMultiSelect"] [data-tag]').length === 2
                     && !document.querySelector('[data-testid="stStatusWidgetRunningIcon"]')
-                    && hits.every(h => h.length > 0 && h.every(([lang]) => lang === "de" || lang === "zh")); }}""")
+                    && hits.every(h => h.length > 0 && h.every(([lang]) => lang === "de" || lang === "zh")); }}""",
+            )
             page.get_by_text("overlap@").first.wait_for(timeout=10_000)
             teacher, student = page.evaluate(HITS_JS, ["teacher", "student"])
             labels = page.locator("h3").all_inner_texts()
@@ -175,5 +211,7 @@ def test_spanish_query_finds_german_and_chinese_in_both_columns(app_url, tmp_pat
     # The teacher (multilingual-e5-small) ranks Super Bowl paragraphs first in both languages.
     assert [t for lang, t in teacher if lang == "de"][0] == "Super Bowl 50", teacher
     assert [t for lang, t in teacher if lang == "zh"][0] == "Super Bowl 50", teacher
-    assert any(x.startswith("Teacher") for x in labels) and any(x.startswith("Student") for x in labels), labels
+    assert any(x.startswith("Teacher") for x in labels) and any(x.startswith("Student") for x in labels), (
+        labels
+    )
     assert shot.stat().st_size > 10_000

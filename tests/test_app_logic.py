@@ -45,8 +45,13 @@ def test_same_spec_compares_directories_by_path(tmp_path, monkeypatch):
     (tmp_path / "students" / "offline").mkdir(parents=True)
     monkeypatch.chdir(tmp_path)
     assert same_spec(E5, E5) and not same_spec(E5, MINI)
-    assert same_spec(str(tmp_path / "students" / "offline"), str(tmp_path / "students" / ".." / "students" / "offline"))
-    assert short_name(E5) == "multilingual-e5-small" and short_name("/a/b/students/offline") == "students/offline"
+    assert same_spec(
+        str(tmp_path / "students" / "offline"), str(tmp_path / "students" / ".." / "students" / "offline")
+    )
+    assert (
+        short_name(E5) == "multilingual-e5-small"
+        and short_name("/a/b/students/offline") == "students/offline"
+    )
 
 
 def test_choose_models_prefers_the_student_then_the_labelled_standin():
@@ -59,7 +64,9 @@ def test_choose_models_prefers_the_student_then_the_labelled_standin():
     assert standin.student.label.startswith("Student (stand-in)") and "stands in" in standin.student.note
 
     other = choose_models(["pkg:x", E5], teacher=E5, student=STUDENT, standin=MINI)
-    assert other.teacher.spec == E5 and other.student.spec == "pkg:x" and other.student.report_label == "second"
+    assert (
+        other.teacher.spec == E5 and other.student.spec == "pkg:x" and other.student.report_label == "second"
+    )
 
 
 def test_choose_models_explains_missing_roles():
@@ -87,8 +94,16 @@ def test_snippet_marks_the_chunk_only_inside_longer_documents():
 
 
 def test_hit_card_escapes_every_document_field():
-    card = hit_html(1, doc_id='x"><script>', lang='de"', title="<img src=x onerror=alert(1)>", score=0.5,
-                    text="<script>alert(1)</script> long text " * 20, start=0, end=30)
+    card = hit_html(
+        1,
+        doc_id='x"><script>',
+        lang='de"',
+        title="<img src=x onerror=alert(1)>",
+        score=0.5,
+        text="<script>alert(1)</script> long text " * 20,
+        start=0,
+        end=30,
+    )
     assert "<script" not in card and "<img" not in card
     assert "&lt;script&gt;" in card and "&lt;img src=x onerror=alert(1)&gt;" in card
     assert 'data-lang="de&quot;"' in card and "x&quot;&gt;&lt;script&gt;" in card
@@ -96,8 +111,9 @@ def test_hit_card_escapes_every_document_field():
 
 
 def test_settings_from_environment(tmp_path):
-    s = AppSettings.from_env({"XLSEARCH_COLLECTIONS": str(tmp_path), "XLSEARCH_TEACHER": "pkg:t",
-                              "XLSEARCH_THREADS": "2"})
+    s = AppSettings.from_env(
+        {"XLSEARCH_COLLECTIONS": str(tmp_path), "XLSEARCH_TEACHER": "pkg:t", "XLSEARCH_THREADS": "2"}
+    )
     assert s.collections_dir == tmp_path and s.teacher == "pkg:t" and s.threads == 2
     assert s.collection_path("xquad") == tmp_path / "xquad"
     assert s.collection_path(str(tmp_path / "elsewhere")) is None  # a name, never a path (issue 14, D2)

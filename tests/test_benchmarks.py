@@ -26,7 +26,17 @@ def _restore_threads():
 
 def _load(path) -> dict:
     data = json.loads(path.read_text(encoding="utf-8"))  # strict JSON: no NaN sneaks in
-    for key in ("benchmark", "schema_version", "created", "quick", "machine", "load", "config", "headline", "results"):
+    for key in (
+        "benchmark",
+        "schema_version",
+        "created",
+        "quick",
+        "machine",
+        "load",
+        "config",
+        "headline",
+        "results",
+    ):
         assert key in data, key
     assert data["quick"] is True
     machine = data["machine"]
@@ -41,9 +51,28 @@ def _finite_positive(x) -> bool:
     return isinstance(x, int | float) and math.isfinite(x) and x > 0
 
 
-def test_search_quick(tmp_path, tiny_model_dir_b, shared_data):  # shared_data: the real queries and demo corpus
-    rc = search.main(["--quick", "--out", str(tmp_path), "--sizes", "2000", "--queries", "40", "--pq-m", "8",
-                      "--real-model", str(tiny_model_dir_b), "--real-docs", "40", "--cache-dir", str(tmp_path / "cache")])
+def test_search_quick(
+    tmp_path, tiny_model_dir_b, shared_data
+):  # shared_data: the real queries and demo corpus
+    rc = search.main(
+        [
+            "--quick",
+            "--out",
+            str(tmp_path),
+            "--sizes",
+            "2000",
+            "--queries",
+            "40",
+            "--pq-m",
+            "8",
+            "--real-model",
+            str(tiny_model_dir_b),
+            "--real-docs",
+            "40",
+            "--cache-dir",
+            str(tmp_path / "cache"),
+        ]
+    )
     assert rc == 0
     data = _load(tmp_path / "search-quick.json")
     assert data["benchmark"] == "search"
@@ -65,9 +94,29 @@ def test_search_quick(tmp_path, tiny_model_dir_b, shared_data):  # shared_data: 
 
 
 def test_encode_quick(tmp_path, tiny_model_dir, tiny_model_dir_b, shared_data):
-    rc = encode.main(["--quick", "--out", str(tmp_path), "--teacher", str(tiny_model_dir), "--assistant",
-                      str(tiny_model_dir), "--student", str(tiny_model_dir_b), "--sentences", "48",
-                      "--batch1-sentences", "6", "--onnx", "off", "--rss", "student", "--focus-langs", encode.FOCUS_LANGS])
+    rc = encode.main(
+        [
+            "--quick",
+            "--out",
+            str(tmp_path),
+            "--teacher",
+            str(tiny_model_dir),
+            "--assistant",
+            str(tiny_model_dir),
+            "--student",
+            str(tiny_model_dir_b),
+            "--sentences",
+            "48",
+            "--batch1-sentences",
+            "6",
+            "--onnx",
+            "off",
+            "--rss",
+            "student",
+            "--focus-langs",
+            encode.FOCUS_LANGS,
+        ]
+    )
     assert rc == 0
     data = _load(tmp_path / "encode-quick.json")
     ratio = data["headline"]["student_vs_assistant_ratio"]
@@ -83,7 +132,10 @@ def test_encode_quick(tmp_path, tiny_model_dir, tiny_model_dir_b, shared_data):
     assert _finite_positive(data["headline"]["student_vs_assistant_ratio_focus_langs"])
     # Every model's best backend, and the two headline ratios of the student on its best backend.
     best = data["headline"]["best_backend"]
-    assert set(best) == {"teacher", "assistant", "student"} and best["student"]["backend"] in ("torch", "int8")
+    assert set(best) == {"teacher", "assistant", "student"} and best["student"]["backend"] in (
+        "torch",
+        "int8",
+    )
     assert _finite_positive(data["headline"]["student_best_vs_assistant_fp32"])
     assert _finite_positive(data["headline"]["student_best_vs_assistant_same_backend"])
     tokens = data["results"]["tokens"]
@@ -97,9 +149,27 @@ def test_encode_quick(tmp_path, tiny_model_dir, tiny_model_dir_b, shared_data):
 
 def test_encode_reports_missing_student(tmp_path, tiny_model_dir, monkeypatch, shared_data):
     monkeypatch.setenv("XLSEARCH_DATA", str(tmp_path / "data"))  # no trained student there
-    rc = encode.main(["--quick", "--out", str(tmp_path), "--teacher", str(tiny_model_dir), "--assistant",
-                      str(tiny_model_dir), "--variants", "assistant,student", "--sentences", "8",
-                      "--batch1-sentences", "2", "--batch-sizes", "8", "--rss", "none"])
+    rc = encode.main(
+        [
+            "--quick",
+            "--out",
+            str(tmp_path),
+            "--teacher",
+            str(tiny_model_dir),
+            "--assistant",
+            str(tiny_model_dir),
+            "--variants",
+            "assistant,student",
+            "--sentences",
+            "8",
+            "--batch1-sentences",
+            "2",
+            "--batch-sizes",
+            "8",
+            "--rss",
+            "none",
+        ]
+    )
     assert rc == 0
     data = _load(tmp_path / "encode-quick.json")
     assert data["headline"]["student_vs_assistant_ratio"] is None
@@ -107,8 +177,21 @@ def test_encode_reports_missing_student(tmp_path, tiny_model_dir, monkeypatch, s
 
 
 def test_index_quick(tmp_path, tiny_model_dir_b, shared_data):
-    rc = index.main(["--quick", "--out", str(tmp_path), "--model", str(tiny_model_dir_b), "--sizes", "300",
-                     "--e2e-docs", "20", "--workdir", str(tmp_path)])
+    rc = index.main(
+        [
+            "--quick",
+            "--out",
+            str(tmp_path),
+            "--model",
+            str(tiny_model_dir_b),
+            "--sizes",
+            "300",
+            "--e2e-docs",
+            "20",
+            "--workdir",
+            str(tmp_path),
+        ]
+    )
     assert rc == 0
     data = _load(tmp_path / "index-quick.json")
     cost = data["results"]["indexer_cost"]["300"]
@@ -124,11 +207,29 @@ def test_index_quick(tmp_path, tiny_model_dir_b, shared_data):
 
 
 def test_app_quick(tmp_path, tiny_model_dir, tiny_model_dir_b, shared_data):
-    rc = app.main(["--quick", "--out", str(tmp_path), "--teacher", str(tiny_model_dir), "--student",
-                   str(tiny_model_dir_b), "--queries", "12", "--docs", "12", "--backend", "int8"])
+    rc = app.main(
+        [
+            "--quick",
+            "--out",
+            str(tmp_path),
+            "--teacher",
+            str(tiny_model_dir),
+            "--student",
+            str(tiny_model_dir_b),
+            "--queries",
+            "12",
+            "--docs",
+            "12",
+            "--backend",
+            "int8",
+        ]
+    )
     assert rc == 0
     data = _load(tmp_path / "app-quick.json")
-    assert data["headline"]["backends"] == {"teacher": "int8", "student": "int8"}  # what the collection records
+    assert data["headline"]["backends"] == {
+        "teacher": "int8",
+        "student": "int8",
+    }  # what the collection records
     res = data["results"]["1"]
     for role in ("teacher", "student"):
         assert _finite_positive(res[f"{role}: search"]["p50_ms"])
@@ -150,7 +251,9 @@ def test_statistics_helpers():
     assert isinstance(s, Summary) and s.median == 3.0 and s.min == 1.0 and s.max == 100.0
     assert paired_ratios([2.0, 4.0, 6.0], [1.0, 2.0, 2.0]).median == 2.0
     order: list[str] = []
-    secs = interleave({"a": lambda r: order.append(f"a{r}"), "b": lambda r: order.append(f"b{r}")}, 3, warmup=1)
+    secs = interleave(
+        {"a": lambda r: order.append(f"a{r}"), "b": lambda r: order.append(f"b{r}")}, 3, warmup=1
+    )
     assert order == ["a0", "b0", "a0", "b0", "b1", "a1", "a2", "b2"]  # warm-up, then rotating rounds
     assert all(len(v) == 3 for v in secs.values())
     table = markdown_table([{"x": 1.23456, "y": None}], [("x", "X", 3), ("y", "Y")])

@@ -37,7 +37,9 @@ def _without_dropout(model_dir) -> None:
     path.write_text(json.dumps(config))
 
 
-@pytest.mark.skipif(shutil.which("torchrun", path=os.path.dirname(sys.executable)) is None, reason="torchrun not installed")
+@pytest.mark.skipif(
+    shutil.which("torchrun", path=os.path.dirname(sys.executable)) is None, reason="torchrun not installed"
+)
 def test_two_process_gloo_run_matches_one_process(tmp_path):
     from pathlib import Path
 
@@ -45,7 +47,12 @@ def test_two_process_gloo_run_matches_one_process(tmp_path):
 
     setup = make_tiny_setup(tmp_path)
     _without_dropout(Path(setup["assistant"]))
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false", "CUDA_VISIBLE_DEVICES": ""}
+    env = {
+        **os.environ,
+        "OMP_NUM_THREADS": "1",
+        "TOKENIZERS_PARALLELISM": "false",
+        "CUDA_VISIBLE_DEVICES": "",
+    }
     outs = {}
     for name in ("single", "ddp"):
         out = tmp_path / name / "tiny"
@@ -54,12 +61,22 @@ def test_two_process_gloo_run_matches_one_process(tmp_path):
             cmd = [sys.executable, "-m", "distill", *args]
         else:
             torchrun = os.path.join(os.path.dirname(sys.executable), "torchrun")
-            cmd = [torchrun, "--nproc_per_node=2", "--master_addr=127.0.0.1", f"--master_port={_free_port()}",
-                   "-m", "distill", *args]
+            cmd = [
+                torchrun,
+                "--nproc_per_node=2",
+                "--master_addr=127.0.0.1",
+                f"--master_port={_free_port()}",
+                "-m",
+                "distill",
+                *args,
+            ]
         done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
         assert done.returncode == 0, (done.stdout[-3000:], done.stderr[-6000:])
         outs[name] = out
-    metrics = [json.loads(line) for line in (tmp_path / "ddp" / "tiny.run" / "metrics.jsonl").read_text().splitlines()]
+    metrics = [
+        json.loads(line)
+        for line in (tmp_path / "ddp" / "tiny.run" / "metrics.jsonl").read_text().splitlines()
+    ]
     assert any(m.get("world_size") == 2 for m in metrics)
     texts = [row[1] for row in PARALLEL]
 
@@ -72,6 +89,8 @@ def test_two_process_gloo_run_matches_one_process(tmp_path):
     moved = np.abs(vectors("single", "stage4") - vectors("single", "stage2")).max()
     assert moved > 1e-2
     # ... and stage 4's per-rank in-batch terms move the two students apart by much less than that
-    final = np.abs(load_encoder(outs["single"]).encode(texts, prefix="query")
-                   - load_encoder(outs["ddp"]).encode(texts, prefix="query")).max()
+    final = np.abs(
+        load_encoder(outs["single"]).encode(texts, prefix="query")
+        - load_encoder(outs["ddp"]).encode(texts, prefix="query")
+    ).max()
     assert final < moved / 2

@@ -80,9 +80,16 @@ def test_contrastive_infonce_hand_computed():
 
 def tiny_student(passes: int = 2, layers: int = 3, vocab: int = 50) -> XLSearchRecurrentModel:
     torch.manual_seed(0)
-    cfg = XLSearchRecurrentConfig(vocab_size=vocab, embedding_size=8, hidden_size=16, num_hidden_layers=layers,
-                                  num_passes=passes, num_attention_heads=4, intermediate_size=32,
-                                  max_position_embeddings=32)
+    cfg = XLSearchRecurrentConfig(
+        vocab_size=vocab,
+        embedding_size=8,
+        hidden_size=16,
+        num_hidden_layers=layers,
+        num_passes=passes,
+        num_attention_heads=4,
+        intermediate_size=32,
+        max_position_embeddings=32,
+    )
     return XLSearchRecurrentModel(cfg).eval()
 
 
@@ -93,9 +100,20 @@ def test_recurrent_forward_equals_unrolled_bert():
 
     student = tiny_student(passes=2, layers=3)
     c = student.config
-    bert = BertModel(BertConfig(vocab_size=c.vocab_size, hidden_size=16, num_hidden_layers=6, num_attention_heads=4,
-                                intermediate_size=32, max_position_embeddings=32, type_vocab_size=2,
-                                layer_norm_eps=c.layer_norm_eps, pad_token_id=1), add_pooling_layer=False).eval()
+    bert = BertModel(
+        BertConfig(
+            vocab_size=c.vocab_size,
+            hidden_size=16,
+            num_hidden_layers=6,
+            num_attention_heads=4,
+            intermediate_size=32,
+            max_position_embeddings=32,
+            type_vocab_size=2,
+            layer_norm_eps=c.layer_norm_eps,
+            pad_token_id=1,
+        ),
+        add_pooling_layer=False,
+    ).eval()
     e = student.embeddings
     with torch.no_grad():
         bert.embeddings.word_embeddings.weight.copy_(e.word_projection(e.word_embeddings.weight))
@@ -126,7 +144,9 @@ def test_passes_reuse_the_same_layers():
         once = student(input_ids=ids, num_passes=1).last_hidden_state
     assert torch.allclose(out, x, atol=1e-6)
     assert not torch.allclose(out, once, atol=1e-3)
-    assert sum(p.numel() for p in tiny_student(passes=5).parameters()) == sum(p.numel() for p in student.parameters())
+    assert sum(p.numel() for p in tiny_student(passes=5).parameters()) == sum(
+        p.numel() for p in student.parameters()
+    )
 
 
 # --- config -------------------------------------------------------------------------------------
@@ -135,21 +155,33 @@ def test_passes_reuse_the_same_layers():
 def test_config_file_and_overrides(tmp_path):
     path = tmp_path / "c.toml"
     path.write_text('name = "x"\n[stage1]\nsteps = 5\n[data]\nlangs = ["de"]\n')
-    cfg = load_config(path, ["--stage1.steps=7", "--data.langs=de,fr", "--stage4.variant=infonce",
-                             "--student.init=random", "--stage2.lr=0.5", "--vocab.trim=false"])
+    cfg = load_config(
+        path,
+        [
+            "--stage1.steps=7",
+            "--data.langs=de,fr",
+            "--stage4.variant=infonce",
+            "--student.init=random",
+            "--stage2.lr=0.5",
+            "--vocab.trim=false",
+        ],
+    )
     assert cfg.name == "x" and cfg.stage1.steps == 7 and cfg.data.langs == ["de", "fr"]
     assert cfg.stage4.variant == ContrastiveVariant.INFONCE and cfg.student.init == "random"
     assert cfg.stage2.lr == 0.5 and cfg.vocab.trim is False and cfg.stage3.steps == 200  # default kept
 
 
-@pytest.mark.parametrize("override, message", [
-    ("--stage1.stepz=3", "unknown config key(s): stage1.stepz"),
-    ("--nosuch=1", "unknown config key(s): nosuch"),
-    ("--stage1.steps=abc", "stage1.steps: expected an integer"),
-    ("--stage4.variant=nope", "stage4.variant: 'nope' is not one of"),
-    ("--student.layers=0", "must be >= 1"),
-    ("stage1.steps", "must look like --key=value"),
-])
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("--stage1.stepz=3", "unknown config key(s): stage1.stepz"),
+        ("--nosuch=1", "unknown config key(s): nosuch"),
+        ("--stage1.steps=abc", "stage1.steps: expected an integer"),
+        ("--stage4.variant=nope", "stage4.variant: 'nope' is not one of"),
+        ("--student.layers=0", "must be >= 1"),
+        ("stage1.steps", "must look like --key=value"),
+    ],
+)
 def test_config_rejects_bad_overrides(override, message):
     with pytest.raises(ConfigError, match=".*".join(map(__import__("re").escape, message.split("*")))):
         load_config(None, [override])
@@ -196,9 +228,13 @@ def test_refuses_dev_and_corpus_files():
     from distill.data import DataError
     from distill.train.pairs import check_training_file
 
-    for bad in ("dev/flores200_devtest.jsonl", "parallel/multi30k/multi30k.val.en-de.tsv",
-                "parallel/multi30k/multi30k.test_2016_flickr.en-de.tsv", "corpus/xquad_paragraphs.jsonl",
-                "sts/stsb_multi_mt/stsb-de-dev.tsv"):
+    for bad in (
+        "dev/flores200_devtest.jsonl",
+        "parallel/multi30k/multi30k.val.en-de.tsv",
+        "parallel/multi30k/multi30k.test_2016_flickr.en-de.tsv",
+        "corpus/xquad_paragraphs.jsonl",
+        "sts/stsb_multi_mt/stsb-de-dev.tsv",
+    ):
         with pytest.raises(DataError, match="refusing"):
             check_training_file(bad)
     check_training_file("parallel/multi30k/multi30k.train.en-de.tsv")
@@ -247,7 +283,9 @@ def _embed_three_ways(path: Path, texts: list[str]) -> list[np.ndarray]:
     from distill.models import load_encoder, mean_pool
 
     ours = load_encoder(path, device="cpu").encode(texts, prefix="query")
-    st = SentenceTransformer(str(path), trust_remote_code=True, device="cpu").encode(texts, prompt_name="query")
+    st = SentenceTransformer(str(path), trust_remote_code=True, device="cpu").encode(
+        texts, prompt_name="query"
+    )
     model = AutoModel.from_pretrained(path, trust_remote_code=True).eval()
     tok = AutoTokenizer.from_pretrained(path, trust_remote_code=True)
     batch = tok(["query: " + t for t in texts], padding=True, return_tensors="pt")
@@ -280,7 +318,9 @@ def test_four_stages_end_to_end(tiny_setup, tmp_path):
     ours, st, hf = _embed_three_ways(out, texts)
     assert np.abs(ours - st).max() < 1e-5 and np.abs(ours - hf).max() < 1e-5
     # metrics log has every stage's losses
-    records = [json.loads(line) for line in (out.with_name("tiny.run") / "metrics.jsonl").read_text().splitlines()]
+    records = [
+        json.loads(line) for line in (out.with_name("tiny.run") / "metrics.jsonl").read_text().splitlines()
+    ]
     assert {r.get("stage") for r in records if "loss" in r} == {"stage1", "stage2", "stage3", "stage4"}
 
 
@@ -354,10 +394,17 @@ def test_resume_rejects_a_changed_config_but_not_threads(tiny_setup, tmp_path):
     base = tiny_overrides(tiny_setup, tmp_path / "s" / "tiny", tmp_path / "cache")
     run_dir = tmp_path / "s" / "tiny.run"
     prepare_run_dir(load_config(None, base), run_dir, resume=False, overwrite=False, only_stage=None)
-    prepare_run_dir(load_config(None, base + ["--threads=2"]), run_dir, resume=True, overwrite=False, only_stage=None)
+    prepare_run_dir(
+        load_config(None, base + ["--threads=2"]), run_dir, resume=True, overwrite=False, only_stage=None
+    )
     with pytest.raises(RunError, match="stage3.lr"):
-        prepare_run_dir(load_config(None, base + ["--stage3.lr=0.5"]), run_dir, resume=True, overwrite=False,
-                        only_stage=None)
+        prepare_run_dir(
+            load_config(None, base + ["--stage3.lr=0.5"]),
+            run_dir,
+            resume=True,
+            overwrite=False,
+            only_stage=None,
+        )
 
 
 def test_cli_reports_config_errors(capsys):
@@ -392,8 +439,14 @@ def test_passage_pairs_join_sentences_within_documents(tmp_path):
 
     from distill.train.pairs import passage_pairs
 
-    rows = [("s1", "d1", "One.", "Eins."), ("s2", "d1", "Two.", "Zwei."), ("s3", "d1", "Three.", None),
-            ("s4", "d2", "Four.", "Vier."), ("s5", "d2", "Five.", "Fünf."), ("s6", "d3", "Six.", "Sechs.")]
+    rows = [
+        ("s1", "d1", "One.", "Eins."),
+        ("s2", "d1", "Two.", "Zwei."),
+        ("s3", "d1", "Three.", None),
+        ("s4", "d2", "Four.", "Vier."),
+        ("s5", "d2", "Five.", "Fünf."),
+        ("s6", "d3", "Six.", "Sechs."),
+    ]
     with open(tmp_path / "p.jsonl", "w", encoding="utf-8") as f:
         for sid, _, en, de in rows:
             f.write(json.dumps({"id": sid, "lang": "eng", "text": en}) + "\n")
@@ -402,5 +455,8 @@ def test_passage_pairs_join_sentences_within_documents(tmp_path):
     (tmp_path / "docs.tsv").write_text("id\tdoc_id\n" + "".join(f"{s}\t{d}\n" for s, d, _, _ in rows))
     pairs = passage_pairs(tmp_path / "p.jsonl", tmp_path / "docs.tsv", ["*"], sentences=2)
     # d1: [s1 s2] (s3 has no German and no partner), d2: [s4 s5], d3: too short for a window
-    assert [(p.en, p.xx, p.lang) for p in pairs] == [("One. Two.", "Eins. Zwei.", "de"), ("Four. Five.", "Vier. Fünf.", "de")]
+    assert [(p.en, p.xx, p.lang) for p in pairs] == [
+        ("One. Two.", "Eins. Zwei.", "de"),
+        ("Four. Five.", "Vier. Fünf.", "de"),
+    ]
     assert passage_pairs(tmp_path / "p.jsonl", tmp_path / "docs.tsv", ["fr"], sentences=2) == []

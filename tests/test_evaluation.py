@@ -63,8 +63,9 @@ def test_sts_agrees_with_embedding_similarity_evaluator(shared_data, enc_b, st_m
 
     (ev,) = sts_from_tsv(shared_data / "sts/stsb_multi_mt/stsb-de-dev.tsv", limit=80, name="de")
     ours = ev(enc_b)
-    theirs = EmbeddingSimilarityEvaluator(ev.sentences1, ev.sentences2, ev.scores.tolist(), name="de",
-                                          write_csv=False)(st_model)
+    theirs = EmbeddingSimilarityEvaluator(
+        ev.sentences1, ev.sentences2, ev.scores.tolist(), name="de", write_csv=False
+    )(st_model)
     assert ours["de_spearman"] == pytest.approx(theirs["de_spearman_cosine"], abs=1e-6)
     assert ours["de_pearson"] == pytest.approx(theirs["de_pearson_cosine"], abs=1e-5)  # float32 noise
 
@@ -72,17 +73,32 @@ def test_sts_agrees_with_embedding_similarity_evaluator(shared_data, enc_b, st_m
 def test_retrieval_agrees_with_information_retrieval_evaluator(shared_data, enc_b, st_model):
     from sentence_transformers.sentence_transformer.evaluation import InformationRetrievalEvaluator
 
-    ev = parallel_corpus_retrieval(shared_data / "corpus/xquad_paragraphs.jsonl", name="xq", query_langs=["en", "es"],
-                                   doc_langs=["de", "zh"], limit=6, per_target_language=False)
+    ev = parallel_corpus_retrieval(
+        shared_data / "corpus/xquad_paragraphs.jsonl",
+        name="xq",
+        query_langs=["en", "es"],
+        doc_langs=["de", "zh"],
+        limit=6,
+        per_target_language=False,
+    )
     assert not ev.excluded  # no query's own copy in this corpus: the same task as sentence-transformers'
     ours = ev(enc_b)
     queries = {ev.q_ids[i]: ev.q_texts[i] for i in ev.relevant}
     corpus = dict(zip(ev.d_ids, ev.d_texts, strict=True))
     qrels = {ev.q_ids[i]: {ev.d_ids[j] for j in docs} for i, docs in ev.relevant.items()}
-    theirs = InformationRetrievalEvaluator(queries, corpus, qrels, name="xq", map_at_k=[len(corpus)],
-                                           accuracy_at_k=[1], precision_recall_at_k=[1, 5, 10], write_csv=False,
-                                           score_functions={"cosine": lambda a, b: a @ b.T / (
-                                               a.norm(dim=1, keepdim=True) * b.norm(dim=1).unsqueeze(0))})(st_model)
+    theirs = InformationRetrievalEvaluator(
+        queries,
+        corpus,
+        qrels,
+        name="xq",
+        map_at_k=[len(corpus)],
+        accuracy_at_k=[1],
+        precision_recall_at_k=[1, 5, 10],
+        write_csv=False,
+        score_functions={
+            "cosine": lambda a, b: a @ b.T / (a.norm(dim=1, keepdim=True) * b.norm(dim=1).unsqueeze(0))
+        },
+    )(st_model)
     assert ours["xq_ndcg@10"] == pytest.approx(theirs["xq_cosine_ndcg@10"], abs=1e-6)
     assert ours["xq_mrr@10"] == pytest.approx(theirs["xq_cosine_mrr@10"], abs=1e-6)
     assert ours["xq_map"] == pytest.approx(theirs[f"xq_cosine_map@{len(corpus)}"], abs=1e-6)
@@ -95,7 +111,10 @@ def test_retrieval_agrees_with_information_retrieval_evaluator(shared_data, enc_
 
 def test_prefixes_query_for_symmetric_tasks_passage_for_documents(enc_a):
     cache = EmbeddingCache()
-    src, tgt = ["Die Katze sitzt auf der Matte.", "Ein Mann spielt Gitarre."], ["The cat sits on the mat.", "A man is playing a guitar."]
+    src, tgt = (
+        ["Die Katze sitzt auf der Matte.", "Ein Mann spielt Gitarre."],
+        ["The cat sits on the mat.", "A man is playing a guitar."],
+    )
     BitextEvaluator(src, tgt, name="b", cache=cache)(enc_a)
     expected = enc_a.encode(src, prefix="query")
     got = cache.embed(enc_a, src, prefix="query")
@@ -169,7 +188,9 @@ def test_cost_counts_parameters_disk_and_speed(tiny_model_dir_b):
     stored = sum(p.numel() for p in enc.model.parameters())
     assert m["cost_params_stored"] == stored
     assert m["cost_params_effective"] == stored  # a plain BERT applies each weight once
-    assert m["cost_params_embedding"] == sum(e.weight.numel() for e in enc.model.modules() if isinstance(e, torch.nn.Embedding))
+    assert m["cost_params_embedding"] == sum(
+        e.weight.numel() for e in enc.model.modules() if isinstance(e, torch.nn.Embedding)
+    )
     on_disk = sum(f.stat().st_size for f in tiny_model_dir_b.rglob("*") if f.is_file())
     assert m["cost_disk_mb"] == pytest.approx(on_disk / 2**20)
     assert m["cost_memory_mb"] == pytest.approx(stored * 4 / 2**20, rel=0.05)  # fp32 + a few buffers
@@ -209,11 +230,20 @@ def test_pair_tsv_builder_and_errors(tmp_path):
 
 def test_sts_builder_groups_language_pairs_and_errors(tmp_path):
     path = tmp_path / "sts.tsv"
-    rows = ["sentence1\tsentence2\tscore\tlang1\tlang2",
-            "a\tb\t1\ten\ten", "c\td\t2\ten\ten", "e\tf\t3\ten\tde", "g\th\t4\ten\tde", "i\tj\t5\ten\tde"]
+    rows = [
+        "sentence1\tsentence2\tscore\tlang1\tlang2",
+        "a\tb\t1\ten\ten",
+        "c\td\t2\ten\ten",
+        "e\tf\t3\ten\tde",
+        "g\th\t4\ten\tde",
+        "i\tj\t5\ten\tde",
+    ]
     path.write_text("\n".join(rows) + "\n", encoding="utf-8")
     evs = sts_from_tsv(path)
-    assert [(e.name, e.lang_pair, len(e.scores)) for e in evs] == [("sts-en-en", "en-en", 2), ("sts-en-de", "en-de", 3)]
+    assert [(e.name, e.lang_pair, len(e.scores)) for e in evs] == [
+        ("sts-en-en", "en-en", 2),
+        ("sts-en-de", "en-de", 3),
+    ]
     missing = tmp_path / "missing.tsv"
     missing.write_text("sentence1\tsentence2\na\tb\n", encoding="utf-8")
     with pytest.raises(DataError, match=r"lacks column\(s\) \['score'\]"):
@@ -252,25 +282,49 @@ def test_parallel_jsonl_builder_selects_languages(tmp_path):
 def test_quick_suite_contents(shared_data):
     evs = dev_suite(quick=True, data_dir=shared_data)
     names = [e.name for e in evs]
-    flores = [f"flores{short}-{code}" for code in ("arb_Arab", "deu_Latn", "spa_Latn", "zho_Hans") for short in ("", "-short")]
+    flores = [
+        f"flores{short}-{code}"
+        for code in ("arb_Arab", "deu_Latn", "spa_Latn", "zho_Hans")
+        for short in ("", "-short")
+    ]
     assert names == ["xquad-questions", *flores, "multi30k-de", "stsb-en", "stsb-de", "stsb-en-de", "cost"]
     questions = evs[0]
     # the question task first (the app's job), on a fixed sample: 50 questions x 11 languages, 60 paragraphs x 12
     assert questions.primary_metric == "xquad-questions_xling_r@1"
     assert len(questions.questions) == 50 * 11 and len(questions.paragraphs) == 60 * 12
     # FLORES against all 1,012 candidates, and its short half
-    assert len(evs[1].src) == 1012 and evs[1].primary_metric == "flores-arb_Arab_accuracy" and len(evs[2].src) == 506
+    assert (
+        len(evs[1].src) == 1012
+        and evs[1].primary_metric == "flores-arb_Arab_accuracy"
+        and len(evs[2].src) == 506
+    )
     stsb_en, stsb_de, cross = evs[10:13]
-    assert cross.sentences1 == stsb_en.sentences1 and cross.sentences2 == stsb_de.sentences2  # joined on pair_id
+    assert (
+        cross.sentences1 == stsb_en.sentences1 and cross.sentences2 == stsb_de.sentences2
+    )  # joined on pair_id
 
 
 def test_full_suite_respects_langs(shared_data):
     evs = dev_suite(langs=["deu_Latn", "fr"], data_dir=shared_data, include_cost=False)
     names = [e.name for e in evs]
     assert evs[0].info()["query_langs"] == ["de", "en"] and evs[0].info()["documents"] == 240 * 2
-    assert names == ["xquad-questions", "flores-deu_Latn", "flores-short-deu_Latn", "flores-fra_Latn",
-                     "flores-short-fra_Latn", "multi30k-de", "multi30k-fr", "stsb-en", "stsb-de", "stsb-fr",
-                     "stsb-en-de", "stsb-en-fr", "xquad", "xquad-pooled", "xquad-sentence"]
+    assert names == [
+        "xquad-questions",
+        "flores-deu_Latn",
+        "flores-short-deu_Latn",
+        "flores-fra_Latn",
+        "flores-short-fra_Latn",
+        "multi30k-de",
+        "multi30k-fr",
+        "stsb-en",
+        "stsb-de",
+        "stsb-fr",
+        "stsb-en-de",
+        "stsb-en-fr",
+        "xquad",
+        "xquad-pooled",
+        "xquad-sentence",
+    ]
     xquad, pooled, sentence = evs[-3:]
     assert xquad.info()["doc_langs"] == ["de", "en"] and xquad.info()["documents"] == 40
     # each query's own copy is in the corpus: it must leave the ranking, not take rank 1

@@ -59,9 +59,13 @@ def test_constant_side_is_undefined_not_zero():
 
 
 def test_translation_accuracy_both_directions():
-    scores = np.array([[0.9, 0.1, 0.2],
-                       [0.8, 0.7, 0.1],   # source 1 prefers target 0: a miss
-                       [0.1, 0.2, 0.3]])
+    scores = np.array(
+        [
+            [0.9, 0.1, 0.2],
+            [0.8, 0.7, 0.1],  # source 1 prefers target 0: a miss
+            [0.1, 0.2, 0.3],
+        ]
+    )
     s2t, t2s = translation_accuracy(scores, ["a", "b", "c"], ["A", "B", "C"])
     assert s2t == pytest.approx(2 / 3)
     assert t2s == pytest.approx(1.0)  # column maxima sit on the diagonal
@@ -74,16 +78,16 @@ def test_translation_accuracy_counts_duplicate_text_as_found():
 
 
 def test_ratio_margin_formula_and_hubness():
-    sim = np.array([[0.9, 0.3, 0.3],
-                    [0.7, 0.6, 0.1],
-                    [0.7, 0.1, 0.6]])  # target 0 is a hub: near every source
+    sim = np.array(
+        [[0.9, 0.3, 0.3], [0.7, 0.6, 0.1], [0.7, 0.1, 0.6]]
+    )  # target 0 is a hub: near every source
     m = ratio_margin_scores(sim, k=2)
     # row 1: mean of its 2 best = 0.65; column 0: 0.8, column 1: 0.45
     assert m[1, 0] == pytest.approx(0.7 / (0.65 / 2 + 0.8 / 2))
     assert m[1, 1] == pytest.approx(0.6 / (0.65 / 2 + 0.45 / 2))
     texts = ["a", "b", "c"]
-    assert translation_accuracy(sim, texts, texts)[0] == pytest.approx(1 / 3)   # cosine: the hub wins
-    assert translation_accuracy(m, texts, texts) == (1.0, 1.0)                 # margin: it does not
+    assert translation_accuracy(sim, texts, texts)[0] == pytest.approx(1 / 3)  # cosine: the hub wins
+    assert translation_accuracy(m, texts, texts) == (1.0, 1.0)  # margin: it does not
 
 
 def test_ratio_margin_caps_k_at_candidates():
@@ -138,14 +142,22 @@ def test_ranking_ties_break_by_document_id():
 
 def _set():
     queries = [Query("q1", "en", "who"), Query("q2", "en", "what")]
-    corpus = [Document("de1", "de", "x"), Document("de2", "de", "y"), Document("fr1", "fr", "z"),
-              Document("fr2", "fr", "w")]
+    corpus = [
+        Document("de1", "de", "x"),
+        Document("de2", "de", "y"),
+        Document("fr1", "fr", "z"),
+        Document("fr2", "fr", "w"),
+    ]
     qrels = {"q1": {"de1": 1, "fr1": 1}}  # q2 has no relevant document: left out
     return queries, corpus, qrels
 
 
-SCORES = np.array([[0.5, 0.6, 0.9, 0.1],   # q1: fr1 first, de2, de1, fr2
-                   [0.0, 0.0, 0.0, 0.0]])
+SCORES = np.array(
+    [
+        [0.5, 0.6, 0.9, 0.1],  # q1: fr1 first, de2, de1, fr2
+        [0.0, 0.0, 0.0, 0.0],
+    ]
+)
 
 
 def test_retrieval_pooled_hand_computed():

@@ -38,8 +38,10 @@ from indexer.sources import Validator, read_records
 def encoders(tiny_model_dir, tiny_model_dir_b):
     from distill.models import load_encoder
 
-    return {str(tiny_model_dir): load_encoder(tiny_model_dir, threads=1),
-            str(tiny_model_dir_b): load_encoder(tiny_model_dir_b, threads=1)}
+    return {
+        str(tiny_model_dir): load_encoder(tiny_model_dir, threads=1),
+        str(tiny_model_dir_b): load_encoder(tiny_model_dir_b, threads=1),
+    }
 
 
 @pytest.fixture
@@ -67,7 +69,15 @@ def reopen(path: Path, encoders, **kw) -> Collection:
 def test_sentence_spans_across_scripts():
     text = 'He said "Go." Then he left!  猫坐在垫子上。狗在外面。 القطة هنا؟ नमस्ते। Last one'
     sents = [text[s.start : s.end] for s in sentence_spans(text)]
-    assert sents == ['He said "Go."', "Then he left!", "猫坐在垫子上。", "狗在外面。", "القطة هنا؟", "नमस्ते।", "Last one"]
+    assert sents == [
+        'He said "Go."',
+        "Then he left!",
+        "猫坐在垫子上。",
+        "狗在外面。",
+        "القطة هنا؟",
+        "नमस्ते।",
+        "Last one",
+    ]
 
 
 def test_chunker_budget_overlap_and_coverage(tiny_model_dir):
@@ -79,7 +89,9 @@ def test_chunker_budget_overlap_and_coverage(tiny_model_dir):
     spans = chunker.chunk(text)
     assert len(spans) > 3
     for s in spans:
-        assert len(tok(text[s.start : s.end], add_special_tokens=False)["input_ids"]) <= 100 + 2  # sums of sentence counts
+        assert (
+            len(tok(text[s.start : s.end], add_special_tokens=False)["input_ids"]) <= 100 + 2
+        )  # sums of sentence counts
     # Every sentence is in some chunk, chunks are in order, and consecutive chunks overlap by a sentence.
     for sent in sentence_spans(text):
         assert any(c.start <= sent.start and sent.end <= c.end for c in spans)
@@ -128,17 +140,22 @@ def test_index_spec_parsing():
 def test_jsonl_records_report_every_bad_line(tmp_path):
     path = tmp_path / "in.jsonl"
     good = {"id": "a", "lang": "de", "text": "Hallo Welt.", "source": "x"}
-    path.write_bytes(b"\n".join([
-        json.dumps(good).encode(),
-        b'{"id": "b", "lang": "en", "text": ',  # truncated JSON
-        b'{"id": "c", "lang": "en", "text": "caf\xe9"}',  # latin-1 byte: invalid UTF-8
-        b"[1, 2]",
-        json.dumps({"id": "d", "lang": "en"}).encode(),
-        json.dumps({"id": "e", "lang": "en", "text": "   "}).encode(),
-        json.dumps({"id": "a", "lang": "de", "text": "again"}).encode(),
-        json.dumps({"id": "f", "lang": "xx-klingon", "text": "Qapla'"}).encode(),
-        json.dumps({"id": "g", "lang": "deu_Latn", "text": "x" * 101}).encode(),
-    ]) + b"\n")
+    path.write_bytes(
+        b"\n".join(
+            [
+                json.dumps(good).encode(),
+                b'{"id": "b", "lang": "en", "text": ',  # truncated JSON
+                b'{"id": "c", "lang": "en", "text": "caf\xe9"}',  # latin-1 byte: invalid UTF-8
+                b"[1, 2]",
+                json.dumps({"id": "d", "lang": "en"}).encode(),
+                json.dumps({"id": "e", "lang": "en", "text": "   "}).encode(),
+                json.dumps({"id": "a", "lang": "de", "text": "again"}).encode(),
+                json.dumps({"id": "f", "lang": "xx-klingon", "text": "Qapla'"}).encode(),
+                json.dumps({"id": "g", "lang": "deu_Latn", "text": "x" * 101}).encode(),
+            ]
+        )
+        + b"\n"
+    )
     validator = Validator(max_chars=100)
     recs = [validator.check(r) for r in read_records(path)]
     by_line = {r.line: r for r in recs}
@@ -156,13 +173,18 @@ def test_jsonl_records_report_every_bad_line(tmp_path):
 
 def test_csv_tsv_and_txt_inputs(tmp_path):
     csv_path = tmp_path / "docs.csv"
-    csv_path.write_text('id,lang,title,text,year\n1,de,T,"Ein Text, mit Komma.",2020\n2,fr,,"Un ""texte"".",\n', encoding="utf-8")
+    csv_path.write_text(
+        'id,lang,title,text,year\n1,de,T,"Ein Text, mit Komma.",2020\n2,fr,,"Un ""texte"".",\n',
+        encoding="utf-8",
+    )
     recs = list(read_records(csv_path))
     assert [r.doc.id for r in recs] == ["1", "2"]
     assert recs[0].doc.text == "Ein Text, mit Komma." and recs[0].doc.metadata == {"year": "2020"}
     assert recs[1].doc.text == 'Un "texte".' and recs[1].line == 3
     tsv_path = tmp_path / "docs.tsv"
-    tsv_path.write_bytes(b'id\tlang\ttext\nx\ten\tHe said "hi".\ny\ten\tbad \xff byte\nz\ten\tonly two\textra\n')
+    tsv_path.write_bytes(
+        b'id\tlang\ttext\nx\ten\tHe said "hi".\ny\ten\tbad \xff byte\nz\ten\tonly two\textra\n'
+    )
     recs = list(read_records(tsv_path))
     assert recs[0].doc.text == 'He said "hi".'
     assert recs[1].line == 3 and "invalid UTF-8" in recs[1].error
@@ -188,7 +210,9 @@ def test_add_search_reopen(tmp_path, specs, encoders, docs):
     with make(path, specs, encoders) as col:
         summary = col.add(docs)
         assert (summary.added, summary.updated, summary.unchanged, summary.rejected) == (len(docs), 0, 0, 0)
-        assert summary.chunks > len(docs)  # the tiny models' 64-token limit forces several chunks per paragraph
+        assert summary.chunks > len(
+            docs
+        )  # the tiny models' 64-token limit forces several chunks per paragraph
         info = col.info()
         assert info["documents"] == len(docs) and info["languages"] == {"de": 8, "en": 8, "es": 8, "zh": 8}
         assert info["chunks"] == summary.chunks and info["pending_chunks"] == 0
@@ -237,29 +261,47 @@ def test_unchanged_readd_is_a_noop_and_changes_are_updates(tmp_path, specs, enco
         again = col.add(docs)
         assert (again.added, again.updated, again.unchanged, again.chunks) == (0, 0, len(docs), 0)
         assert [m["generation"] for m in col.info()["models"]] == [m["generation"] for m in before["models"]]
-        changed = Document(id=docs[0].id, lang=docs[0].lang, title=docs[0].title,
-                           text="A completely new text about penguins. It has two sentences.")
-        meta_only = Document(id=docs[1].id, lang=docs[1].lang, title=docs[1].title, text=docs[1].text,
-                             metadata={"parallel_id": "changed"})
+        changed = Document(
+            id=docs[0].id,
+            lang=docs[0].lang,
+            title=docs[0].title,
+            text="A completely new text about penguins. It has two sentences.",
+        )
+        meta_only = Document(
+            id=docs[1].id,
+            lang=docs[1].lang,
+            title=docs[1].title,
+            text=docs[1].text,
+            metadata={"parallel_id": "changed"},
+        )
         summary = col.update([changed, meta_only])
         assert (summary.updated, summary.unchanged, summary.chunks) == (1, 1, 1)
         assert col.get(docs[1].id).metadata == {"parallel_id": "changed"}
         hit = col.search(changed.text, model=specs[1], k=1)[0]
-        assert hit.doc_id == docs[0].id and hit.snippet == changed.text and hit.score == pytest.approx(1.0, abs=1e-4)
+        assert (
+            hit.doc_id == docs[0].id
+            and hit.snippet == changed.text
+            and hit.score == pytest.approx(1.0, abs=1e-4)
+        )
         info = col.info()
         assert info["documents"] == len(docs)
         assert all(m["vectors"] == info["chunks"] for m in info["models"])  # the old chunks' vectors are gone
         assert col.verify().ok
         with pytest.raises(InputError, match="not in the collection"):
             col.update([Document(id="new-id", lang="en", text="hello")])
-        skipped = col.update([Document(id="new-id", lang="en", text="hello")], on_error="skip",
-                             rejects=tmp_path / "rej.jsonl")
+        skipped = col.update(
+            [Document(id="new-id", lang="en", text="hello")], on_error="skip", rejects=tmp_path / "rej.jsonl"
+        )
         assert skipped.rejected == 1 and col.get("new-id") is None
-        assert json.loads((tmp_path / "rej.jsonl").read_text())["error"].startswith("document id 'new-id' is not")
+        assert json.loads((tmp_path / "rej.jsonl").read_text())["error"].startswith(
+            "document id 'new-id' is not"
+        )
 
 
 @pytest.mark.parametrize("index_type", ["flat", "hnsw", "ivfpq", "IVF4,Flat"])
-def test_delete_rebuild_and_switch_type_without_reencoding(tmp_path, specs, encoders, docs, index_type, monkeypatch):
+def test_delete_rebuild_and_switch_type_without_reencoding(
+    tmp_path, specs, encoders, docs, index_type, monkeypatch
+):
     with make(tmp_path / "c", specs, encoders, index_type=index_type) as col:
         col.add(docs)
         info = col.info()["models"][0]
@@ -405,8 +447,13 @@ def test_one_writer_at_a_time(tmp_path, specs, encoders, docs):
                     second.add(docs[2:4])
                 assert len(second.search("x", k=5)) == 2  # reading is fine
             # Another process gets a clear message and a non-zero exit.
-            proc = subprocess.run([sys.executable, "-m", "indexer", "delete", str(path), "--id", docs[0].id],
-                                  capture_output=True, text=True, env=subprocess_env(), timeout=120)
+            proc = subprocess.run(
+                [sys.executable, "-m", "indexer", "delete", str(path), "--id", docs[0].id],
+                capture_output=True,
+                text=True,
+                env=subprocess_env(),
+                timeout=120,
+            )
             assert proc.returncode == 1
             assert "is being written by process" in proc.stderr and "one writer at a time" in proc.stderr
         with reopen(path, encoders) as second:
@@ -428,7 +475,9 @@ def test_model_dimension_change_is_caught(tmp_path, tiny_model_dir, encoders, do
     bert.save_pretrained(model)
     write_sentence_transformers_files(model, dim=48, max_seq_length=64)
     with Collection.open(path, threads=1) as col:
-        with pytest.raises(ModelMismatchError, match="48-dimensional vectors, but the collection indexed it with 32"):
+        with pytest.raises(
+            ModelMismatchError, match="48-dimensional vectors, but the collection indexed it with 32"
+        ):
             col.search("x")
         with pytest.raises(ModelMismatchError, match="--reembed"):
             col.add(docs[4:6])
@@ -461,7 +510,9 @@ def test_create_and_open_errors(tmp_path, specs, encoders):
 
 def test_title_embedding_and_long_documents(tmp_path, specs, encoders):
     settings = CollectionSettings(chunk_tokens=40, chunk_overlap=8, embed_title=True, max_chars=5000)
-    long_doc = Document(id="long", lang="en", title="Cats", text=" ".join(f"Cat fact number {i}." for i in range(60)))
+    long_doc = Document(
+        id="long", lang="en", title="Cats", text=" ".join(f"Cat fact number {i}." for i in range(60))
+    )
     with make(tmp_path / "c", specs, encoders, settings=settings) as col:
         summary = col.add([long_doc])
         assert summary.chunks > 5
@@ -488,12 +539,35 @@ def test_every_command_has_help_with_an_example(capsys):
 def test_cli_end_to_end(tmp_path, tiny_model_dir, tiny_model_dir_b, docs, capsys):
     path = tmp_path / "c"
     corpus = write_jsonl(tmp_path / "docs.jsonl", docs)
-    assert cli_main(["create", str(path), "--model", str(tiny_model_dir), "--model", str(tiny_model_dir_b),
-                     "--index-type", "hnsw", "--ef-search", "32", "--threads", "1", "-q"]) == 0
+    assert (
+        cli_main(
+            [
+                "create",
+                str(path),
+                "--model",
+                str(tiny_model_dir),
+                "--model",
+                str(tiny_model_dir_b),
+                "--index-type",
+                "hnsw",
+                "--ef-search",
+                "32",
+                "--threads",
+                "1",
+                "-q",
+            ]
+        )
+        == 0
+    )
     assert "created" in capsys.readouterr().out
     assert cli_main(["add", str(path), str(corpus), "--threads", "1", "-q"]) == 0
     assert f"{len(docs)} added" in capsys.readouterr().out
-    assert cli_main(["search", str(path), "Wer gewann?", "--lang", "en,zh", "--k", "4", "--json", "--threads", "1"]) == 0
+    assert (
+        cli_main(
+            ["search", str(path), "Wer gewann?", "--lang", "en,zh", "--k", "4", "--json", "--threads", "1"]
+        )
+        == 0
+    )
     hits = json.loads(capsys.readouterr().out)
     assert len(hits) == 4 and {h["lang"] for h in hits} <= {"en", "zh"}
     assert all({"id", "lang", "title", "score", "snippet"} <= set(h) for h in hits)
@@ -527,18 +601,44 @@ BAD_INPUT = {
     "malformed JSON": (b'{"id": "b1", "lang": "en", "text": "oops"\n', "invalid JSON"),
     "invalid UTF-8": (b'{"id": "b2", "lang": "en", "text": "na\xefve"}\n', "invalid UTF-8"),
     "empty text": (b'{"id": "b3", "lang": "en", "text": ""}\n', "'text' is empty"),
-    "too long": (json.dumps({"id": "b4", "lang": "en", "text": "y" * 3000}).encode() + b"\n", "over the limit"),
-    "duplicate id": (json.dumps({"id": "ok1", "lang": "en", "text": "dup"}).encode() + b"\n", "duplicate document id 'ok1'"),
-    "unknown language": (json.dumps({"id": "b6", "lang": "zz", "text": "hm"}).encode() + b"\n", "unknown language code 'zz'"),
+    "too long": (
+        json.dumps({"id": "b4", "lang": "en", "text": "y" * 3000}).encode() + b"\n",
+        "over the limit",
+    ),
+    "duplicate id": (
+        json.dumps({"id": "ok1", "lang": "en", "text": "dup"}).encode() + b"\n",
+        "duplicate document id 'ok1'",
+    ),
+    "unknown language": (
+        json.dumps({"id": "b6", "lang": "zz", "text": "hm"}).encode() + b"\n",
+        "unknown language code 'zz'",
+    ),
 }
 
 
 @pytest.mark.parametrize("case", list(BAD_INPUT))
 def test_bad_input_fail_writes_nothing_and_skip_records_rejects(tmp_path, tiny_model_dir, case, capsys):
     path = tmp_path / "c"
-    assert cli_main(["create", str(path), "--model", str(tiny_model_dir), "--max-chars", "2000", "--threads", "1", "-q"]) == 0
-    good = b"".join(json.dumps({"id": f"ok{i}", "lang": "de", "text": f"Guter Text Nummer {i}."}).encode() + b"\n"
-                    for i in range(1, 4))
+    assert (
+        cli_main(
+            [
+                "create",
+                str(path),
+                "--model",
+                str(tiny_model_dir),
+                "--max-chars",
+                "2000",
+                "--threads",
+                "1",
+                "-q",
+            ]
+        )
+        == 0
+    )
+    good = b"".join(
+        json.dumps({"id": f"ok{i}", "lang": "de", "text": f"Guter Text Nummer {i}."}).encode() + b"\n"
+        for i in range(1, 4)
+    )
     bad, message = BAD_INPUT[case]
     src = tmp_path / "in.jsonl"
     src.write_bytes(good + bad + good.replace(b'"ok', b'"more'))
@@ -549,7 +649,23 @@ def test_bad_input_fail_writes_nothing_and_skip_records_rejects(tmp_path, tiny_m
     with Collection.open(path, read_only=True) as col:
         assert len(col) == 0
     rejects = tmp_path / "rejects.jsonl"
-    assert cli_main(["add", str(path), str(src), "--on-error", "skip", "--rejects", str(rejects), "--threads", "1", "-q"]) == 0
+    assert (
+        cli_main(
+            [
+                "add",
+                str(path),
+                str(src),
+                "--on-error",
+                "skip",
+                "--rejects",
+                str(rejects),
+                "--threads",
+                "1",
+                "-q",
+            ]
+        )
+        == 0
+    )
     assert "6 added, 0 updated, 0 unchanged, 1 rejected" in capsys.readouterr().out
     (reject,) = [json.loads(x) for x in rejects.read_text(encoding="utf-8").splitlines()]
     assert reject["file"] == str(src) and reject["line"] == 4 and message in reject["error"] and reject["raw"]

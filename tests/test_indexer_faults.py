@@ -79,11 +79,15 @@ def _check(path: Path, encoders: dict, expected: dict, checked: dict | None = No
 def encoders(tiny_model_dir, tiny_model_dir_b):
     from distill.models import load_encoder
 
-    return {str(tiny_model_dir): load_encoder(tiny_model_dir, threads=1),
-            str(tiny_model_dir_b): load_encoder(tiny_model_dir_b, threads=1)}
+    return {
+        str(tiny_model_dir): load_encoder(tiny_model_dir, threads=1),
+        str(tiny_model_dir_b): load_encoder(tiny_model_dir_b, threads=1),
+    }
 
 
-def test_sigkill_at_random_moments_loses_nothing(tmp_path, shared_data, tiny_model_dir, tiny_model_dir_b, encoders):
+def test_sigkill_at_random_moments_loses_nothing(
+    tmp_path, shared_data, tiny_model_dir, tiny_model_dir_b, encoders
+):
     docs = ntrex_docs(shared_data, N_DOCS)
     expected = {d.id: d for d in docs}
     src = write_jsonl(tmp_path / "docs.jsonl", docs)
@@ -91,7 +95,19 @@ def test_sigkill_at_random_moments_loses_nothing(tmp_path, shared_data, tiny_mod
     specs = [str(tiny_model_dir), str(tiny_model_dir_b)]
     with Collection.create(path, specs, index_type="flat", encoders=encoders, threads=1) as col:
         col.rebuild("hnsw", models=[specs[1]])  # one flat and one HNSW index
-    cmd = [sys.executable, "-m", "indexer", "add", str(path), str(src), "--threads", "1", "-q", "--commit-every", "200"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "indexer",
+        "add",
+        str(path),
+        str(src),
+        "--threads",
+        "1",
+        "-q",
+        "--commit-every",
+        "200",
+    ]
     rng = random.Random(20240605)
     env = subprocess_env()
     landed, present, checked = 0, [0], {}
@@ -126,10 +142,14 @@ def test_sigkill_at_random_moments_loses_nothing(tmp_path, shared_data, tiny_mod
             span = chunker.chunk(doc.text)[-1]
             hit = col.search(doc.text[span.start : span.end], model=specs[1], k=1)[0]
             assert np.isclose(hit.score, 1.0, atol=1e-4)
-            assert (hit.doc_id, hit.chunk_start) == (doc.id, span.start) or hit.snippet == doc.text[span.start : span.end]
+            assert (hit.doc_id, hit.chunk_start) == (doc.id, span.start) or hit.snippet == doc.text[
+                span.start : span.end
+            ]
 
 
-def test_readers_never_see_a_half_written_index(tmp_path, shared_data, tiny_model_dir, tiny_model_dir_b, encoders):
+def test_readers_never_see_a_half_written_index(
+    tmp_path, shared_data, tiny_model_dir, tiny_model_dir_b, encoders
+):
     """A reader searches in a loop while another process commits new index generations every
     50 chunks (and deletes old ones): every search succeeds and sees only committed documents."""
     docs = ntrex_docs(shared_data, 600)
@@ -137,7 +157,19 @@ def test_readers_never_see_a_half_written_index(tmp_path, shared_data, tiny_mode
     path = tmp_path / "c"
     specs = [str(tiny_model_dir), str(tiny_model_dir_b)]
     Collection.create(path, specs, encoders=encoders, threads=1).close()
-    cmd = [sys.executable, "-m", "indexer", "add", str(path), str(src), "--threads", "1", "-q", "--commit-every", "50"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "indexer",
+        "add",
+        str(path),
+        str(src),
+        "--threads",
+        "1",
+        "-q",
+        "--commit-every",
+        "50",
+    ]
     ids = {d.id for d in docs}
     seen_sizes = set()
     with Collection.open(path, read_only=True, encoders=encoders, threads=1) as reader:

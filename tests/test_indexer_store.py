@@ -20,8 +20,10 @@ from indexer import Collection, CollectionExistsError, CollectionNotFoundError
 def encoders(tiny_model_dir, tiny_model_dir_b):
     from distill.models import load_encoder
 
-    return {str(tiny_model_dir): load_encoder(tiny_model_dir, threads=1),
-            str(tiny_model_dir_b): load_encoder(tiny_model_dir_b, threads=1)}
+    return {
+        str(tiny_model_dir): load_encoder(tiny_model_dir, threads=1),
+        str(tiny_model_dir_b): load_encoder(tiny_model_dir_b, threads=1),
+    }
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
@@ -35,7 +37,9 @@ def test_lifecycle(tmp_path, db_url, encoders, shared_data, monkeypatch):
     docs = xquad_docs(shared_data, paragraphs=range(6), langs=("en", "de", "ar", "zh"))
     specs = list(encoders)
     path = tmp_path / "c"
-    with Collection.create(path, specs, index_type="hnsw", db_url=db_url, encoders=encoders, threads=1) as col:
+    with Collection.create(
+        path, specs, index_type="hnsw", db_url=db_url, encoders=encoders, threads=1
+    ) as col:
         backend = "postgresql" if db_url else "sqlite"
         assert col.info()["database"].startswith(backend)
         summary = col.add(docs)
@@ -65,7 +69,9 @@ def test_lifecycle(tmp_path, db_url, encoders, shared_data, monkeypatch):
         assert col.repairs and col.verify().ok
         assert len(col) == len(docs) - 2 + 1
         hit = col.search("Ein ganz neuer Text. Kurz.", model=specs[1], k=1)[0]
-        assert (hit.doc_id, hit.title) == (docs[0].id, "New") and hit.score == pytest.approx(1.0, abs=2e-3)  # rebuilt from float16
+        assert (hit.doc_id, hit.title) == (docs[0].id, "New") and hit.score == pytest.approx(
+            1.0, abs=2e-3
+        )  # rebuilt from float16
         out = io.StringIO()
         assert col.export(out) == len(col)
         assert {json.loads(x)["id"] for x in out.getvalue().splitlines()} == {d.id for d in col.documents()}

@@ -38,7 +38,11 @@ def test_mean_pooling_matches_manual_average(tiny_model_dir):
 
 def test_prompts_by_role(tiny_model_dir):
     enc = load_encoder(tiny_model_dir)
-    assert enc.prompt(Role.QUERY) == "query: " and enc.prompt("passage") == "passage: " and enc.prompt(None) == ""
+    assert (
+        enc.prompt(Role.QUERY) == "query: "
+        and enc.prompt("passage") == "passage: "
+        and enc.prompt(None) == ""
+    )
     q, p = enc.encode(["hello"], prefix="query"), enc.encode(["hello"], prefix="passage")
     assert not np.allclose(q, p)
     np.testing.assert_allclose(q, enc.encode(["query: hello"]), atol=1e-6)

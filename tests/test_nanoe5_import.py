@@ -40,11 +40,21 @@ def write_synthetic_e5(path, header: E5Header, rng: np.random.Generator) -> dict
     """Write a tiny E5S1 file (empty tokenizer section) and return the exact dequantised tensors."""
     h, f = header.hidden, header.ffn
     specs: dict[str, tuple[int, tuple[int, ...]]] = {
-        "emb.word": (1, (header.vocab, h)), "emb.pos": (0, (header.max_positions, h)),
-        "emb.type": (0, (header.type_vocab, h)), "emb.ln.w": (0, (h,)), "emb.ln.b": (0, (h,)),
+        "emb.word": (1, (header.vocab, h)),
+        "emb.pos": (0, (header.max_positions, h)),
+        "emb.type": (0, (header.type_vocab, h)),
+        "emb.ln.w": (0, (h,)),
+        "emb.ln.b": (0, (h,)),
     }
     for i in range(header.layers):
-        for name, shape in [("q", (h, h)), ("k", (h, h)), ("v", (h, h)), ("ao", (h, h)), ("fi", (f, h)), ("fo", (h, f))]:
+        for name, shape in [
+            ("q", (h, h)),
+            ("k", (h, h)),
+            ("v", (h, h)),
+            ("ao", (h, h)),
+            ("fi", (f, h)),
+            ("fo", (h, f)),
+        ]:
             specs[f"l{i}.{name}.w"] = (1, shape)
             specs[f"l{i}.{name}.b"] = (0, (shape[0],))
         for ln in ("aln", "oln"):
@@ -64,16 +74,30 @@ def write_synthetic_e5(path, header: E5Header, rng: np.random.Generator) -> dict
         else:
             arr = rng.standard_normal(n).astype(np.float32)
             payloads[name], expected[name] = arr.tobytes(), arr
-    head = b"E5S1" + struct.pack("<I7ifi", 1, h, header.layers, header.heads, f, header.vocab,
-                                 header.max_positions, header.type_vocab, header.eps, 32)
+    head = b"E5S1" + struct.pack(
+        "<I7ifi",
+        1,
+        h,
+        header.layers,
+        header.heads,
+        f,
+        header.vocab,
+        header.max_positions,
+        header.type_vocab,
+        header.eps,
+        32,
+    )
     head += struct.pack("<5iQ", 0, 0, 2, 1, 3, 0) + struct.pack("<I", 0)  # no pieces: offsets[1]
     head += struct.pack("<iI", 0, 0)  # empty normalisation map
     directory_size = 4 + sum(2 + len(k) + 1 + 4 + 8 + 8 for k in specs)
     offset = len(head) + directory_size
     directory = struct.pack("<i", len(specs))
     for name, (dtype, shape) in specs.items():
-        directory += struct.pack("<H", len(name)) + name.encode() + struct.pack(
-            "<BIQQ", dtype, int(np.prod(shape)), offset, len(payloads[name]))
+        directory += (
+            struct.pack("<H", len(name))
+            + name.encode()
+            + struct.pack("<BIQQ", dtype, int(np.prod(shape)), offset, len(payloads[name]))
+        )
         offset += len(payloads[name])
     path.write_bytes(head + directory + b"".join(payloads[k] for k in specs))
     return expected
@@ -82,7 +106,9 @@ def write_synthetic_e5(path, header: E5Header, rng: np.random.Generator) -> dict
 def test_synthetic_file_round_trips_into_bert(tmp_path):
     from transformers import BertConfig, BertModel
 
-    header = E5Header(hidden=64, layers=2, heads=4, ffn=128, vocab=40, max_positions=16, type_vocab=2, eps=1e-12)
+    header = E5Header(
+        hidden=64, layers=2, heads=4, ffn=128, vocab=40, max_positions=16, type_vocab=2, eps=1e-12
+    )
     expected = write_synthetic_e5(tmp_path / "tiny.bin", header, np.random.default_rng(0))
     got_header, tensors = read_e5_file(tmp_path / "tiny.bin")
     assert got_header == header
@@ -92,7 +118,10 @@ def test_synthetic_file_round_trips_into_bert(tmp_path):
     model = BertModel(BertConfig(**bert_config_dict(header)), add_pooling_layer=False)
     missing, unexpected = model.load_state_dict(state, strict=False)
     assert not unexpected and all("position_ids" in k for k in missing)
-    assert torch.equal(model.encoder.layer[1].intermediate.dense.weight, torch.from_numpy(expected["l1.fi.w"].reshape(128, 64)))
+    assert torch.equal(
+        model.encoder.layer[1].intermediate.dense.weight,
+        torch.from_numpy(expected["l1.fi.w"].reshape(128, 64)),
+    )
 
 
 def test_bad_and_truncated_files(tmp_path):

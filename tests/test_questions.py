@@ -23,8 +23,11 @@ def enc_b(tiny_model_dir_b):
 
 def _hand_made():
     """2 paragraphs (p0, p1) x languages en, de; 4 questions: each paragraph asked in en and in de."""
-    docs = [Document(f"{pid}.{lang}", lang, f"text {pid} {lang}", metadata={"parallel_id": pid})
-            for pid in ("p0", "p1") for lang in ("en", "de")]
+    docs = [
+        Document(f"{pid}.{lang}", lang, f"text {pid} {lang}", metadata={"parallel_id": pid})
+        for pid in ("p0", "p1")
+        for lang in ("en", "de")
+    ]
     questions = [Query(f"q{i}.{lang}", lang, f"question {i} {lang}") for i in (0, 1) for lang in ("en", "de")]
     answers = {q.id: f"p{q.id[1]}" for q in questions}
     return QuestionEvaluator(questions, docs, answers, name="qa"), docs, questions
@@ -33,12 +36,20 @@ def _hand_made():
 def test_r_at_1_per_language_pair_own_language_share_and_ties_by_hand():
     ev, docs, questions = _hand_made()
     # columns: p0.en p0.de p1.en p1.de ; rows: q0.en q0.de q1.en q1.de
-    scores = np.array([
-        [0.9, 0.1, 0.5, 0.8],  # q0.en: en -> p0 first (hit); de -> p1.de first (miss)
-        [0.2, 0.7, 0.3, 0.7],  # q0.de: en -> p1.en (miss); de -> tie p0.de / p1.de, lower id p0.de wins (hit)
-        [0.1, 0.2, 0.6, 0.9],  # q1.en: en -> p1.en (hit); de -> p1.de (hit)
-        [0.4, 0.1, 0.3, 0.5],  # q1.de: en -> p0.en (miss); de -> p1.de (hit)
-    ], dtype=np.float32)
+    scores = np.array(
+        [
+            [0.9, 0.1, 0.5, 0.8],  # q0.en: en -> p0 first (hit); de -> p1.de first (miss)
+            [
+                0.2,
+                0.7,
+                0.3,
+                0.7,
+            ],  # q0.de: en -> p1.en (miss); de -> tie p0.de / p1.de, lower id p0.de wins (hit)
+            [0.1, 0.2, 0.6, 0.9],  # q1.en: en -> p1.en (hit); de -> p1.de (hit)
+            [0.4, 0.1, 0.3, 0.5],  # q1.de: en -> p0.en (miss); de -> p1.de (hit)
+        ],
+        dtype=np.float32,
+    )
     m = ev.score(scores)
     assert m["qa_en-en_r@1"] == 1.0 and m["qa_de-de_r@1"] == 1.0
     assert m["qa_en-de_r@1"] == 0.5 and m["qa_de-en_r@1"] == 0.0
@@ -68,22 +79,42 @@ def test_pooled_metrics_agree_with_information_retrieval_evaluator(shared_data, 
     from sentence_transformers import SentenceTransformer
     from sentence_transformers.sentence_transformer.evaluation import InformationRetrievalEvaluator
 
-    ev = question_retrieval(shared_data / "dev/xquad_questions_dev.jsonl", shared_data / "corpus/xquad_paragraphs.jsonl",
-                            langs=["de", "es"], questions=8, paragraphs=10)
+    ev = question_retrieval(
+        shared_data / "dev/xquad_questions_dev.jsonl",
+        shared_data / "corpus/xquad_paragraphs.jsonl",
+        langs=["de", "es"],
+        questions=8,
+        paragraphs=10,
+    )
     # one chunk per paragraph (first sentences), so "a document scores as its best chunk" is the whole document
-    short = [Document(d.id, d.lang, first_sentence_of(d.text)[:25].strip(), metadata=d.metadata) for d in ev.paragraphs]
-    ev = QuestionEvaluator(ev.questions, short, dict(zip([q.id for q in ev.questions], ev.answer_pid, strict=True)),
-                           name="xq")
+    short = [
+        Document(d.id, d.lang, first_sentence_of(d.text)[:25].strip(), metadata=d.metadata)
+        for d in ev.paragraphs
+    ]
+    ev = QuestionEvaluator(
+        ev.questions, short, dict(zip([q.id for q in ev.questions], ev.answer_pid, strict=True)), name="xq"
+    )
     assert ev.chunks(enc_b)[1].tolist() == list(range(len(short)))  # one chunk per paragraph
     ours = ev(enc_b)
     queries = {q.id: q.text for q in ev.questions}
     corpus = {d.id: d.text for d in short}
-    qrels = {q.id: {d.id for d in short if d.metadata["parallel_id"] == ev.answer_pid[i]}
-             for i, q in enumerate(ev.questions)}
+    qrels = {
+        q.id: {d.id for d in short if d.metadata["parallel_id"] == ev.answer_pid[i]}
+        for i, q in enumerate(ev.questions)
+    }
     st_model = SentenceTransformer(str(tiny_model_dir_b), device="cpu")
-    theirs = InformationRetrievalEvaluator(queries, corpus, qrels, name="xq", map_at_k=[20], ndcg_at_k=[10],
-                                           mrr_at_k=[10], accuracy_at_k=[1], precision_recall_at_k=[10],
-                                           write_csv=False)(st_model)
+    theirs = InformationRetrievalEvaluator(
+        queries,
+        corpus,
+        qrels,
+        name="xq",
+        map_at_k=[20],
+        ndcg_at_k=[10],
+        mrr_at_k=[10],
+        accuracy_at_k=[1],
+        precision_recall_at_k=[10],
+        write_csv=False,
+    )(st_model)
     assert ours["xq_ndcg@10"] == pytest.approx(theirs["xq_cosine_ndcg@10"], abs=1e-6)
     assert ours["xq_map@20"] == pytest.approx(theirs["xq_cosine_map@20"], abs=1e-6)
     assert ours["xq_recall@10"] == pytest.approx(theirs["xq_cosine_recall@10"], abs=1e-6)
@@ -94,10 +125,16 @@ def test_chunks_like_the_indexer_and_scores_a_document_by_its_best_chunk(enc_b):
     from indexer.config import CollectionSettings
 
     defaults = CollectionSettings()
-    assert (CHUNK_TOKENS, CHUNK_OVERLAP, defaults.embed_title) == (defaults.chunk_tokens, defaults.chunk_overlap, False)
+    assert (CHUNK_TOKENS, CHUNK_OVERLAP, defaults.embed_title) == (
+        defaults.chunk_tokens,
+        defaults.chunk_overlap,
+        False,
+    )
     long_text = " ".join(f"Sentence number {i} talks about topic {i % 7}." for i in range(80))
-    docs = [Document("long.en", "en", long_text, metadata={"parallel_id": "p0"}),
-            Document("short.en", "en", "A short paragraph.", metadata={"parallel_id": "p1"})]
+    docs = [
+        Document("long.en", "en", long_text, metadata={"parallel_id": "p0"}),
+        Document("short.en", "en", "A short paragraph.", metadata={"parallel_id": "p1"}),
+    ]
     qs = [Query("q.en", "en", "topic 3")]
     ev = QuestionEvaluator(qs, docs, {"q.en": "p0"}, name="qa", chunk_tokens=40, chunk_overlap=8)
     texts, owner = ev.chunks(enc_b)
@@ -111,11 +148,17 @@ def test_chunks_like_the_indexer_and_scores_a_document_by_its_best_chunk(enc_b):
 
 
 def test_question_files_sample_questions_with_all_their_languages(shared_data):
-    ev = question_retrieval(shared_data / "dev/xquad_questions_dev.jsonl", shared_data / "corpus/xquad_paragraphs.jsonl",
-                            questions=5, paragraphs=7)
+    ev = question_retrieval(
+        shared_data / "dev/xquad_questions_dev.jsonl",
+        shared_data / "corpus/xquad_paragraphs.jsonl",
+        questions=5,
+        paragraphs=7,
+    )
     assert len(ev.questions) == 5 * 11 and len(ev.paragraphs) == 7 * 12
     assert set(ev.answer_pid) <= set(ev.d_pids)
-    full = question_retrieval(shared_data / "dev/xquad_questions_dev.jsonl", shared_data / "corpus/xquad_paragraphs.jsonl")
+    full = question_retrieval(
+        shared_data / "dev/xquad_questions_dev.jsonl", shared_data / "corpus/xquad_paragraphs.jsonl"
+    )
     assert (len(full.questions), len(full.paragraphs)) == (3542, 2880)
 
 
@@ -123,7 +166,9 @@ def test_question_file_errors_name_file_and_line(tmp_path, shared_data):
     from distill.data import DataError
 
     bad = tmp_path / "q.jsonl"
-    bad.write_text('{"id": "a", "lang": "en", "text": "Who?", "parallel_id": "xquad.000"}\n{"id": "b", "lang": "en"}\n')
+    bad.write_text(
+        '{"id": "a", "lang": "en", "text": "Who?", "parallel_id": "xquad.000"}\n{"id": "b", "lang": "en"}\n'
+    )
     with pytest.raises(DataError, match=r"q.jsonl:2.*text"):
         question_retrieval(bad, shared_data / "corpus/xquad_paragraphs.jsonl")
     bad.write_text('{"id": "a", "lang": "en", "text": "Who?", "parallel_id": "nowhere"}\n')
@@ -132,10 +177,15 @@ def test_question_file_errors_name_file_and_line(tmp_path, shared_data):
 
 
 def test_flores_short_half_uses_the_shorter_english_sentences(shared_data):
-    evs = bitext_from_parallel_jsonl(shared_data / "dev/flores200_devtest.jsonl", langs=["de"], name_prefix="flores",
-                                     short_half=True)
+    evs = bitext_from_parallel_jsonl(
+        shared_data / "dev/flores200_devtest.jsonl", langs=["de"], name_prefix="flores", short_half=True
+    )
     full, short = [e for e in evs if e.src_lang == "deu_Latn"]
-    assert (full.name, short.name, short.dataset) == ("flores-deu_Latn", "flores-short-deu_Latn", "flores-short")
+    assert (full.name, short.name, short.dataset) == (
+        "flores-deu_Latn",
+        "flores-short-deu_Latn",
+        "flores-short",
+    )
     assert len(full.tgt) == 1012 and len(short.tgt) == 506
     assert max(len(t) for t in short.tgt) <= sorted(len(t) for t in full.tgt)[506]
 

@@ -37,8 +37,13 @@ def test_layers_accept_k_or_a_list_of_indices():
     assert load_config(None, ["--student.layers=3"]).student.layer_ids() == [0, 1, 2]
     cfg = load_config(None, ["--student.layers=[0,1,2,3,10,11]"])
     assert cfg.student.layers == [0, 1, 2, 3, 10, 11] and cfg.student.layer_ids() == [0, 1, 2, 3, 10, 11]
-    for bad, message in (("[]", "non-empty"), ("[1,1]", "distinct"), ("[-1,2]", ">= 0"), ("0", ">= 1"),
-                         ('"six"', "expected an integer, got 'six' or expected a list")):
+    for bad, message in (
+        ("[]", "non-empty"),
+        ("[1,1]", "distinct"),
+        ("[-1,2]", ">= 0"),
+        ("0", ">= 1"),
+        ('"six"', "expected an integer, got 'six' or expected a list"),
+    ):
         with pytest.raises(ConfigError, match=message):
             load_config(None, [f"--student.layers={bad}"])
 
@@ -64,13 +69,18 @@ def test_full_width_student_with_all_layers_reproduces_a(tiny_setup, tmp_path):
     from distill.train.run import init_student, student_encoder
 
     assistant = load_encoder(tiny_setup["assistant"])
-    run = _run(tiny_setup, tmp_path, **{"student.layers": "[0,1,2,3]", "student.embedding_size": 32,
-                                         "student.passes": 1})
+    run = _run(
+        tiny_setup,
+        tmp_path,
+        **{"student.layers": "[0,1,2,3]", "student.embedding_size": 32, "student.passes": 1},
+    )
     student = init_student(run, assistant.model, None)
     student.config.num_passes = 1
     enc = student_encoder(run, student.eval(), assistant.tokenizer, assistant.prompts)
     texts = ["The cat sits on the mat.", "Der Hund läuft im Park."]
-    np.testing.assert_allclose(enc.encode(texts, prefix="query"), assistant.encode(texts, prefix="query"), atol=2e-5)
+    np.testing.assert_allclose(
+        enc.encode(texts, prefix="query"), assistant.encode(texts, prefix="query"), atol=2e-5
+    )
 
 
 def test_vocabulary_cap_keeps_required_pieces_then_the_most_frequent():
@@ -92,7 +102,9 @@ def test_score_distillation_is_zero_for_the_teacher_and_grows_when_scores_disagr
     assert score_distillation(t_q, shuffled, t_q, t_p, 0.02).item() > 1.0
     loss = ContrastiveLoss(ContrastiveVariant.KL, kl_weight=0.5, kl_temperature=0.05)
     total, parts = loss(t_p, t_q, t_p, t_q)
-    assert parts["kl"] == pytest.approx(0.0, abs=1e-6) and total.item() == pytest.approx(parts["mse_en"] + parts["mse_xx"])
+    assert parts["kl"] == pytest.approx(0.0, abs=1e-6) and total.item() == pytest.approx(
+        parts["mse_en"] + parts["mse_xx"]
+    )
     with pytest.raises(ValueError, match="t_xx"):
         loss(t_p, t_q, t_p)
 
@@ -103,13 +115,22 @@ def test_passage_pairs_embed_with_the_passage_prompt(tiny_setup, tmp_path):
 
     run = _run(tiny_setup, tmp_path)
     enc = load_encoder(tiny_setup["assistant"])
-    pairs = [TrainingPair("The cat sits.", "Die Katze sitzt.", "de"),
-             TrainingPair("The cat sits.", "Die Katze sitzt.", "de", role="passage")]
+    pairs = [
+        TrainingPair("The cat sits.", "Die Katze sitzt.", "de"),
+        TrainingPair("The cat sits.", "Die Katze sitzt.", "de", role="passage"),
+    ]
     en, xx = _embed_pairs(run, enc, pairs)
     with torch.no_grad():
-        np.testing.assert_allclose(en.detach().numpy(), np.stack([enc.encode(["The cat sits."], prefix="query")[0],
-                                                                  enc.encode(["The cat sits."], prefix="passage")[0]]),
-                                   atol=1e-5)
+        np.testing.assert_allclose(
+            en.detach().numpy(),
+            np.stack(
+                [
+                    enc.encode(["The cat sits."], prefix="query")[0],
+                    enc.encode(["The cat sits."], prefix="passage")[0],
+                ]
+            ),
+            atol=1e-5,
+        )
     items, rows = _texts_index(run, pairs, "en")
     assert items == [("query", "The cat sits."), ("passage", "The cat sits.")] and rows.tolist() == [0, 1]
     targets = run.targets(tiny_setup["assistant"], items, "A(en)")
@@ -120,8 +141,15 @@ def test_four_stages_with_passages_list_layers_and_kl(tiny_setup, tmp_path):
     from distill.train.run import run
 
     out = tmp_path / "students" / "v2"
-    extra = {"student.layers": "[0,3]", "student.embedding_size": 32, "student.passes": 1, "stage2.steps": 0,
-             "stage4.variant": "kl", "vocab.max_pieces": 300, "stage1.enabled": "false"}
+    extra = {
+        "student.layers": "[0,3]",
+        "student.embedding_size": 32,
+        "student.passes": 1,
+        "stage2.steps": 0,
+        "stage4.variant": "kl",
+        "vocab.max_pieces": 300,
+        "stage1.enabled": "false",
+    }
     cfg = load_config(None, tiny_overrides(tiny_setup, out, tmp_path / "cache", steps=6, **extra))
     summary = run(cfg)
     assert summary["stages"]["stage2"]["steps"] == 0 and summary["stages"]["stage2"]["vocab_size"] <= 300
@@ -159,4 +187,6 @@ def test_bucketed_batches_keep_one_role_per_batch_and_cover_every_item():
         assert len(set(roles[idx])) == 1  # both buckets are multiples of 8: no mixed batch
         seen.extend(idx.tolist())
     assert sorted(seen) == list(range(64))
-    assert not np.array_equal(batch_indices(0, 8, 64, seed=3, buckets=roles), batch_indices(0, 8, 64, seed=4, buckets=roles))
+    assert not np.array_equal(
+        batch_indices(0, 8, 64, seed=3, buckets=roles), batch_indices(0, 8, 64, seed=4, buckets=roles)
+    )

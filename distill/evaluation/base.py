@@ -54,8 +54,17 @@ class DataEvaluator:
 
     task: Task
 
-    def _setup(self, name: str, primary: str, *, batch_size: int, dataset: str, source: dict[str, Any] | None,
-               cache: EmbeddingCache | None, show_progress: bool) -> None:
+    def _setup(
+        self,
+        name: str,
+        primary: str,
+        *,
+        batch_size: int,
+        dataset: str,
+        source: dict[str, Any] | None,
+        cache: EmbeddingCache | None,
+        show_progress: bool,
+    ) -> None:
         if not name:
             raise ValueError("an evaluator needs a name")
         self.name = name
@@ -67,14 +76,18 @@ class DataEvaluator:
         self.show_progress = show_progress
 
     def embed(self, encoder, texts: Sequence[str], prefix: str | None) -> np.ndarray:
-        return self.cache.embed(encoder, texts, prefix=prefix, batch_size=self.batch_size,
-                                show_progress=self.show_progress)
+        return self.cache.embed(
+            encoder, texts, prefix=prefix, batch_size=self.batch_size, show_progress=self.show_progress
+        )
 
     def entries(self, metrics: dict[str, float]) -> list[Entry]:
         """Report rows for an evaluator of one language pair (`self.lang_pair`); per-pair ones override this."""
         prefix = f"{self.name}_"
-        return [Entry(self.task.value, self.dataset, self.name, self.lang_pair, k[len(prefix):], float(v))
-                for k, v in metrics.items() if k.startswith(prefix)]
+        return [
+            Entry(self.task.value, self.dataset, self.name, self.lang_pair, k[len(prefix) :], float(v))
+            for k, v in metrics.items()
+            if k.startswith(prefix)
+        ]
 
 
 # --- the embedding cache ---------------------------------------------------------------------
@@ -142,7 +155,9 @@ class EmbeddingCache:
         self.hits += len(texts) - len(missing)
         self.misses += len(missing)
         if missing:
-            vectors = encode_eval(encoder, missing, prefix=prefix, batch_size=batch_size, show_progress=show_progress)
+            vectors = encode_eval(
+                encoder, missing, prefix=prefix, batch_size=batch_size, show_progress=show_progress
+            )
             for text, vec in zip(missing, vectors, strict=True):
                 store[(pkey, text)] = vec
         if not texts:
@@ -150,7 +165,9 @@ class EmbeddingCache:
         return np.stack([store[(pkey, t)] for t in texts])
 
 
-def encode_eval(encoder, texts: Sequence[str], *, prefix: str | None, batch_size: int, show_progress: bool) -> np.ndarray:
+def encode_eval(
+    encoder, texts: Sequence[str], *, prefix: str | None, batch_size: int, show_progress: bool
+) -> np.ndarray:
     """Encode in eval mode (no dropout), restoring the module's training flag afterwards.
 
     Texts go to the encoder in length-sorted chunks of a few batches, so the progress bar (one
@@ -167,12 +184,19 @@ def encode_eval(encoder, texts: Sequence[str], *, prefix: str | None, batch_size
     chunk = batch_size * 4
     out: np.ndarray | None = None
     try:
-        with tqdm(total=len(texts), desc=f"embed {getattr(encoder, 'name', '')}".strip(), unit="text",
-                  disable=not show_progress, leave=False) as bar:
+        with tqdm(
+            total=len(texts),
+            desc=f"embed {getattr(encoder, 'name', '')}".strip(),
+            unit="text",
+            disable=not show_progress,
+            leave=False,
+        ) as bar:
             for start in range(0, len(texts), chunk):
                 idx = order[start : start + chunk]
-                vecs = np.asarray(encoder.encode([texts[i] for i in idx], batch_size=batch_size, prefix=prefix),
-                                  dtype=np.float32)
+                vecs = np.asarray(
+                    encoder.encode([texts[i] for i in idx], batch_size=batch_size, prefix=prefix),
+                    dtype=np.float32,
+                )
                 if out is None:
                     out = np.empty((len(texts), vecs.shape[1]), dtype=np.float32)
                 out[idx] = vecs
@@ -202,7 +226,9 @@ def run_evaluators(encoder, evaluators: Iterable[Evaluator], *, progress=None) -
         metrics = ev(encoder)
         clash = sorted(set(metrics) & set(merged))
         if clash:
-            raise ValueError(f"evaluator {ev.name!r} repeats metric keys {clash[:3]}; give evaluators distinct names")
+            raise ValueError(
+                f"evaluator {ev.name!r} repeats metric keys {clash[:3]}; give evaluators distinct names"
+            )
         merged.update(metrics)
     if progress:
         progress(len(evaluators), len(evaluators), "done")
@@ -215,7 +241,7 @@ def evaluator_entries(ev: Evaluator, metrics: dict[str, float]) -> list[Entry]:
         return ev.entries(metrics)
     prefix = f"{ev.name}_"
     return [
-        Entry("other", ev.name, ev.name, "all", k[len(prefix):] if k.startswith(prefix) else k, float(v))
+        Entry("other", ev.name, ev.name, "all", k[len(prefix) :] if k.startswith(prefix) else k, float(v))
         for k, v in metrics.items()
     ]
 

@@ -38,8 +38,15 @@ class BitextEvaluator(DataEvaluator):
         cache: EmbeddingCache | None = None,
         show_progress: bool = False,
     ) -> None:
-        self._setup(name, "accuracy", batch_size=batch_size, dataset=dataset, source=source, cache=cache,
-                    show_progress=show_progress)
+        self._setup(
+            name,
+            "accuracy",
+            batch_size=batch_size,
+            dataset=dataset,
+            source=source,
+            cache=cache,
+            show_progress=show_progress,
+        )
         if len(src) != len(tgt):
             raise ValueError(f"{name}: {len(src)} source vs {len(tgt)} target sentences; pairs must align")
         if not src:
@@ -84,7 +91,9 @@ class BitextEvaluator(DataEvaluator):
 # --- building evaluators from files ------------------------------------------------------------
 
 
-def bitext_from_pair_tsv(path: str | Path, *, name: str | None = None, limit: int | None = None, **kwargs) -> BitextEvaluator:
+def bitext_from_pair_tsv(
+    path: str | Path, *, name: str | None = None, limit: int | None = None, **kwargs
+) -> BitextEvaluator:
     """One evaluator from a two-column TSV whose header names the languages (`en<TAB>de`)."""
     from distill.evaluation.sampling import file_fingerprint, take_sample
 
@@ -92,9 +101,18 @@ def bitext_from_pair_tsv(path: str | Path, *, name: str | None = None, limit: in
     idx = take_sample(len(pairs.src), limit)
     name = name or Path(path).stem
     return BitextEvaluator(
-        [pairs.tgt[i] for i in idx], [pairs.src[i] for i in idx],  # xx -> en, like the FLORES ones
-        name=name, src_lang=pairs.tgt_lang, tgt_lang=pairs.src_lang, dataset=kwargs.pop("dataset", Path(path).stem),
-        source={"file": str(path), "sha256": file_fingerprint(path), "total_pairs": len(pairs.src), "sampled": len(idx)},
+        [pairs.tgt[i] for i in idx],
+        [pairs.src[i] for i in idx],  # xx -> en, like the FLORES ones
+        name=name,
+        src_lang=pairs.tgt_lang,
+        tgt_lang=pairs.src_lang,
+        dataset=kwargs.pop("dataset", Path(path).stem),
+        source={
+            "file": str(path),
+            "sha256": file_fingerprint(path),
+            "total_pairs": len(pairs.src),
+            "sampled": len(idx),
+        },
         **kwargs,
     )
 
@@ -139,19 +157,35 @@ def bitext_from_parallel_jsonl(
     dataset = kwargs.pop("dataset", prefix)
     by_length = sorted(sample, key=lambda i: (len(by_lang[pivot_code][i]), i))
     short = set(by_length[: len(by_length) // 2])
-    variants = [(prefix, dataset, None)] + ([(f"{prefix}-short", f"{dataset}-short", short)] if short_half else [])
+    variants = [(prefix, dataset, None)] + (
+        [(f"{prefix}-short", f"{dataset}-short", short)] if short_half else []
+    )
     out = []
     for code in codes:
         for name, ds, subset in variants:
             ids = [i for i in sample if i in by_lang[code] and (subset is None or i in subset)]
             if not ids:
                 continue
-            source = {"file": str(path), "sha256": fingerprint, "total_ids": len(ids_all), "sampled": len(ids)}
+            source = {
+                "file": str(path),
+                "sha256": fingerprint,
+                "total_ids": len(ids_all),
+                "sampled": len(ids),
+            }
             if subset is not None:
                 source["subset"] = "the shorter half of the sampled ids (pivot sentence length)"
-            out.append(BitextEvaluator([by_lang[code][i] for i in ids], [by_lang[pivot_code][i] for i in ids],
-                                       name=f"{name}-{code}", src_lang=code, tgt_lang=pivot_code, dataset=ds,
-                                       source=source, **kwargs))
+            out.append(
+                BitextEvaluator(
+                    [by_lang[code][i] for i in ids],
+                    [by_lang[pivot_code][i] for i in ids],
+                    name=f"{name}-{code}",
+                    src_lang=code,
+                    tgt_lang=pivot_code,
+                    dataset=ds,
+                    source=source,
+                    **kwargs,
+                )
+            )
     if not out:
         raise DataError(path, None, "no language pairs to evaluate")
     return out

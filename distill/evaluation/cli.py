@@ -30,27 +30,67 @@ from pathlib import Path
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", "-m", action="append", default=[], metavar="[LABEL=]SPEC", required=True,
-                        help="model to evaluate (repeat for several)")
-    parser.add_argument("--suite", choices=("dev", "quick"), help="built-in evaluation suite on the shared data")
-    parser.add_argument("--bitext", nargs="+", action="extend", default=[], metavar="FILE",
-                        help="bitext files: two-column TSV with a language header, or multi-parallel JSONL")
-    parser.add_argument("--sts", nargs="+", action="extend", default=[], metavar="FILE",
-                        help="STS TSV files (sentence1 sentence2 score [lang1 lang2 ...])")
-    parser.add_argument("--retrieval", action="append", default=[], metavar="queries=Q,corpus=C,qrels=R",
-                        help="retrieval set: queries JSONL, corpus JSONL, qrels TSV (repeatable)")
-    parser.add_argument("--langs", help="comma-separated languages to keep (any code style; default: suite's / all)")
+    parser.add_argument(
+        "--model",
+        "-m",
+        action="append",
+        default=[],
+        metavar="[LABEL=]SPEC",
+        required=True,
+        help="model to evaluate (repeat for several)",
+    )
+    parser.add_argument(
+        "--suite", choices=("dev", "quick"), help="built-in evaluation suite on the shared data"
+    )
+    parser.add_argument(
+        "--bitext",
+        nargs="+",
+        action="extend",
+        default=[],
+        metavar="FILE",
+        help="bitext files: two-column TSV with a language header, or multi-parallel JSONL",
+    )
+    parser.add_argument(
+        "--sts",
+        nargs="+",
+        action="extend",
+        default=[],
+        metavar="FILE",
+        help="STS TSV files (sentence1 sentence2 score [lang1 lang2 ...])",
+    )
+    parser.add_argument(
+        "--retrieval",
+        action="append",
+        default=[],
+        metavar="queries=Q,corpus=C,qrels=R",
+        help="retrieval set: queries JSONL, corpus JSONL, qrels TSV (repeatable)",
+    )
+    parser.add_argument(
+        "--langs", help="comma-separated languages to keep (any code style; default: suite's / all)"
+    )
     parser.add_argument("--limit", type=int, help="sample at most this many pairs/ids per file (fixed seed)")
-    parser.add_argument("--margin", action="store_true", help="bitext: ratio-margin scoring (k=4) instead of cosine")
-    parser.add_argument("--per-target-language", action="store_true",
-                        help="retrieval from files: search one document language at a time (default: all together)")
-    parser.add_argument("--no-cost", action="store_true", help="skip the cost evaluator (size, speed, memory)")
+    parser.add_argument(
+        "--margin", action="store_true", help="bitext: ratio-margin scoring (k=4) instead of cosine"
+    )
+    parser.add_argument(
+        "--per-target-language",
+        action="store_true",
+        help="retrieval from files: search one document language at a time (default: all together)",
+    )
+    parser.add_argument(
+        "--no-cost", action="store_true", help="skip the cost evaluator (size, speed, memory)"
+    )
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
     parser.add_argument("--batch-size", type=int, default=64, help="encoding batch size (default 64)")
     parser.add_argument("--max-seq-length", type=int, help="cap tokens per text (default: each model's own)")
-    parser.add_argument("--trust-remote-code", action="store_true",
-                        help="let models that ship their own Python code (auto_map) run it; trusted authors only")
-    parser.add_argument("--out", "-o", type=Path, help="output directory (default: data/reports/<suite or 'custom'>)")
+    parser.add_argument(
+        "--trust-remote-code",
+        action="store_true",
+        help="let models that ship their own Python code (auto_map) run it; trusted authors only",
+    )
+    parser.add_argument(
+        "--out", "-o", type=Path, help="output directory (default: data/reports/<suite or 'custom'>)"
+    )
 
 
 def _parse_retrieval(value: str) -> dict[str, str]:
@@ -86,7 +126,9 @@ def build_evaluators(args: argparse.Namespace) -> list:
     for path in args.bitext:
         path = Path(path)
         if path.suffix == ".jsonl":
-            evaluators += bitext_from_parallel_jsonl(path, langs=langs, limit=args.limit, margin=args.margin, **common)
+            evaluators += bitext_from_parallel_jsonl(
+                path, langs=langs, limit=args.limit, margin=args.margin, **common
+            )
         else:
             evaluators.append(bitext_from_pair_tsv(path, limit=args.limit, margin=args.margin, **common))
     if args.margin and args.suite:
@@ -97,9 +139,21 @@ def build_evaluators(args: argparse.Namespace) -> list:
         evaluators += sts_from_tsv(path, limit=args.limit, **common)
     for i, value in enumerate(args.retrieval):
         parts = _parse_retrieval(value)
-        name = Path(parts["queries"]).stem if len(args.retrieval) == 1 else f"{Path(parts['queries']).stem}-{i + 1}"
-        evaluators.append(retrieval_from_files(parts["queries"], parts["corpus"], parts["qrels"], name=name,
-                                               per_target_language=args.per_target_language, **common))
+        name = (
+            Path(parts["queries"]).stem
+            if len(args.retrieval) == 1
+            else f"{Path(parts['queries']).stem}-{i + 1}"
+        )
+        evaluators.append(
+            retrieval_from_files(
+                parts["queries"],
+                parts["corpus"],
+                parts["qrels"],
+                name=name,
+                per_target_language=args.per_target_language,
+                **common,
+            )
+        )
     if not evaluators:
         raise ValueError("nothing to evaluate: give --suite, --bitext, --sts or --retrieval")
     names = [ev.name for ev in evaluators]
@@ -110,10 +164,15 @@ def build_evaluators(args: argparse.Namespace) -> list:
         n = 64 if args.suite == "quick" else 128
         flores = shared_data_dir() / "dev" / "flores200_devtest.jsonl"
         if flores.is_file():
-            evaluators.append(CostEvaluator(flores_english(shared_data_dir(), n), batch_size=32, threads=args.threads))
+            evaluators.append(
+                CostEvaluator(flores_english(shared_data_dir(), n), batch_size=32, threads=args.threads)
+            )
         else:  # e.g. an installed copy evaluating the user's own files: the rest runs without it
-            print(f"note: cost evaluator skipped: its texts ({flores}) are absent; set XLSEARCH_SHARED_DATA "
-                  "or pass --no-cost", file=sys.stderr)
+            print(
+                f"note: cost evaluator skipped: its texts ({flores}) are absent; set XLSEARCH_SHARED_DATA "
+                "or pass --no-cost",
+                file=sys.stderr,
+            )
     return evaluators
 
 
@@ -136,17 +195,27 @@ def main(args: argparse.Namespace) -> int:
     out = args.out or data_dir() / "reports" / (args.suite or "custom")
     notes = []
     if args.suite:
-        notes.append(f"suite '{args.suite}': subsampled with a fixed seed (see the Data table) to finish in minutes on "
-                     "2 CPU cores; bitext over 100-200 candidates is easier than over a full test set and Spearman over "
-                     "100 pairs moves by about 0.05, so compare numbers only within one suite")
+        notes.append(
+            f"suite '{args.suite}': subsampled with a fixed seed (see the Data table) to finish in minutes on "
+            "2 CPU cores; bitext over 100-200 candidates is easier than over a full test set and Spearman over "
+            "100 pairs moves by about 0.05, so compare numbers only within one suite"
+        )
     if args.margin:
         notes.append("bitext scored with the ratio margin (k=4)")
     bar, progress = percent_progress("evaluate")
 
     try:
-        run = evaluate_models(models, evaluators, out, progress=progress, threads=args.threads,
-                              max_seq_length=args.max_seq_length, suite=args.suite, notes=notes,
-                              trust_remote_code=args.trust_remote_code)
+        run = evaluate_models(
+            models,
+            evaluators,
+            out,
+            progress=progress,
+            threads=args.threads,
+            max_seq_length=args.max_seq_length,
+            suite=args.suite,
+            notes=notes,
+            trust_remote_code=args.trust_remote_code,
+        )
     except (ModelNotFoundError, RemoteCodeError, UnsupportedModelError, DataError, FileNotFoundError) as exc:
         bar.close()
         print(f"error: {exc}", file=sys.stderr)

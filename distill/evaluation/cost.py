@@ -41,7 +41,11 @@ def effective_parameters(encoder, text: str = "a short sentence") -> int:
     def hook(module, _inputs, _output) -> None:
         counts.append(sum(p.numel() for p in module.parameters(recurse=False)))
 
-    handles = [m.register_forward_hook(hook) for m in model.modules() if any(True for _ in m.parameters(recurse=False))]
+    handles = [
+        m.register_forward_hook(hook)
+        for m in model.modules()
+        if any(True for _ in m.parameters(recurse=False))
+    ]
     try:
         encoder.encode([text], batch_size=1)
     finally:
@@ -66,7 +70,9 @@ def directory_bytes(path: str | Path) -> int:
 
 def model_directory(encoder) -> Path | None:
     """The directory the encoder was loaded from, when there is one."""
-    path = getattr(getattr(encoder.model, "config", None), "_name_or_path", "") or getattr(encoder.model, "name_or_path", "")
+    path = getattr(getattr(encoder.model, "config", None), "_name_or_path", "") or getattr(
+        encoder.model, "name_or_path", ""
+    )
     if path and Path(path).is_dir():
         return Path(path)
     return None
@@ -147,8 +153,12 @@ class CostEvaluator:
             if self.threads:
                 torch.set_num_threads(self.threads)
                 encoder.threads = self.threads
-            self.used_threads = encoder.threads if getattr(encoder, "threads", None) else torch.get_num_threads()
-            encoder.encode(self.texts[: self.batch_size], batch_size=self.batch_size, prefix=self.prefix)  # warm-up
+            self.used_threads = (
+                encoder.threads if getattr(encoder, "threads", None) else torch.get_num_threads()
+            )
+            encoder.encode(
+                self.texts[: self.batch_size], batch_size=self.batch_size, prefix=self.prefix
+            )  # warm-up
             times = []
             with _PeakRss() as rss:
                 for _ in range(self.repeats):
@@ -176,12 +186,21 @@ class CostEvaluator:
 
     def entries(self, metrics: dict[str, float]) -> list[Entry]:
         prefix = f"{self.name}_"
-        return [Entry(self.task.value, self.dataset, self.name, "all", k[len(prefix):], float(v))
-                for k, v in metrics.items() if k.startswith(prefix)]
+        return [
+            Entry(self.task.value, self.dataset, self.name, "all", k[len(prefix) :], float(v))
+            for k, v in metrics.items()
+            if k.startswith(prefix)
+        ]
 
     def info(self) -> dict[str, Any]:
-        return {"task": self.task.value, "dataset": self.dataset, "texts": len(self.texts), "batch_size": self.batch_size,
-                "threads": self.threads or torch.get_num_threads(), "repeats": self.repeats}
+        return {
+            "task": self.task.value,
+            "dataset": self.dataset,
+            "texts": len(self.texts),
+            "batch_size": self.batch_size,
+            "threads": self.threads or torch.get_num_threads(),
+            "repeats": self.repeats,
+        }
 
     def __repr__(self) -> str:
         return f"CostEvaluator(name={self.name!r}, texts={len(self.texts)}, threads={self.threads})"

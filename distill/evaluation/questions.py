@@ -61,8 +61,15 @@ class QuestionEvaluator(DataEvaluator):
         show_progress: bool = False,
     ) -> None:
         """`answers` maps a question id to the `parallel_id` of the paragraphs that answer it."""
-        self._setup(name, "xling_r@1", batch_size=batch_size, dataset=dataset, source=source, cache=cache,
-                    show_progress=show_progress)
+        self._setup(
+            name,
+            "xling_r@1",
+            batch_size=batch_size,
+            dataset=dataset,
+            source=source,
+            cache=cache,
+            show_progress=show_progress,
+        )
         if not questions or not paragraphs:
             raise ValueError(f"{name}: needs questions and paragraphs")
         for kind, items in (("question", questions), ("paragraph", paragraphs)):
@@ -74,7 +81,9 @@ class QuestionEvaluator(DataEvaluator):
             raise ValueError(f"{name}: every paragraph needs a 'parallel_id'")
         unanswered = [q.id for q in questions if answers.get(q.id) not in set(pids)]
         if unanswered:
-            raise ValueError(f"{name}: {len(unanswered)} question(s) have no paragraph in the corpus, e.g. {unanswered[0]!r}")
+            raise ValueError(
+                f"{name}: {len(unanswered)} question(s) have no paragraph in the corpus, e.g. {unanswered[0]!r}"
+            )
         self.questions, self.paragraphs = list(questions), list(paragraphs)
         self.q_langs = [canonical_lang(q.lang) for q in self.questions]
         self.d_langs = np.asarray([canonical_lang(d.lang) for d in self.paragraphs], dtype=object)
@@ -128,8 +137,9 @@ class QuestionEvaluator(DataEvaluator):
             n_rel = int(relevant[qi].sum())
             m = query_metrics(rel_ranked[qi], n_rel)
             hits = np.flatnonzero(rel_ranked[qi]) + 1
-            pooled.setdefault(self.q_langs[qi], []).append((m, average_precision_at_k(hits, n_rel, 20),
-                                                             float(top10_own[qi].mean())))
+            pooled.setdefault(self.q_langs[qi], []).append(
+                (m, average_precision_at_k(hits, n_rel, 20), float(top10_own[qi].mean()))
+            )
         r1 = self._r_at_1_per_language(scores, relevant)
         out: dict[str, float] = {}
         everyone = [row for rows in pooled.values() for row in rows]
@@ -155,7 +165,9 @@ class QuestionEvaluator(DataEvaluator):
         """Per document language Y: for each question, is its answer first among Y's paragraphs?"""
         out = {}
         for y in sorted(set(self.d_langs)):
-            cols = self._id_order[self.d_langs[self._id_order] == y]  # Y's documents in id order: argmax picks the lowest id
+            cols = self._id_order[
+                self.d_langs[self._id_order] == y
+            ]  # Y's documents in id order: argmax picks the lowest id
             best = cols[np.argmax(scores[:, cols], axis=1)]
             out[y] = relevant[np.arange(len(self.questions)), best]
         return out
@@ -171,12 +183,17 @@ class QuestionEvaluator(DataEvaluator):
         unrelated = self.answer_pid[qi] != self.d_pids[di]
         qd = np.einsum("ij,ij->i", q[qi[unrelated]], d[di[unrelated]])
         same = (self.answer_pid[:, None] == self.d_pids[None, :]) & (
-            np.asarray(self.q_langs, dtype=object)[:, None] == self.d_langs[None, :])
+            np.asarray(self.q_langs, dtype=object)[:, None] == self.d_langs[None, :]
+        )
         rel = doc_scores[same]
         p = f"{self.name}_"
-        return {f"{p}cos_dd_mean": _mean(dd), f"{p}cos_dd_std": float(dd.std()) if dd.size else float("nan"),
-                f"{p}cos_qd_mean": _mean(qd), f"{p}cos_qd_std": float(qd.std()) if qd.size else float("nan"),
-                f"{p}cos_rel_mean": _mean(rel)}
+        return {
+            f"{p}cos_dd_mean": _mean(dd),
+            f"{p}cos_dd_std": float(dd.std()) if dd.size else float("nan"),
+            f"{p}cos_qd_mean": _mean(qd),
+            f"{p}cos_qd_std": float(qd.std()) if qd.size else float("nan"),
+            f"{p}cos_rel_mean": _mean(rel),
+        }
 
     # -- reporting -----------------------------------------------------------------------------
 
@@ -187,7 +204,7 @@ class QuestionEvaluator(DataEvaluator):
         for key, value in metrics.items():
             if not key.startswith(prefix):
                 continue
-            rest = key[len(prefix):]
+            rest = key[len(prefix) :]
             head, _, tail = rest.partition("_")
             if "-" in head and all(part in langs for part in head.split("-", 1)):
                 pair, metric = head, tail
@@ -222,9 +239,13 @@ def _mean(x: np.ndarray) -> float:
 
 def _pooled_metrics(rows: list[tuple], prefix: str) -> dict[str, float]:
     base = mean_retrieval_metrics([m for m, _, _ in rows])
-    return {f"{prefix}ndcg@10": base["ndcg@10"], f"{prefix}mrr@10": base["mrr@10"],
-            f"{prefix}recall@10": base["recall@10"], f"{prefix}map@20": float(np.mean([ap for _, ap, _ in rows])),
-            f"{prefix}own_lang@10": float(np.mean([own for _, _, own in rows]))}
+    return {
+        f"{prefix}ndcg@10": base["ndcg@10"],
+        f"{prefix}mrr@10": base["mrr@10"],
+        f"{prefix}recall@10": base["recall@10"],
+        f"{prefix}map@20": float(np.mean([ap for _, ap, _ in rows])),
+        f"{prefix}own_lang@10": float(np.mean([own for _, _, own in rows])),
+    }
 
 
 # --- building it from the shared files ---------------------------------------------------------
@@ -280,11 +301,15 @@ def question_retrieval(
     extra = max((paragraphs or len(all_pids)) - len(needed), 0)
     keep = needed | {others[i] for i in take_sample(len(others), extra)} if others and extra else needed
     docs = [d for d in docs if d.metadata.get("parallel_id", "") in keep]
-    source = {"files": {"questions": str(questions_path), "corpus": str(corpus_path)},
-              "sha256": {"questions": file_fingerprint(questions_path), "corpus": file_fingerprint(corpus_path)},
-              "total_questions": len(group_ids), "sampled_questions": len(chosen),
-              "total_parallel_ids": len(all_pids), "sampled_parallel_ids": len(keep),
-              "relevance": "every paragraph with the question's parallel_id"}
+    source = {
+        "files": {"questions": str(questions_path), "corpus": str(corpus_path)},
+        "sha256": {"questions": file_fingerprint(questions_path), "corpus": file_fingerprint(corpus_path)},
+        "total_questions": len(group_ids),
+        "sampled_questions": len(chosen),
+        "total_parallel_ids": len(all_pids),
+        "sampled_parallel_ids": len(keep),
+        "relevance": "every paragraph with the question's parallel_id",
+    }
     try:
         return QuestionEvaluator(queries, docs, answers, name=name, source=source, **kwargs)
     except ValueError as exc:

@@ -20,32 +20,48 @@ from distill.evaluation.runner import EvaluationRun
 
 # the metric a per-language table and figure shows, per task; the question task comes first everywhere
 PRIMARY = {"question": "r@1", "bitext": "accuracy", "sts": "spearman", "retrieval": "ndcg@10"}
-TASK_TITLES = {"question": "Question -> paragraph R@1 (the answer first among the document language's paragraphs)",
-               "bitext": "Bitext retrieval accuracy@1 (mean of both directions)",
-               "sts": "STS Spearman correlation",
-               "retrieval": "Paragraph -> translated paragraph nDCG@10 (easy sanity check)"}
+TASK_TITLES = {
+    "question": "Question -> paragraph R@1 (the answer first among the document language's paragraphs)",
+    "bitext": "Bitext retrieval accuracy@1 (mean of both directions)",
+    "sts": "STS Spearman correlation",
+    "retrieval": "Paragraph -> translated paragraph nDCG@10 (easy sanity check)",
+}
 # What each task measures, in one line each (the summary's note and the app's Quality page).
 TASK_NOTES = {
     "question": "question: a real question in one language against all paragraphs (the app's job); "
-                "R@1 across languages is the headline",
+    "R@1 across languages is the headline",
     "bitext": "bitext: find a sentence's translation among all candidates of the other language",
     "sts": "STS: Spearman correlation with human similarity scores, monolingual and en-xx",
     "retrieval": "paragraph -> paragraph: find a paragraph's translations; any model that keeps the words' identity "
-                 "solves it, so it is only a sanity check",
+    "solves it, so it is only a sanity check",
 }
 # question task: the headline rows of the summary (metric, label)
-QUESTION_ROWS = (("xling_r@1", "R@1 cross-lingual (X != Y)"), ("mono_r@1", "R@1 same language"),
-                 ("ndcg@10", "nDCG@10 pooled"), ("map@20", "mAP@20 pooled"), ("recall@10", "Recall@10 pooled"),
-                 ("own_lang@10", "top-10 in the query's language"))
+QUESTION_ROWS = (
+    ("xling_r@1", "R@1 cross-lingual (X != Y)"),
+    ("mono_r@1", "R@1 same language"),
+    ("ndcg@10", "nDCG@10 pooled"),
+    ("map@20", "mAP@20 pooled"),
+    ("recall@10", "Recall@10 pooled"),
+    ("own_lang@10", "top-10 in the query's language"),
+)
 QUESTION_LANG_METRICS = ("xling_r@1", "ndcg@10", "map@20", "recall@10", "own_lang@10")
-COLLAPSE_ROWS = (("cos_dd_mean", "random document pairs: mean cosine"), ("cos_dd_std", "random document pairs: std"),
-                 ("cos_qd_mean", "random question-document pairs: mean"), ("cos_qd_std", "random question-document: std"),
-                 ("cos_rel_mean", "question and its answer (same language): mean"))
+COLLAPSE_ROWS = (
+    ("cos_dd_mean", "random document pairs: mean cosine"),
+    ("cos_dd_std", "random document pairs: std"),
+    ("cos_qd_mean", "random question-document pairs: mean"),
+    ("cos_qd_std", "random question-document: std"),
+    ("cos_rel_mean", "question and its answer (same language): mean"),
+)
 RETRIEVAL_METRICS = ("map", "mrr@10", "ndcg@10", "recall@1", "recall@5", "recall@10")
-COST_METRICS = (("params_stored", "stored params (M)"), ("params_effective", "effective params (M)"),
-                ("params_embedding", "embedding params (M)"), ("disk_mb", "disk (MB)"),
-                ("memory_mb", "weights in memory (MB)"), ("sentences_per_s", "sentences/s"),
-                ("peak_mb", "RSS growth while encoding (MB)"))
+COST_METRICS = (
+    ("params_stored", "stored params (M)"),
+    ("params_effective", "effective params (M)"),
+    ("params_embedding", "embedding params (M)"),
+    ("disk_mb", "disk (MB)"),
+    ("memory_mb", "weights in memory (MB)"),
+    ("sentences_per_s", "sentences/s"),
+    ("peak_mb", "RSS growth while encoding (MB)"),
+)
 
 
 @dataclass
@@ -86,7 +102,9 @@ def all_value(run: EvaluationRun, label: str, dataset: str, metric: str) -> floa
     return None
 
 
-def per_language(run: EvaluationRun, task: str, dataset: str, metric: str | None = None) -> dict[str, dict[str, float]]:
+def per_language(
+    run: EvaluationRun, task: str, dataset: str, metric: str | None = None
+) -> dict[str, dict[str, float]]:
     """lang pair -> {model label: value} for one data set's metric (retrieval: per pair, without 'all')."""
     metric = metric or PRIMARY[task]
     out: dict[str, dict[str, float]] = {}
@@ -105,9 +123,15 @@ def overall(run: EvaluationRun, task: str, dataset: str) -> dict[str, float]:
     out = {}
     for m in run.models:
         if task in ("retrieval", "question"):
-            vals = [e.value for e in m.entries if e.dataset == dataset and e.metric == metric and e.lang_pair == "all"]
+            vals = [
+                e.value
+                for e in m.entries
+                if e.dataset == dataset and e.metric == metric and e.lang_pair == "all"
+            ]
         else:
-            vals = [e.value for e in m.entries if e.task == task and e.dataset == dataset and e.metric == metric]
+            vals = [
+                e.value for e in m.entries if e.task == task and e.dataset == dataset and e.metric == metric
+            ]
         vals = [v for v in vals if not math.isnan(v)]
         if vals:
             out[m.label] = sum(vals) / len(vals)
@@ -151,55 +175,139 @@ def build_tables(run: EvaluationRun) -> dict[str, list[Table]]:
     ref = run.reference().label
     others = [lbl for lbl in labels if lbl != ref]
     ratio_cols = [f"{o}/{ref}" for o in others]
-    sections: dict[str, list[Table]] = {"models": [], "summary": [], "collapse": [], "questions": [], "languages": [],
-                                        "retrieval": [], "cost": [], "data": [], "software": []}
+    sections: dict[str, list[Table]] = {
+        "models": [],
+        "summary": [],
+        "collapse": [],
+        "questions": [],
+        "languages": [],
+        "retrieval": [],
+        "cost": [],
+        "data": [],
+        "software": [],
+    }
 
     rows = []
     for m in run.models:
         i = m.info
-        rows.append([m.label, m.spec, fmt_millions(i.get("params_stored")), fmt_millions(i.get("params_embedding")),
-                     fmt(i.get("layers")), fmt(i.get("dim")), fmt(i.get("vocab_size")), fmt(i.get("max_seq_length")),
-                     fmt(m.seconds, 0)])
-    sections["models"].append(Table("Models", ["label", "spec", "params (M)", "embedding params (M)", "layers", "dim",
-                                               "vocab", "max tokens", "eval time (s)"], rows))
+        rows.append(
+            [
+                m.label,
+                m.spec,
+                fmt_millions(i.get("params_stored")),
+                fmt_millions(i.get("params_embedding")),
+                fmt(i.get("layers")),
+                fmt(i.get("dim")),
+                fmt(i.get("vocab_size")),
+                fmt(i.get("max_seq_length")),
+                fmt(m.seconds, 0),
+            ]
+        )
+    sections["models"].append(
+        Table(
+            "Models",
+            [
+                "label",
+                "spec",
+                "params (M)",
+                "embedding params (M)",
+                "layers",
+                "dim",
+                "vocab",
+                "max tokens",
+                "eval time (s)",
+            ],
+            rows,
+        )
+    )
 
     rows = []
     for task, ds in datasets(run):
         if task == "question":
             for metric, title in QUESTION_ROWS:
                 vals = {lbl: all_value(run, lbl, ds, metric) for lbl in labels}
-                rows.append([ds, task, title] + [fmt(vals.get(lbl)) for lbl in labels]
-                            + [fmt(ratio(vals.get(o), vals.get(ref)), 2) for o in others])
+                rows.append(
+                    [ds, task, title]
+                    + [fmt(vals.get(lbl)) for lbl in labels]
+                    + [fmt(ratio(vals.get(o), vals.get(ref)), 2) for o in others]
+                )
             continue
         vals = overall(run, task, ds)
-        rows.append([ds, task, PRIMARY[task] + (" (overall)" if task == "retrieval" else " (mean over pairs)")]
-                    + [fmt(vals.get(lbl)) for lbl in labels] + [fmt(ratio(vals.get(o), vals.get(ref)), 2) for o in others])
+        rows.append(
+            [ds, task, PRIMARY[task] + (" (overall)" if task == "retrieval" else " (mean over pairs)")]
+            + [fmt(vals.get(lbl)) for lbl in labels]
+            + [fmt(ratio(vals.get(o), vals.get(ref)), 2) for o in others]
+        )
     tasks = list(dict.fromkeys(t for t, _ in datasets(run)))
-    sections["summary"].append(Table("Summary", ["data set", "task", "metric", *labels, *ratio_cols], rows,
-                                     note=f"Ratios divide by the reference model, {ref!r}. "
-                                          + "; ".join(TASK_NOTES[t] for t in tasks) + "."))
+    sections["summary"].append(
+        Table(
+            "Summary",
+            ["data set", "task", "metric", *labels, *ratio_cols],
+            rows,
+            note=f"Ratios divide by the reference model, {ref!r}. "
+            + "; ".join(TASK_NOTES[t] for t in tasks)
+            + ".",
+        )
+    )
 
     for ds in [d for t, d in datasets(run) if t == "question"]:
-        rows = [[title] + [fmt(all_value(run, lbl, ds, metric)) for lbl in labels] for metric, title in COLLAPSE_ROWS]
-        sections["collapse"].append(Table(f"Collapse check ({ds})", ["cosine", *labels], rows,
-                                          note="A collapsed model scores unrelated pairs almost as high as answers: "
-                                               "compare each model's spread and its answer-vs-random gap with the "
-                                               "teacher's, not absolute values (e5 puts unrelated texts near 0.75)."))
-        q_langs = sorted({e.lang_pair for m in run.models for e in m.entries
-                          if e.dataset == ds and e.lang_pair != "all" and "-" not in e.lang_pair})
-        header = ["query language"] + [f"{lbl} {metric}" for metric in QUESTION_LANG_METRICS for lbl in labels]
-        by_lang = {(m.label, e.lang_pair, e.metric): e.value for m in run.models for e in m.entries if e.dataset == ds}
-        rows = [[lang] + [fmt(by_lang.get((lbl, lang, metric))) for metric in QUESTION_LANG_METRICS for lbl in labels]
-                for lang in q_langs]
-        sections["questions"].append(Table(f"{ds}: per query language", header, rows,
-                                           note="xling_r@1: mean over the other document languages; pooled metrics "
-                                                "rank all paragraphs of every language together."))
+        rows = [
+            [title] + [fmt(all_value(run, lbl, ds, metric)) for lbl in labels]
+            for metric, title in COLLAPSE_ROWS
+        ]
+        sections["collapse"].append(
+            Table(
+                f"Collapse check ({ds})",
+                ["cosine", *labels],
+                rows,
+                note="A collapsed model scores unrelated pairs almost as high as answers: "
+                "compare each model's spread and its answer-vs-random gap with the "
+                "teacher's, not absolute values (e5 puts unrelated texts near 0.75).",
+            )
+        )
+        q_langs = sorted(
+            {
+                e.lang_pair
+                for m in run.models
+                for e in m.entries
+                if e.dataset == ds and e.lang_pair != "all" and "-" not in e.lang_pair
+            }
+        )
+        header = ["query language"] + [
+            f"{lbl} {metric}" for metric in QUESTION_LANG_METRICS for lbl in labels
+        ]
+        by_lang = {
+            (m.label, e.lang_pair, e.metric): e.value
+            for m in run.models
+            for e in m.entries
+            if e.dataset == ds
+        }
+        rows = [
+            [lang]
+            + [fmt(by_lang.get((lbl, lang, metric))) for metric in QUESTION_LANG_METRICS for lbl in labels]
+            for lang in q_langs
+        ]
+        sections["questions"].append(
+            Table(
+                f"{ds}: per query language",
+                header,
+                rows,
+                note="xling_r@1: mean over the other document languages; pooled metrics "
+                "rank all paragraphs of every language together.",
+            )
+        )
 
     for task, ds in datasets(run):
         table = per_language(run, task, ds)
-        rows = [[pair] + [fmt(v.get(lbl)) for lbl in labels] + [fmt(ratio(v.get(o), v.get(ref)), 2) for o in others]
-                for pair, v in table.items()]
-        sections["languages"].append(Table(f"{ds}: {TASK_TITLES[task]}", ["language pair", *labels, *ratio_cols], rows))
+        rows = [
+            [pair]
+            + [fmt(v.get(lbl)) for lbl in labels]
+            + [fmt(ratio(v.get(o), v.get(ref)), 2) for o in others]
+            for pair, v in table.items()
+        ]
+        sections["languages"].append(
+            Table(f"{ds}: {TASK_TITLES[task]}", ["language pair", *labels, *ratio_cols], rows)
+        )
 
     for task, ds in datasets(run):
         if task != "retrieval":
@@ -209,27 +317,43 @@ def build_tables(run: EvaluationRun) -> dict[str, list[Table]]:
             vals = {e.metric: e.value for e in m.entries if e.dataset == ds and e.lang_pair == "all"}
             rows.append([m.label] + [fmt(vals.get(k)) for k in RETRIEVAL_METRICS])
         info = next((d for d in run.evaluators if d.get("dataset") == ds), {})
-        sections["retrieval"].append(Table(f"{ds}: all metrics, overall", ["model", *RETRIEVAL_METRICS], rows,
-                                           note=f"pool: {info.get('pool', '?')}; {info.get('queries', '?')} queries, "
-                                                f"{info.get('documents', '?')} documents"))
+        sections["retrieval"].append(
+            Table(
+                f"{ds}: all metrics, overall",
+                ["model", *RETRIEVAL_METRICS],
+                rows,
+                note=f"pool: {info.get('pool', '?')}; {info.get('queries', '?')} queries, "
+                f"{info.get('documents', '?')} documents",
+            )
+        )
 
     if any(e.task == "cost" for m in run.models for e in m.entries):
         rows = []
         for key, title in COST_METRICS:
             vals = [cost_value(run, lbl, key) for lbl in labels]
             cells = [fmt_millions(v) if key.startswith("params") else fmt(v, 1) for v in vals]
-            rows.append([title, *cells]
-                        + [fmt(ratio(cost_value(run, o, key), cost_value(run, ref, key)), 2) for o in others])
+            rows.append(
+                [title, *cells]
+                + [fmt(ratio(cost_value(run, o, key), cost_value(run, ref, key)), 2) for o in others]
+            )
         info = next((d for d in run.evaluators if d.get("task") == "cost"), {})
-        sections["cost"].append(Table("Cost", ["", *labels, *ratio_cols], rows,
-                                      note=f"throughput on {info.get('texts', '?')} sentences, batch {info.get('batch_size', '?')}, "
-                                           f"{info.get('threads', '?')} torch threads, same process; compare only within one report"))
+        sections["cost"].append(
+            Table(
+                "Cost",
+                ["", *labels, *ratio_cols],
+                rows,
+                note=f"throughput on {info.get('texts', '?')} sentences, batch {info.get('batch_size', '?')}, "
+                f"{info.get('threads', '?')} torch threads, same process; compare only within one report",
+            )
+        )
 
     rows = []
     for d in run.evaluators:
         if d.get("task") == "cost":
             continue
-        size = d.get("pairs") or (f"{d.get('queries')} q / {d.get('documents')} docs" if "queries" in d else "")
+        size = d.get("pairs") or (
+            f"{d.get('queries')} q / {d.get('documents')} docs" if "queries" in d else ""
+        )
         total = d.get("total_pairs") or d.get("total_ids") or d.get("total_parallel_ids") or ""
         files = d.get("file") or d.get("files") or ""
         if isinstance(files, dict):
@@ -241,12 +365,29 @@ def build_tables(run: EvaluationRun) -> dict[str, list[Table]]:
             sha = ", ".join(sha.values())
         elif isinstance(sha, list):
             sha = ", ".join(sha)
-        rows.append([d["name"], d.get("task", ""), d.get("lang_pair", ", ".join(d.get("doc_langs", []))), fmt(size),
-                     fmt(total), _short_path(str(files)), str(sha)])
-    sections["data"].append(Table("Data", ["evaluator", "task", "languages", "evaluated", "of", "file", "sha256 (16)"], rows,
-                                  note="Subsamples use a fixed seed and the same ids in every language."))
+        rows.append(
+            [
+                d["name"],
+                d.get("task", ""),
+                d.get("lang_pair", ", ".join(d.get("doc_langs", []))),
+                fmt(size),
+                fmt(total),
+                _short_path(str(files)),
+                str(sha),
+            ]
+        )
+    sections["data"].append(
+        Table(
+            "Data",
+            ["evaluator", "task", "languages", "evaluated", "of", "file", "sha256 (16)"],
+            rows,
+            note="Subsamples use a fixed seed and the same ids in every language.",
+        )
+    )
 
-    sections["software"].append(Table("Software", ["component", "version"], [[k, v] for k, v in run.software.items()]))
+    sections["software"].append(
+        Table("Software", ["component", "version"], [[k, v] for k, v in run.software.items()])
+    )
     return sections
 
 
@@ -273,7 +414,9 @@ def _png(fig) -> bytes:
     return buf.getvalue()
 
 
-def _grouped_bars(ax, groups: Sequence[str], series: dict[str, list[float]], *, ylabel: str, ylim=None) -> None:
+def _grouped_bars(
+    ax, groups: Sequence[str], series: dict[str, list[float]], *, ylabel: str, ylim=None
+) -> None:
     import numpy as np
 
     n = max(len(series), 1)
@@ -282,8 +425,12 @@ def _grouped_bars(ax, groups: Sequence[str], series: dict[str, list[float]], *, 
     for i, (label, vals) in enumerate(series.items()):
         ax.bar(x + (i - (n - 1) / 2) * width, [0 if math.isnan(v) else v for v in vals], width, label=label)
     ax.set_xticks(x)
-    ax.set_xticklabels(groups, rotation=60 if len(groups) > 12 else 0, ha="right" if len(groups) > 12 else "center",
-                       fontsize=8 if len(groups) > 12 else 9)
+    ax.set_xticklabels(
+        groups,
+        rotation=60 if len(groups) > 12 else 0,
+        ha="right" if len(groups) > 12 else "center",
+        fontsize=8 if len(groups) > 12 else 9,
+    )
     if len(groups) < 3:  # keep a lone group's bars from spanning the whole axis
         ax.set_xlim(-1.5, len(groups) + 0.5)
     ax.set_ylabel(ylabel)
@@ -297,7 +444,9 @@ def _legend(ax) -> None:
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
 
 
-def _pair_matrix(table: dict[str, dict[str, float]], label: str) -> tuple[list[str], list[str], list[list[float]]]:
+def _pair_matrix(
+    table: dict[str, dict[str, float]], label: str
+) -> tuple[list[str], list[str], list[list[float]]]:
     """Rows = query languages, columns = document languages, from 'x-y' keys."""
     pairs = [p.split("-", 1) for p in table]
     rows = list(dict.fromkeys(q for q, _ in pairs))
@@ -316,12 +465,21 @@ def _heatmaps(run: EvaluationRun, task: str, ds: str, table: dict[str, dict[str,
     panels = [(lbl, lbl, False) for lbl in labels] + [(f"{o}/{ref}", o, True) for o in labels if o != ref]
     rows, cols, _ = _pair_matrix(table, labels[0])
     cell = 0.42
-    fig, axes = plt.subplots(1, len(panels), figsize=(len(panels) * (len(cols) * cell + 1.2) + 0.5, len(rows) * cell + 1.6),
-                             squeeze=False)
+    fig, axes = plt.subplots(
+        1,
+        len(panels),
+        figsize=(len(panels) * (len(cols) * cell + 1.2) + 0.5, len(rows) * cell + 1.6),
+        squeeze=False,
+    )
     for ax, (title, label, is_ratio) in zip(axes[0], panels, strict=True):
         if is_ratio:
-            grid = [[ratio(table.get(f"{q}-{d}", {}).get(label), table.get(f"{q}-{d}", {}).get(ref)) for d in cols]
-                    for q in rows]
+            grid = [
+                [
+                    ratio(table.get(f"{q}-{d}", {}).get(label), table.get(f"{q}-{d}", {}).get(ref))
+                    for d in cols
+                ]
+                for q in rows
+            ]
             cmap, vmax = "RdYlGn", 1.0
         else:
             grid = _pair_matrix(table, label)[2]
@@ -331,8 +489,15 @@ def _heatmaps(run: EvaluationRun, task: str, ds: str, table: dict[str, dict[str,
         for i in range(len(rows)):
             for j in range(len(cols)):
                 if not math.isnan(data[i, j]):
-                    ax.text(j, i, f"{data[i, j]:.2f}", ha="center", va="center", fontsize=6.5,
-                            color="white" if (data[i, j] < 0.5 and not is_ratio) else "black")
+                    ax.text(
+                        j,
+                        i,
+                        f"{data[i, j]:.2f}",
+                        ha="center",
+                        va="center",
+                        fontsize=6.5,
+                        color="white" if (data[i, j] < 0.5 and not is_ratio) else "black",
+                    )
         ax.set_xticks(range(len(cols)))
         ax.set_xticklabels(cols, fontsize=8)
         ax.set_yticks(range(len(rows)))
@@ -377,7 +542,9 @@ def build_figures(run: EvaluationRun) -> list[Figure]:
             for ax, (task, ds) in zip(axes[:, 0], dsl, strict=True):
                 table = per_language(run, task, ds)
                 groups = list(table)
-                series = {f"{o}/{ref}": [ratio(table[g].get(o), table[g].get(ref)) for g in groups] for o in others}
+                series = {
+                    f"{o}/{ref}": [ratio(table[g].get(o), table[g].get(ref)) for g in groups] for o in others
+                }
                 _grouped_bars(ax, groups, series, ylabel="ratio")
                 ax.axhline(1.0, color="black", linewidth=0.8)
                 ax.set_title(f"{ds} ({PRIMARY[task]})", fontsize=10)
@@ -397,8 +564,14 @@ def build_figures(run: EvaluationRun) -> list[Figure]:
         top = max([v for _, _, vals in points for v in vals.values()] + [1.0])
         for lbl in labels:
             ax.axvline(sizes[lbl], color="grey", linewidth=0.6, linestyle=":")
-            ax.annotate(f"{lbl}\n{sizes[lbl]:.1f}M", (sizes[lbl], top), textcoords="offset points", xytext=(4, -4),
-                        fontsize=8, va="top")
+            ax.annotate(
+                f"{lbl}\n{sizes[lbl]:.1f}M",
+                (sizes[lbl], top),
+                textcoords="offset points",
+                xytext=(4, -4),
+                fontsize=8,
+                va="top",
+            )
         ax.set_xlabel("stored parameters (millions)")
         ax.set_ylabel("quality (higher is better)")
         ax.set_title("Size versus quality")
@@ -412,12 +585,18 @@ def build_figures(run: EvaluationRun) -> list[Figure]:
 
 
 def _intro(run: EvaluationRun) -> list[tuple[str, str]]:
-    items = [("created", run.created), ("suite", run.suite or "custom"), ("wall time", f"{run.wall_seconds:.0f} s"),
-             ("models", ", ".join(f"{m.label} = {m.spec}" for m in run.models))]
+    items = [
+        ("created", run.created),
+        ("suite", run.suite or "custom"),
+        ("wall time", f"{run.wall_seconds:.0f} s"),
+        ("models", ", ".join(f"{m.label} = {m.spec}" for m in run.models)),
+    ]
     return items
 
 
-def render_markdown(run: EvaluationRun, sections: dict[str, list[Table]], figures: list[Figure], figure_dir: str) -> str:
+def render_markdown(
+    run: EvaluationRun, sections: dict[str, list[Table]], figures: list[Figure], figure_dir: str
+) -> str:
     lines = ["# xlsearch evaluation report", ""]
     lines += [f"- **{k}:** {v}" for k, v in _intro(run)]
     lines += [f"- {n}" for n in run.notes]
@@ -466,9 +645,14 @@ details { margin: 0.5em 0; }
 
 def render_html(run: EvaluationRun, sections: dict[str, list[Table]], figures: list[Figure]) -> str:
     e = html.escape
-    out = ["<!DOCTYPE html>", "<html lang='en'><head><meta charset='utf-8'>",
-           "<title>xlsearch evaluation report</title>", f"<style>{_CSS}</style></head><body>",
-           "<h1>xlsearch evaluation report</h1>", "<ul>"]
+    out = [
+        "<!DOCTYPE html>",
+        "<html lang='en'><head><meta charset='utf-8'>",
+        "<title>xlsearch evaluation report</title>",
+        f"<style>{_CSS}</style></head><body>",
+        "<h1>xlsearch evaluation report</h1>",
+        "<ul>",
+    ]
     out += [f"<li><b>{e(k)}:</b> {e(v)}</li>" for k, v in _intro(run)]
     out += [f"<li>{e(n)}</li>" for n in run.notes]
     out.append("</ul>")
@@ -492,8 +676,10 @@ def render_html(run: EvaluationRun, sections: dict[str, list[Table]], figures: l
         for f in figures:
             data = base64.b64encode(f.png).decode("ascii")
             wide = " class='wide'" if f.wide else ""
-            out.append(f"<figure{wide}><img alt='{e(f.title)}' src='data:image/png;base64,{data}'>"
-                       f"<figcaption class='note'>{e(f.title)}</figcaption></figure>")
+            out.append(
+                f"<figure{wide}><img alt='{e(f.title)}' src='data:image/png;base64,{data}'>"
+                f"<figcaption class='note'>{e(f.title)}</figcaption></figure>"
+            )
         out.append("</div>")
     if sections["languages"]:
         out.append("<h2>Per language pair</h2>")

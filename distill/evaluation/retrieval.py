@@ -31,7 +31,9 @@ def _as_items(items, kind: str) -> list[tuple[str, str, str]]:
         if isinstance(it, Query | Document):
             out.append((it.id, it.lang, it.text))
         else:
-            raise TypeError(f"{kind} must be Query/Document objects or an {{id: text}} mapping, got {type(it).__name__}")
+            raise TypeError(
+                f"{kind} must be Query/Document objects or an {{id: text}} mapping, got {type(it).__name__}"
+            )
     return out
 
 
@@ -67,8 +69,15 @@ class RetrievalEvaluator(DataEvaluator):
         cache: EmbeddingCache | None = None,
         show_progress: bool = False,
     ) -> None:
-        self._setup(name, "ndcg@10", batch_size=batch_size, dataset=dataset, source=source, cache=cache,
-                    show_progress=show_progress)
+        self._setup(
+            name,
+            "ndcg@10",
+            batch_size=batch_size,
+            dataset=dataset,
+            source=source,
+            cache=cache,
+            show_progress=show_progress,
+        )
         q_items, d_items = _as_items(queries, "queries"), _as_items(corpus, "corpus")
         if not q_items:
             raise ValueError(f"{name}: no queries")
@@ -103,7 +112,9 @@ class RetrievalEvaluator(DataEvaluator):
                 raise ValueError(f"{name}: exclude names unknown document id(s) {unknown[:5]}")
             clash = set(docs) & set(qrels.get(qid, {}))
             if clash:
-                raise ValueError(f"{name}: query {qid!r} both excludes and counts as relevant {sorted(clash)[:3]}")
+                raise ValueError(
+                    f"{name}: query {qid!r} both excludes and counts as relevant {sorted(clash)[:3]}"
+                )
             self.excluded[q_index[qid]] = np.asarray([d_index[d] for d in docs], dtype=np.int64)
         self.q_ids = [i for i, _, _ in q_items]
         self.q_langs = [_lang_label(lang) for _, lang, _ in q_items]
@@ -112,7 +123,9 @@ class RetrievalEvaluator(DataEvaluator):
         self.d_langs = np.asarray([_lang_label(lang) for _, lang, _ in d_items], dtype=object)
         self.d_texts = [t for _, _, t in d_items]
         # tie-break rank of each document by id, computed once
-        self._id_rank = np.argsort(np.argsort(np.asarray(self.d_ids, dtype=object), kind="stable"), kind="stable")
+        self._id_rank = np.argsort(
+            np.argsort(np.asarray(self.d_ids, dtype=object), kind="stable"), kind="stable"
+        )
         self.per_target_language = per_target_language
 
     # -- scoring -------------------------------------------------------------------------------
@@ -151,7 +164,9 @@ class RetrievalEvaluator(DataEvaluator):
                     in_lang = rel_set & (self.d_langs == lang)
                     n_rel = int(in_lang.sum())
                     if n_rel:
-                        pairs.setdefault(f"{self.q_langs[qi]}-{lang}", []).append(query_metrics(in_lang[ranked], n_rel))
+                        pairs.setdefault(f"{self.q_langs[qi]}-{lang}", []).append(
+                            query_metrics(in_lang[ranked], n_rel)
+                        )
         out = {f"{self.name}_{k}": v for k, v in mean_retrieval_metrics(overall).items()}
         for pair in sorted(pairs):
             out.update({f"{self.name}_{pair}_{k}": v for k, v in mean_retrieval_metrics(pairs[pair]).items()})
@@ -173,7 +188,7 @@ class RetrievalEvaluator(DataEvaluator):
         for key, value in metrics.items():
             if not key.startswith(prefix):
                 continue
-            rest = key[len(prefix):]
+            rest = key[len(prefix) :]
             m = _PAIR_KEY.match(rest)
             pair, metric = (m["pair"], m["metric"]) if m else ("all", rest)
             out.append(Entry(self.task.value, self.dataset, self.name, pair, metric, float(value)))
@@ -192,8 +207,10 @@ class RetrievalEvaluator(DataEvaluator):
         }
 
     def __repr__(self) -> str:
-        return (f"RetrievalEvaluator(name={self.name!r}, queries={len(self.relevant)}, documents={len(self.d_ids)}, "
-                f"per_target_language={self.per_target_language})")
+        return (
+            f"RetrievalEvaluator(name={self.name!r}, queries={len(self.relevant)}, documents={len(self.d_ids)}, "
+            f"per_target_language={self.per_target_language})"
+        )
 
 
 # --- building evaluators from files ------------------------------------------------------------
@@ -209,7 +226,9 @@ def retrieval_from_files(
     name = name or Path(queries).stem
     source = {
         "files": {"queries": str(queries), "corpus": str(corpus), "qrels": str(qrels)},
-        "sha256": {k: file_fingerprint(p) for k, p in (("queries", queries), ("corpus", corpus), ("qrels", qrels))},
+        "sha256": {
+            k: file_fingerprint(p) for k, p in (("queries", queries), ("corpus", corpus), ("qrels", qrels))
+        },
     }
     try:
         return RetrievalEvaluator(rs.queries, rs.corpus, rs.qrels, name=name, source=source, **kwargs)
@@ -254,26 +273,49 @@ def parallel_corpus_retrieval(
     dwant = None if doc_langs is None else {canonical_lang(c) for c in doc_langs}
     pids = sorted({d.metadata["parallel_id"] for d in docs})
     chosen = {pids[i] for i in take_sample(len(pids), limit)}
-    corpus = [d for d in docs if d.metadata["parallel_id"] in chosen and (dwant is None or canonical_lang(d.lang) in dwant)]
+    corpus = [
+        d
+        for d in docs
+        if d.metadata["parallel_id"] in chosen and (dwant is None or canonical_lang(d.lang) in dwant)
+    ]
     by_pid: dict[str, list[Document]] = {}
     for d in corpus:
         by_pid.setdefault(d.metadata["parallel_id"], []).append(d)
     queries, qrels, exclude = [], {}, {}
     corpus_ids = {d.id for d in corpus}
     for d in docs:
-        if d.metadata["parallel_id"] not in chosen or (qwant is not None and canonical_lang(d.lang) not in qwant):
+        if d.metadata["parallel_id"] not in chosen or (
+            qwant is not None and canonical_lang(d.lang) not in qwant
+        ):
             continue
         qid = f"q:{d.id}"
         queries.append(Query(qid, d.lang, first_sentence_of(d.text) if first_sentence else d.text))
-        rel = {o.id: 1 for o in by_pid.get(d.metadata["parallel_id"], []) if canonical_lang(o.lang) != canonical_lang(d.lang)}
+        rel = {
+            o.id: 1
+            for o in by_pid.get(d.metadata["parallel_id"], [])
+            if canonical_lang(o.lang) != canonical_lang(d.lang)
+        }
         if rel:
             qrels[qid] = rel
         if d.id in corpus_ids:
             exclude[qid] = [d.id]
     if not queries or not corpus:
         raise DataError(path, None, "no queries or documents in the selected languages")
-    source = {"file": str(path), "sha256": file_fingerprint(path), "total_parallel_ids": len(pids),
-              "sampled_parallel_ids": len(chosen), "relevance": "same parallel_id, other language",
-              "query": "first sentence" if first_sentence else "paragraph"}
-    return RetrievalEvaluator(queries, corpus, qrels, name=name, per_target_language=per_target_language,
-                              exclude=exclude, source=source, **kwargs)
+    source = {
+        "file": str(path),
+        "sha256": file_fingerprint(path),
+        "total_parallel_ids": len(pids),
+        "sampled_parallel_ids": len(chosen),
+        "relevance": "same parallel_id, other language",
+        "query": "first sentence" if first_sentence else "paragraph",
+    }
+    return RetrievalEvaluator(
+        queries,
+        corpus,
+        qrels,
+        name=name,
+        per_target_language=per_target_language,
+        exclude=exclude,
+        source=source,
+        **kwargs,
+    )

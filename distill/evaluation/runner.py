@@ -107,7 +107,9 @@ class EvaluationRun:
     @classmethod
     def from_json(cls, obj: dict[str, Any]) -> EvaluationRun:
         if obj.get("schema") != SCHEMA:
-            raise ValueError(f"not an xlsearch evaluation file (schema {obj.get('schema')!r}, expected {SCHEMA!r})")
+            raise ValueError(
+                f"not an xlsearch evaluation file (schema {obj.get('schema')!r}, expected {SCHEMA!r})"
+            )
         entries: dict[str, list[Entry]] = {}
         for e in obj["entries"]:
             value = math.nan if e["value"] is None else float(e["value"])
@@ -116,14 +118,26 @@ class EvaluationRun:
             )
         models = [
             ModelResult(
-                label=m["label"], spec=m["spec"], info=m.get("info", {}), seconds=m.get("seconds", 0.0),
-                metrics={k: math.nan if v is None else float(v) for k, v in obj["metrics"][m["label"]].items()},
+                label=m["label"],
+                spec=m["spec"],
+                info=m.get("info", {}),
+                seconds=m.get("seconds", 0.0),
+                metrics={
+                    k: math.nan if v is None else float(v) for k, v in obj["metrics"][m["label"]].items()
+                },
                 entries=entries.get(m["label"], []),
             )
             for m in obj["models"]
         ]
-        return cls(models=models, evaluators=obj["data"], software=obj["software"], created=obj["created"],
-                   wall_seconds=obj["wall_seconds"], suite=obj.get("suite"), notes=obj.get("notes", []))
+        return cls(
+            models=models,
+            evaluators=obj["data"],
+            software=obj["software"],
+            created=obj["created"],
+            wall_seconds=obj["wall_seconds"],
+            suite=obj.get("suite"),
+            notes=obj.get("notes", []),
+        )
 
 
 def percent_progress(desc: str):
@@ -167,7 +181,16 @@ def software_versions() -> dict[str, str]:
     import torch
 
     out = {"python": platform.python_version(), "platform": platform.platform()}
-    for pkg in ("xlsearch", "torch", "transformers", "sentence-transformers", "tokenizers", "numpy", "scipy", "matplotlib"):
+    for pkg in (
+        "xlsearch",
+        "torch",
+        "transformers",
+        "sentence-transformers",
+        "tokenizers",
+        "numpy",
+        "scipy",
+        "matplotlib",
+    ):
         try:
             out[pkg] = md.version(pkg)
         except md.PackageNotFoundError:
@@ -175,10 +198,20 @@ def software_versions() -> dict[str, str]:
     out["torch_threads"] = str(torch.get_num_threads())
     out["cpu_count"] = str(os.cpu_count())
     try:
-        commit = subprocess.run(["git", "-C", str(REPO_ROOT), "rev-parse", "--short", "HEAD"], capture_output=True,
-                                text=True, timeout=5, check=False).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(REPO_ROOT), "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, timeout=5, check=False).stdout.strip()
+        commit = subprocess.run(
+            ["git", "-C", str(REPO_ROOT), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(REPO_ROOT), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
+        ).stdout.strip()
         if commit:
             out["git_commit"] = commit + ("+dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):
@@ -269,8 +302,9 @@ def evaluate_models(
         report(f"{label}: loading {spec if isinstance(spec, str | Path) else getattr(spec, 'name', '')}")
         t0 = time.perf_counter()
         if isinstance(spec, str | Path):
-            encoder = load_encoder(spec, threads=threads, max_seq_length=max_seq_length,
-                                   trust_remote_code=trust_remote_code)
+            encoder = load_encoder(
+                spec, threads=threads, max_seq_length=max_seq_length, trust_remote_code=trust_remote_code
+            )
             spec_text = str(spec)
         else:
             encoder, spec_text = spec, getattr(spec, "name", "") or label
@@ -292,14 +326,28 @@ def evaluate_models(
             entries.extend(evaluator_entries(ev, m))
             done += 1
         info["seconds_per_evaluator"] = timings
-        results.append(ModelResult(label=label, spec=spec_text, metrics=metrics, entries=entries, info=info,
-                                   seconds=round(time.perf_counter() - t0, 2)))
+        results.append(
+            ModelResult(
+                label=label,
+                spec=spec_text,
+                metrics=metrics,
+                entries=entries,
+                info=info,
+                seconds=round(time.perf_counter() - t0, 2),
+            )
+        )
         del encoder
         (cache or DEFAULT_CACHE).clear()  # each model's embeddings are needed only during its own pass
     report("writing report")
-    run = EvaluationRun(models=results, evaluators=[evaluator_info(ev) for ev in evaluators],
-                        software=software_versions(), created=created,
-                        wall_seconds=round(time.perf_counter() - started, 1), suite=suite, notes=list(notes))
+    run = EvaluationRun(
+        models=results,
+        evaluators=[evaluator_info(ev) for ev in evaluators],
+        software=software_versions(),
+        created=created,
+        wall_seconds=round(time.perf_counter() - started, 1),
+        suite=suite,
+        notes=list(notes),
+    )
     if out_dir is not None:
         from distill.evaluation.report import write_report
 

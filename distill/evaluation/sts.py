@@ -38,11 +38,20 @@ class StsEvaluator(DataEvaluator):
         cache: EmbeddingCache | None = None,
         show_progress: bool = False,
     ) -> None:
-        self._setup(name, "spearman", batch_size=batch_size, dataset=dataset, source=source, cache=cache,
-                    show_progress=show_progress)
+        self._setup(
+            name,
+            "spearman",
+            batch_size=batch_size,
+            dataset=dataset,
+            source=source,
+            cache=cache,
+            show_progress=show_progress,
+        )
         if not (len(sentences1) == len(sentences2) == len(scores)):
-            raise ValueError(f"{name}: sentences1, sentences2 and scores differ in length "
-                             f"({len(sentences1)}, {len(sentences2)}, {len(scores)})")
+            raise ValueError(
+                f"{name}: sentences1, sentences2 and scores differ in length "
+                f"({len(sentences1)}, {len(sentences2)}, {len(scores)})"
+            )
         if len(scores) < 2:
             raise ValueError(f"{name}: STS needs at least two pairs, got {len(scores)}")
         self.sentences1, self.sentences2 = list(sentences1), list(sentences2)
@@ -71,14 +80,21 @@ class StsEvaluator(DataEvaluator):
         }
 
     def info(self) -> dict[str, Any]:
-        return {"task": self.task.value, "dataset": self.dataset, "lang_pair": self.lang_pair,
-                "pairs": len(self.scores), **self.source}
+        return {
+            "task": self.task.value,
+            "dataset": self.dataset,
+            "lang_pair": self.lang_pair,
+            "pairs": len(self.scores),
+            **self.source,
+        }
 
     def __repr__(self) -> str:
         return f"StsEvaluator(name={self.name!r}, pairs={len(self.scores)})"
 
 
-def sts_from_tsv(path: str | Path, *, name: str | None = None, limit: int | None = None, **kwargs) -> list[StsEvaluator]:
+def sts_from_tsv(
+    path: str | Path, *, name: str | None = None, limit: int | None = None, **kwargs
+) -> list[StsEvaluator]:
     """Evaluators for an STS TSV: one per (lang1, lang2) pair found in the file (one if it has no language columns)."""
     from distill.evaluation.sampling import file_fingerprint, take_sample
 
@@ -96,9 +112,19 @@ def sts_from_tsv(path: str | Path, *, name: str | None = None, limit: int | None
         ev_name = base if len(groups) == 1 else f"{base}-{l1}-{l2}"
         out.append(
             StsEvaluator(
-                [group[i].sentence1 for i in idx], [group[i].sentence2 for i in idx], [group[i].score for i in idx],
-                name=ev_name, lang1=l1, lang2=l2, dataset=kwargs.get("dataset", base),
-                source={"file": str(path), "sha256": fingerprint, "total_pairs": len(group), "sampled": len(idx)},
+                [group[i].sentence1 for i in idx],
+                [group[i].sentence2 for i in idx],
+                [group[i].score for i in idx],
+                name=ev_name,
+                lang1=l1,
+                lang2=l2,
+                dataset=kwargs.get("dataset", base),
+                source={
+                    "file": str(path),
+                    "sha256": fingerprint,
+                    "total_pairs": len(group),
+                    "sampled": len(idx),
+                },
                 **{k: v for k, v in kwargs.items() if k != "dataset"},
             )
         )

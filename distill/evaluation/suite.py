@@ -56,11 +56,31 @@ class SuiteSize:
 
 # The full suite embeds about 3.1k paragraph chunks, 3.5k questions and 15k short sentences per model
 # (multilingual-e5-small: about 12 minutes on 2 quiet cores).
-FULL = SuiteSize(flores=None, multi30k=200, multi30k_langs=("de", "fr", "cs"), sts=100, sts_langs=None,
-                 xquad=20, xquad_langs=None, xquad_pooled=True, cost_texts=128)
+FULL = SuiteSize(
+    flores=None,
+    multi30k=200,
+    multi30k_langs=("de", "fr", "cs"),
+    sts=100,
+    sts_langs=None,
+    xquad=20,
+    xquad_langs=None,
+    xquad_pooled=True,
+    cost_texts=128,
+)
 # Quick: what the distillation stages track after each stage (a few minutes for the student).
-QUICK = SuiteSize(flores=None, multi30k=100, multi30k_langs=("de",), sts=100, sts_langs=("de",),
-                  xquad=0, xquad_langs=None, xquad_pooled=False, cost_texts=64, questions=50, paragraphs=60)
+QUICK = SuiteSize(
+    flores=None,
+    multi30k=100,
+    multi30k_langs=("de",),
+    sts=100,
+    sts_langs=("de",),
+    xquad=0,
+    xquad_langs=None,
+    xquad_pooled=False,
+    cost_texts=64,
+    questions=50,
+    paragraphs=60,
+)
 PARTS = ("questions", "bitext", "sts", "retrieval", "cost")
 XQUAD_LANGS = ("ar", "de", "el", "en", "es", "hi", "ro", "ru", "th", "tr", "vi", "zh")
 
@@ -97,17 +117,32 @@ def dev_suite(
     evaluators: list[Evaluator] = []
 
     if "questions" in chosen:
-        evaluators.append(question_retrieval(
-            root / "dev" / "xquad_questions_dev.jsonl", root / "corpus" / "xquad_paragraphs.jsonl",
-            langs=None if langs is None else wanted, questions=size.questions, paragraphs=size.paragraphs,
-            dataset="xquad-questions", cache=cache, show_progress=show_progress))
+        evaluators.append(
+            question_retrieval(
+                root / "dev" / "xquad_questions_dev.jsonl",
+                root / "corpus" / "xquad_paragraphs.jsonl",
+                langs=None if langs is None else wanted,
+                questions=size.questions,
+                paragraphs=size.paragraphs,
+                dataset="xquad-questions",
+                cache=cache,
+                show_progress=show_progress,
+            )
+        )
 
     # FLORES: one script per language (zho_Hans, not also zho_Hant) to keep the suite small
     flores_path = root / "dev" / "flores200_devtest.jsonl"
     if wanted and "bitext" in chosen:
         seen: set[tuple[str, str]] = set()
-        for ev in bitext_from_parallel_jsonl(flores_path, langs=wanted, limit=size.flores, name_prefix="flores",
-                                             dataset="flores", short_half=True, **common):
+        for ev in bitext_from_parallel_jsonl(
+            flores_path,
+            langs=wanted,
+            limit=size.flores,
+            name_prefix="flores",
+            dataset="flores",
+            short_half=True,
+            **common,
+        ):
             key = (ev.dataset, canonical_lang(ev.src_lang))
             if key not in seen:
                 seen.add(key)
@@ -116,8 +151,11 @@ def dev_suite(
     m30k = [lang for lang in size.multi30k_langs if (langs is None or lang in wanted) and "bitext" in chosen]
     for lang in m30k:
         path = root / "parallel" / "multi30k" / f"multi30k.val.en-{lang}.tsv"
-        evaluators.append(bitext_from_pair_tsv(path, name=f"multi30k-{lang}", limit=size.multi30k,
-                                               dataset="multi30k", **common))
+        evaluators.append(
+            bitext_from_pair_tsv(
+                path, name=f"multi30k-{lang}", limit=size.multi30k, dataset="multi30k", **common
+            )
+        )
 
     sts_dir = root / "sts" / "stsb_multi_mt"
     available = {p.name.split("-")[1] for p in sts_dir.glob("stsb-*-dev.tsv")}
@@ -126,18 +164,49 @@ def dev_suite(
         evaluators.extend(_stsb(sts_dir, sts_langs, size.sts, common))
 
     xquad = root / "corpus" / "xquad_paragraphs.jsonl"
-    xq_langs = ["en"] + [lang for lang in (size.xquad_langs or wanted) if lang in XQUAD_LANGS and lang in wanted]
+    xq_langs = ["en"] + [
+        lang for lang in (size.xquad_langs or wanted) if lang in XQUAD_LANGS and lang in wanted
+    ]
     if len(xq_langs) > 1 and "retrieval" in chosen and size.xquad:
-        evaluators.append(parallel_corpus_retrieval(xquad, name="xquad", query_langs=xq_langs, doc_langs=xq_langs,
-                                                    limit=size.xquad, per_target_language=True, dataset="xquad", **common))
+        evaluators.append(
+            parallel_corpus_retrieval(
+                xquad,
+                name="xquad",
+                query_langs=xq_langs,
+                doc_langs=xq_langs,
+                limit=size.xquad,
+                per_target_language=True,
+                dataset="xquad",
+                **common,
+            )
+        )
         if size.xquad_pooled:
-            evaluators.append(parallel_corpus_retrieval(xquad, name="xquad-pooled", query_langs=xq_langs,
-                                                        doc_langs=xq_langs, limit=size.xquad, per_target_language=False,
-                                                        dataset="xquad-pooled", **common))
+            evaluators.append(
+                parallel_corpus_retrieval(
+                    xquad,
+                    name="xquad-pooled",
+                    query_langs=xq_langs,
+                    doc_langs=xq_langs,
+                    limit=size.xquad,
+                    per_target_language=False,
+                    dataset="xquad-pooled",
+                    **common,
+                )
+            )
             # A short query against paragraphs (as a question is), also pooled over languages.
-            evaluators.append(parallel_corpus_retrieval(xquad, name="xquad-sentence", query_langs=xq_langs,
-                                                        doc_langs=xq_langs, limit=size.xquad, per_target_language=False,
-                                                        first_sentence=True, dataset="xquad-sentence", **common))
+            evaluators.append(
+                parallel_corpus_retrieval(
+                    xquad,
+                    name="xquad-sentence",
+                    query_langs=xq_langs,
+                    doc_langs=xq_langs,
+                    limit=size.xquad,
+                    per_target_language=False,
+                    first_sentence=True,
+                    dataset="xquad-sentence",
+                    **common,
+                )
+            )
     if include_cost and "cost" in chosen:
         evaluators.append(CostEvaluator(flores_english(root, size.cost_texts), batch_size=32))
     return evaluators
@@ -168,20 +237,52 @@ def _stsb(sts_dir: Path, langs: Sequence[str], limit: int, common: dict) -> list
     ids = [pair_ids[i] for i in take_sample(n, limit)]
     out = []
 
-    def make(name: str, l1: str, l2: str, s1: list[str], s2: list[str], scores: list[float], src: dict) -> StsEvaluator:
-        return StsEvaluator(s1, s2, scores, name=name, lang1=l1, lang2=l2, dataset="stsb", source=src, **common)
+    def make(
+        name: str, l1: str, l2: str, s1: list[str], s2: list[str], scores: list[float], src: dict
+    ) -> StsEvaluator:
+        return StsEvaluator(
+            s1, s2, scores, name=name, lang1=l1, lang2=l2, dataset="stsb", source=src, **common
+        )
 
     for lang in ["en", *langs]:
         ex = rows[lang]
-        src = {"file": str(files[lang]), "sha256": file_fingerprint(files[lang]), "total_pairs": n, "sampled": len(ids)}
-        out.append(make(f"stsb-{lang}", lang, lang, [ex[i].sentence1 for i in ids], [ex[i].sentence2 for i in ids],
-                        [ex[i].score for i in ids], src))
+        src = {
+            "file": str(files[lang]),
+            "sha256": file_fingerprint(files[lang]),
+            "total_pairs": n,
+            "sampled": len(ids),
+        }
+        out.append(
+            make(
+                f"stsb-{lang}",
+                lang,
+                lang,
+                [ex[i].sentence1 for i in ids],
+                [ex[i].sentence2 for i in ids],
+                [ex[i].score for i in ids],
+                src,
+            )
+        )
     for lang in langs:
         en, xx = rows["en"], rows[lang]
-        src = {"files": [str(files["en"]), str(files[lang])], "sha256": [file_fingerprint(files["en"]), file_fingerprint(files[lang])],
-               "total_pairs": n, "sampled": len(ids), "pairing": "sentence1 en, sentence2 xx, same pair_id"}
-        out.append(make(f"stsb-en-{lang}", "en", lang, [en[i].sentence1 for i in ids], [xx[i].sentence2 for i in ids],
-                        [en[i].score for i in ids], src))
+        src = {
+            "files": [str(files["en"]), str(files[lang])],
+            "sha256": [file_fingerprint(files["en"]), file_fingerprint(files[lang])],
+            "total_pairs": n,
+            "sampled": len(ids),
+            "pairing": "sentence1 en, sentence2 xx, same pair_id",
+        }
+        out.append(
+            make(
+                f"stsb-en-{lang}",
+                "en",
+                lang,
+                [en[i].sentence1 for i in ids],
+                [xx[i].sentence2 for i in ids],
+                [en[i].score for i in ids],
+                src,
+            )
+        )
     return out
 
 
@@ -193,5 +294,7 @@ def _read_stsb(path: Path) -> dict[str, StsExample]:
             score = float(row["score"])
         except ValueError:
             raise DataError(path, number, f"score {row['score']!r} is not a number") from None
-        out[row["pair_id"]] = StsExample(row["sentence1"], row["sentence2"], score, row.get("lang1", ""), row.get("lang2", ""))
+        out[row["pair_id"]] = StsExample(
+            row["sentence1"], row["sentence2"], score, row.get("lang1", ""), row.get("lang2", "")
+        )
     return out

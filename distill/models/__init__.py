@@ -106,10 +106,17 @@ def load_encoder(
         from distill.models import backends
 
         directory = backends.onnx_dir(spec, layout.transformer_dir)
-        onnx_path = backends.cached_onnx(directory, backend, backends.source_fingerprint(layout.transformer_dir))
+        onnx_path = backends.cached_onnx(
+            directory, backend, backends.source_fingerprint(layout.transformer_dir)
+        )
         if onnx_path is None:  # first use: export from the torch model, checked against it
-            reference = load_encoder(spec, device="cpu", threads=threads, max_seq_length=max_seq_length,
-                                     trust_remote_code=trust_remote_code)
+            reference = load_encoder(
+                spec,
+                device="cpu",
+                threads=threads,
+                max_seq_length=max_seq_length,
+                trust_remote_code=trust_remote_code,
+            )
             with torch_threads(threads):
                 onnx_path, _ = backends.export_onnx(reference, spec, layout.transformer_dir, backend)
             del reference
@@ -121,7 +128,9 @@ def load_encoder(
 
         # Quantised on every load (a second or two) and checked like an ONNX export: the fp32
         # vectors of the check texts first, then the model is quantised in place.
-        reference = encoder(model, Backend.TORCH).encode(backends.CHECK_TEXTS, batch_size=3, prefix=Role.QUERY)
+        reference = encoder(model, Backend.TORCH).encode(
+            backends.CHECK_TEXTS, batch_size=3, prefix=Role.QUERY
+        )
         quantised = encoder(backends.quantize_int8(model.eval(), inplace=True), backend)
         backends.require_agreement(quantised, reference, spec)
         return quantised

@@ -11,9 +11,14 @@ import argparse
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("specs", nargs="*", help="model specs to resolve and load (pkg:NAME, directory, hub id)")
-    parser.add_argument("--trust-remote-code", action="store_true",
-                        help="let models that ship their own Python code (auto_map) run it; trusted authors only")
+    parser.add_argument(
+        "specs", nargs="*", help="model specs to resolve and load (pkg:NAME, directory, hub id)"
+    )
+    parser.add_argument(
+        "--trust-remote-code",
+        action="store_true",
+        help="let models that ship their own Python code (auto_map) run it; trusted authors only",
+    )
 
 
 def main(args: argparse.Namespace) -> int:

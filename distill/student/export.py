@@ -34,7 +34,12 @@ def save_student(
 
         shutil.copy(Path(__file__).with_name("modeling_xlsearch.py"), path / "modeling_xlsearch.py")
     write_sentence_transformers_files(
-        path, dim=model.config.hidden_size, pooling="mean", normalize=True, prompts=prompts, max_seq_length=max_seq_length
+        path,
+        dim=model.config.hidden_size,
+        pooling="mean",
+        normalize=True,
+        prompts=prompts,
+        max_seq_length=max_seq_length,
     )
     if model_card is not None:
         (path / "README.md").write_text(model_card)

@@ -25,11 +25,20 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", help="a TOML file, or a preset by name (offline, offline-full, paper-minilm, ...); "
-                        "defaults if omitted")
-    parser.add_argument("--stage", type=int, choices=(1, 2, 3, 4), help="run only this stage (earlier ones must be done)")
-    parser.add_argument("--resume", action="store_true", help="continue an interrupted run from its last checkpoint")
-    parser.add_argument("--overwrite", action="store_true", help="delete an existing run directory and start over")
+    parser.add_argument(
+        "--config",
+        help="a TOML file, or a preset by name (offline, offline-full, paper-minilm, ...); "
+        "defaults if omitted",
+    )
+    parser.add_argument(
+        "--stage", type=int, choices=(1, 2, 3, 4), help="run only this stage (earlier ones must be done)"
+    )
+    parser.add_argument(
+        "--resume", action="store_true", help="continue an interrupted run from its last checkpoint"
+    )
+    parser.add_argument(
+        "--overwrite", action="store_true", help="delete an existing run directory and start over"
+    )
     parser.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
     parser.epilog = "config overrides: any --section.key=value, e.g. --stage1.steps=10 --data.langs=de,fr"
     parser.set_defaults(accepts_overrides=True, overrides=[])
@@ -52,11 +61,21 @@ def main(args: argparse.Namespace) -> int:
         return 0
     try:
         summary = run(cfg, stage=args.stage, resume=args.resume, overwrite=args.overwrite)
-    except (ConfigError, DataError, RunError, ModelNotFoundError, RemoteCodeError, UnsupportedModelError) as exc:
+    except (
+        ConfigError,
+        DataError,
+        RunError,
+        ModelNotFoundError,
+        RemoteCodeError,
+        UnsupportedModelError,
+    ) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt as exc:
-        print(f"\ninterrupted: {exc or 'Ctrl-C'}. Continue with the same command plus --resume.", file=sys.stderr)
+        print(
+            f"\ninterrupted: {exc or 'Ctrl-C'}. Continue with the same command plus --resume.",
+            file=sys.stderr,
+        )
         return 130
     print(json.dumps({k: v for k, v in summary.items() if k != "baselines"}, indent=1, default=str))
     print(f"final student: {summary['out_dir']}")

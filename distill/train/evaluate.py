@@ -9,6 +9,7 @@ from distill.train import distributed
 
 log = logging.getLogger(__name__)
 
+
 class DevEvaluation:
     """Builds the dev suite once per run and scores any encoder with it."""
 
@@ -44,8 +45,11 @@ class DevEvaluation:
 def headline(metrics: dict[str, float]) -> dict[str, float]:
     """Condense the dev metrics to a few comparable numbers (means over languages / evaluators)."""
     groups: dict[str, list[float]] = {}
-    question = {"xquad-questions_xling_r@1": "question_xling_r@1", "xquad-questions_ndcg@10": "question_ndcg@10",
-                "xquad-questions_cos_qd_mean": "question_cos_random"}
+    question = {
+        "xquad-questions_xling_r@1": "question_xling_r@1",
+        "xquad-questions_ndcg@10": "question_ndcg@10",
+        "xquad-questions_cos_qd_mean": "question_cos_random",
+    }
     for key, value in metrics.items():
         if key in question:
             groups.setdefault(question[key], []).append(value)

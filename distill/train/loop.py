@@ -50,7 +50,9 @@ class MetricsLog:
                 f.write(json.dumps({"time": round(time.time(), 3), **record}) + "\n")
 
 
-def batch_indices(step: int, batch_size: int, n: int, seed: int, buckets: np.ndarray | None = None) -> np.ndarray:
+def batch_indices(
+    step: int, batch_size: int, n: int, seed: int, buckets: np.ndarray | None = None
+) -> np.ndarray:
     """Item indices of global batch `step`: positions step*B .. step*B+B-1 of the epoch permutations.
 
     With `buckets` (a label per item, e.g. sentence vs passage) an epoch is a shuffled sequence of
@@ -110,10 +112,17 @@ def save_checkpoint(path: Path, *, step: int, model, optimizer, scheduler, losse
     """
     if not distributed.is_main():
         return
-    trainable = {n: p.detach().cpu() for n, p in distributed.unwrap(model).named_parameters() if p.requires_grad}
+    trainable = {
+        n: p.detach().cpu() for n, p in distributed.unwrap(model).named_parameters() if p.requires_grad
+    }
     state = {
-        "step": step, "model": trainable, "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-        "rng": _rng_state(), "losses": losses, "elapsed": elapsed,
+        "step": step,
+        "model": trainable,
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict(),
+        "rng": _rng_state(),
+        "losses": losses,
+        "elapsed": elapsed,
     }
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
@@ -205,16 +214,37 @@ def train_loop(
             bar.update(1)
             bar.set_postfix(loss=f"{value:.4g}")
             if (step + 1) % cfg.log_every == 0 or step + 1 == cfg.steps:
-                log.write(stage=name, step=step + 1, loss=value, **parts, lr=scheduler.get_last_lr()[0],
-                          grad_norm=float(grad_norm), seconds=round(time.time() - t0, 2))
+                log.write(
+                    stage=name,
+                    step=step + 1,
+                    loss=value,
+                    **parts,
+                    lr=scheduler.get_last_lr()[0],
+                    grad_norm=float(grad_norm),
+                    seconds=round(time.time() - t0, 2),
+                )
             if (step + 1) % cfg.checkpoint_every == 0 and step + 1 < cfg.steps:
-                save_checkpoint(checkpoint, step=step + 1, model=model, optimizer=optimizer, scheduler=scheduler,
-                                losses=losses, elapsed=time.time() - t0)
+                save_checkpoint(
+                    checkpoint,
+                    step=step + 1,
+                    model=model,
+                    optimizer=optimizer,
+                    scheduler=scheduler,
+                    losses=losses,
+                    elapsed=time.time() - t0,
+                )
             if on_step is not None:
                 on_step(name, step + 1, value)
             if interrupt.requested:
-                save_checkpoint(checkpoint, step=step + 1, model=model, optimizer=optimizer, scheduler=scheduler,
-                                losses=losses, elapsed=time.time() - t0)
+                save_checkpoint(
+                    checkpoint,
+                    step=step + 1,
+                    model=model,
+                    optimizer=optimizer,
+                    scheduler=scheduler,
+                    losses=losses,
+                    elapsed=time.time() - t0,
+                )
                 log.write(stage=name, event="interrupted", step=step + 1)
                 bar.close()
                 raise KeyboardInterrupt(f"{name} interrupted at step {step + 1}; checkpoint saved")

@@ -37,7 +37,9 @@ def check_training_file(path: str | Path) -> None:
     text = str(path).replace("\\", "/").lower()
     for bad in _FORBIDDEN:
         if bad in text:
-            raise DataError(path, None, f"refusing to train on evaluation/demo data (path contains {bad.strip('/')!r})")
+            raise DataError(
+                path, None, f"refusing to train on evaluation/demo data (path contains {bad.strip('/')!r})"
+            )
 
 
 def stsb_training_pairs(directory: str | Path, langs: Sequence[str], pivot: str = "en") -> list[TrainingPair]:
@@ -46,7 +48,9 @@ def stsb_training_pairs(directory: str | Path, langs: Sequence[str], pivot: str 
     en_file = directory / f"stsb-{pivot}-train.tsv"
     if not en_file.exists():
         raise DataError(en_file, None, "STSb English train file not found")
-    english = {row["pair_id"]: (row["sentence1"], row["sentence2"]) for _, row in iter_tsv(en_file, ("pair_id",))}
+    english = {
+        row["pair_id"]: (row["sentence1"], row["sentence2"]) for _, row in iter_tsv(en_file, ("pair_id",))
+    }
     if ALL_LANGS in langs:
         langs = sorted(p.name.split("-")[1] for p in directory.glob("stsb-*-train.tsv"))
     out: list[TrainingPair] = []
@@ -87,8 +91,14 @@ def load_pairs(
     return pairs
 
 
-def passage_pairs(parallel_file: str | Path, doc_ids_file: str | Path, langs: Sequence[str], *, sentences: int = 4,
-                  pivot: str = "en") -> list[TrainingPair]:
+def passage_pairs(
+    parallel_file: str | Path,
+    doc_ids_file: str | Path,
+    langs: Sequence[str],
+    *,
+    sentences: int = 4,
+    pivot: str = "en",
+) -> list[TrainingPair]:
     """(en, xx) passages: windows of `sentences` consecutive sentences of one document, joined with spaces.
 
     They carry role "passage", so models with prompts (e5) embed them as documents.
@@ -122,7 +132,9 @@ def passage_pairs(parallel_file: str | Path, doc_ids_file: str | Path, langs: Se
             en = " ".join(text[(i, pivot)] for i in window)
             for lang in langs_found:
                 if all((i, lang) in text for i in window):
-                    out.append(TrainingPair(en, " ".join(text[(i, lang)] for i in window), lang, role="passage"))
+                    out.append(
+                        TrainingPair(en, " ".join(text[(i, lang)] for i in window), lang, role="passage")
+                    )
     return out
 
 

@@ -112,7 +112,9 @@ class Run:
         sample = sample_pairs(self.all_pairs(), limit, self.cfg.seed)
         if d.passages:
             if self._passages is None:
-                self._passages = passage_pairs(d.passage_file, d.passage_doc_ids, d.langs, sentences=d.passage_sentences)
+                self._passages = passage_pairs(
+                    d.passage_file, d.passage_doc_ids, d.langs, sentences=d.passage_sentences
+                )
             sample += sample_pairs(self._passages, d.passages, self.cfg.seed)
             random.Random(self.cfg.seed).shuffle(sample)
         return sample
@@ -122,8 +124,12 @@ class Run:
         return self.cfg.models.prefix or None
 
     def encoder(self, spec: str | Path) -> Encoder:
-        return load_encoder(spec, device=self.device, max_seq_length=self.cfg.data.max_seq_length,
-                            trust_remote_code=self.cfg.models.trust_remote_code)
+        return load_encoder(
+            spec,
+            device=self.device,
+            max_seq_length=self.cfg.data.max_seq_length,
+            trust_remote_code=self.cfg.models.trust_remote_code,
+        )
 
     def role(self, pair: TrainingPair) -> str | None:
         """The prompt role of a pair's texts: its own ("query" / "passage") when the run uses prompts."""
@@ -136,9 +142,15 @@ class Run:
         for role in dict.fromkeys(r for r, _ in items):
             rows = [i for i, (r, _) in enumerate(items) if r == role]
             prefix = self.prefix if role == "query" else role
-            out[rows] = cached_embeddings(enc, spec, [items[i][1] for i in rows], prefix=prefix,
-                                          cache_dir=self.cfg.cache_dir or None,
-                                          batch_size=self.cfg.data.encode_batch_size, label=f"{label} ({role})")
+            out[rows] = cached_embeddings(
+                enc,
+                spec,
+                [items[i][1] for i in rows],
+                prefix=prefix,
+                cache_dir=self.cfg.cache_dir or None,
+                batch_size=self.cfg.data.encode_batch_size,
+                label=f"{label} ({role})",
+            )
         return out
 
     def assistant_spec(self) -> str:
@@ -149,42 +161,73 @@ class Run:
             return str(self.stage_dir(1))
         return self.cfg.models.assistant
 
-    def train(self, n: int, model: torch.nn.Module, compute_loss, n_items: int,
-              pairs: list[TrainingPair] | None = None) -> LoopResult:
+    def train(
+        self,
+        n: int,
+        model: torch.nn.Module,
+        compute_loss,
+        n_items: int,
+        pairs: list[TrainingPair] | None = None,
+    ) -> LoopResult:
         """Run stage n's loop; with `pairs`, each batch holds one role (sentences are not padded to passages)."""
         buckets = np.array([p.role for p in pairs]) if pairs is not None else None
-        return train_loop(name=f"stage{n}", model=model, compute_loss=compute_loss, n_items=n_items,
-                          cfg=self.cfg.stage(n), seed=self.cfg.seed + n, checkpoint=self.checkpoint(n),
-                          log=self.log, resume=self.resume, on_step=self.on_step, buckets=buckets)
+        return train_loop(
+            name=f"stage{n}",
+            model=model,
+            compute_loss=compute_loss,
+            n_items=n_items,
+            cfg=self.cfg.stage(n),
+            seed=self.cfg.seed + n,
+            checkpoint=self.checkpoint(n),
+            log=self.log,
+            resume=self.resume,
+            on_step=self.on_step,
+            buckets=buckets,
+        )
 
     def evaluate(self, name: str, spec_or_encoder) -> dict[str, float]:
         if self.evaluation is None or not self.evaluation.enabled:
             return {}
         if isinstance(spec_or_encoder, str | Path):
-            enc = load_encoder(spec_or_encoder, device=self.device, trust_remote_code=self.cfg.models.trust_remote_code)
+            enc = load_encoder(
+                spec_or_encoder, device=self.device, trust_remote_code=self.cfg.models.trust_remote_code
+            )
         else:
             enc = spec_or_encoder
         t0 = time.time()
         metrics = self.evaluation(enc)
         if metrics:
-            self.log.write(event="eval", model=name, seconds=round(time.time() - t0, 1), **headline(metrics),
-                           metrics=metrics)
+            self.log.write(
+                event="eval",
+                model=name,
+                seconds=round(time.time() - t0, 1),
+                **headline(metrics),
+                metrics=metrics,
+            )
         return metrics
 
 
-def _texts_index(run: Run, pairs: list[TrainingPair], side: str) -> tuple[list[tuple[str | None, str]], np.ndarray]:
+def _texts_index(
+    run: Run, pairs: list[TrainingPair], side: str
+) -> tuple[list[tuple[str | None, str]], np.ndarray]:
     """Unique (role, text) items of one side and, per pair, the row of its item (targets are cached per text)."""
     rows: dict[tuple[str | None, str], int] = {}
-    index = np.array([rows.setdefault((run.role(p), getattr(p, side)), len(rows)) for p in pairs], dtype=np.int64)
+    index = np.array(
+        [rows.setdefault((run.role(p), getattr(p, side)), len(rows)) for p in pairs], dtype=np.int64
+    )
     return list(rows), index
 
 
 def _embed_pairs(run: Run, enc: Encoder, batch: list[TrainingPair]) -> tuple[torch.Tensor, torch.Tensor]:
     """Embeddings of the en and the xx side, each with its role's prompt, from one padded forward
     (fewer, larger matmuls are faster on CPU)."""
-    texts = [enc.prompt(run.role(p)) + t for side in ("en", "xx") for p, t in ((p, getattr(p, side)) for p in batch)]
+    texts = [
+        enc.prompt(run.role(p)) + t
+        for side in ("en", "xx")
+        for p, t in ((p, getattr(p, side)) for p in batch)
+    ]
     emb = enc.forward(enc.tokenize(texts, None))
-    return emb[: len(batch)], emb[len(batch):]
+    return emb[: len(batch)], emb[len(batch) :]
 
 
 def _target_rows(targets: np.ndarray, rows: np.ndarray, like: torch.Tensor) -> torch.Tensor:
@@ -196,11 +239,15 @@ def _finish_stage(run: Run, n: int, result: LoopResult, extra: dict) -> dict:
     losses = [v for _, v in result.losses]
     k = max(1, min(10, len(losses) // 5))
     info = {
-        "stage": n, "title": STAGE_TITLES[n], "steps": result.steps, "train_seconds": round(result.seconds, 1),
+        "stage": n,
+        "title": STAGE_TITLES[n],
+        "steps": result.steps,
+        "train_seconds": round(result.seconds, 1),
         "resumed_from_step": result.resumed_from,
         "loss_first": float(np.mean(losses[:k])) if losses else None,
         "loss_last": float(np.mean(losses[-k:])) if losses else None,
-        "losses": result.losses, **extra,
+        "losses": result.losses,
+        **extra,
     }
     return info
 
@@ -242,11 +289,20 @@ def stage1(run: Run) -> dict:
         layout = read_layout(resolve_model(cfg.models.assistant))
         model.save_pretrained(out)
         assistant.tokenizer.save_pretrained(out)
-        write_sentence_transformers_files(out, dim=assistant.dim, pooling=layout.pooling.value,
-                                          normalize=layout.normalize, prompts=layout.prompts,
-                                          max_seq_length=layout.max_seq_length or 512)
-    return _finish_stage(run, 1, result, {"pairs": len(pairs), "assistant": cfg.models.assistant,
-                                          "stored_params": stored_parameters(model)})
+        write_sentence_transformers_files(
+            out,
+            dim=assistant.dim,
+            pooling=layout.pooling.value,
+            normalize=layout.normalize,
+            prompts=layout.prompts,
+            max_seq_length=layout.max_seq_length or 512,
+        )
+    return _finish_stage(
+        run,
+        1,
+        result,
+        {"pairs": len(pairs), "assistant": cfg.models.assistant, "stored_params": stored_parameters(model)},
+    )
 
 
 # --- stage 2 -------------------------------------------------------------------------------------
@@ -260,11 +316,21 @@ def build_vocab(run: Run, assistant: Encoder) -> tuple[list[int] | None, object,
     pairs = run.all_pairs()  # every training pair, not just the sample, so more words are covered
     texts = sorted({p.en for p in pairs} | {p.xx for p in pairs})
     counts = count_token_ids(tokenizer, texts, prompt=assistant.prompt(run.prefix))
-    kept = select_vocab(tokenizer, counts, min_count=run.cfg.vocab.min_count,
-                        keep_single_chars=run.cfg.vocab.keep_single_chars, max_pieces=run.cfg.vocab.max_pieces)
+    kept = select_vocab(
+        tokenizer,
+        counts,
+        min_count=run.cfg.vocab.min_count,
+        keep_single_chars=run.cfg.vocab.keep_single_chars,
+        max_pieces=run.cfg.vocab.max_pieces,
+    )
     trimmed = trim_tokenizer(tokenizer, kept)
-    report = {"vocab_trimmed": True, "vocab_size": len(kept), "vocab_full": len(tokenizer),
-              "vocab_seen_in_data": len(counts), "vocab_texts": len(texts)}
+    report = {
+        "vocab_trimmed": True,
+        "vocab_size": len(kept),
+        "vocab_full": len(tokenizer),
+        "vocab_seen_in_data": len(counts),
+        "vocab_texts": len(texts),
+    }
     return kept, trimmed, report
 
 
@@ -281,11 +347,18 @@ def init_student(run: Run, a_model, kept: list[int] | None) -> XLSearchRecurrent
     if kept is not None:
         word = word[torch.as_tensor(kept)]
     config = XLSearchRecurrentConfig(
-        vocab_size=word.shape[0], embedding_size=s.embedding_size, hidden_size=ac.hidden_size,
-        num_hidden_layers=len(layer_ids), num_passes=0, num_attention_heads=ac.num_attention_heads,
-        intermediate_size=ac.intermediate_size, hidden_act=ac.hidden_act,
-        hidden_dropout_prob=ac.hidden_dropout_prob, attention_probs_dropout_prob=ac.attention_probs_dropout_prob,
-        max_position_embeddings=ac.max_position_embeddings, type_vocab_size=ac.type_vocab_size,
+        vocab_size=word.shape[0],
+        embedding_size=s.embedding_size,
+        hidden_size=ac.hidden_size,
+        num_hidden_layers=len(layer_ids),
+        num_passes=0,
+        num_attention_heads=ac.num_attention_heads,
+        intermediate_size=ac.intermediate_size,
+        hidden_act=ac.hidden_act,
+        hidden_dropout_prob=ac.hidden_dropout_prob,
+        attention_probs_dropout_prob=ac.attention_probs_dropout_prob,
+        max_position_embeddings=ac.max_position_embeddings,
+        type_vocab_size=ac.type_vocab_size,
         layer_norm_eps=ac.layer_norm_eps,
         position_offset=(ac.pad_token_id + 1) if ac.model_type in ("roberta", "xlm-roberta") else 0,
         pad_token_id=(kept.index(ac.pad_token_id) if kept else ac.pad_token_id),
@@ -308,21 +381,31 @@ def init_student(run: Run, a_model, kept: list[int] | None) -> XLSearchRecurrent
         emb.token_type_embeddings.weight.copy_(a_emb.token_type_embeddings.weight)
         emb.LayerNorm.load_state_dict(a_emb.LayerNorm.state_dict())
         for i, a_layer in enumerate(layer_ids):
-            missing = student.layers[i].load_state_dict(a_model.encoder.layer[a_layer].state_dict(), strict=False)
+            missing = student.layers[i].load_state_dict(
+                a_model.encoder.layer[a_layer].state_dict(), strict=False
+            )
             if missing.missing_keys:
-                raise RuntimeError(f"A's layer {a_layer} does not fit the student layer: {missing.missing_keys}")
+                raise RuntimeError(
+                    f"A's layer {a_layer} does not fit the student layer: {missing.missing_keys}"
+                )
     return student
 
 
 def student_encoder(run: Run, student: XLSearchRecurrentModel, tokenizer, prompts: dict) -> Encoder:
-    enc = Encoder(student, tokenizer, prompts=prompts, max_seq_length=run.cfg.data.max_seq_length, name="student")
+    enc = Encoder(
+        student, tokenizer, prompts=prompts, max_seq_length=run.cfg.data.max_seq_length, name="student"
+    )
     return enc
 
 
-def save_stage_student(run: Run, n: int, student, tokenizer, prompts: dict, extra_files: dict | None = None) -> None:
+def save_stage_student(
+    run: Run, n: int, student, tokenizer, prompts: dict, extra_files: dict | None = None
+) -> None:
     if not distributed.is_main():
         return
-    save_student(distributed.unwrap(student), tokenizer, run.stage_dir(n), prompts=prompts, max_seq_length=512)
+    save_student(
+        distributed.unwrap(student), tokenizer, run.stage_dir(n), prompts=prompts, max_seq_length=512
+    )
     for name, obj in (extra_files or {}).items():
         (run.stage_dir(n) / name).write_text(json.dumps(obj))
 
@@ -363,9 +446,19 @@ def stage2(run: Run) -> dict:
         p.requires_grad_(True)
     save_stage_student(run, 2, student, tokenizer, prompts, {"vocab.json": {"kept_ids": kept}})
     params = stored_parameters(student)
-    return _finish_stage(run, 2, result, {"pairs": len(pairs), "train_langs": len({p.lang for p in run.all_pairs()}),
-                                          "init": run.cfg.student.init.value, **vocab_report,
-                                          "stored_params": params, "assistant": a_spec})
+    return _finish_stage(
+        run,
+        2,
+        result,
+        {
+            "pairs": len(pairs),
+            "train_langs": len({p.lang for p in run.all_pairs()}),
+            "init": run.cfg.student.init.value,
+            **vocab_report,
+            "stored_params": params,
+            "assistant": a_spec,
+        },
+    )
 
 
 # --- stages 3 and 4 ------------------------------------------------------------------------------
@@ -407,8 +500,16 @@ def stage3(run: Run) -> dict:
 
     result = run.train(3, student, compute_loss, len(pairs), pairs)
     save_stage_student(run, 3, student, tokenizer, prompts)
-    return _finish_stage(run, 3, result, {"pairs": len(pairs), "stored_params": stored_parameters(student),
-                                          "effective_params": effective_parameters(student)})
+    return _finish_stage(
+        run,
+        3,
+        result,
+        {
+            "pairs": len(pairs),
+            "stored_params": stored_parameters(student),
+            "effective_params": effective_parameters(student),
+        },
+    )
 
 
 def stage4(run: Run) -> dict:
@@ -423,9 +524,16 @@ def stage4(run: Run) -> dict:
     if st.variant == ContrastiveVariant.KL:  # the teacher's in-batch scores need its view of xx too
         xx_texts, xx_row = _texts_index(run, pairs, "xx")
         t_xx = run.targets(cfg.models.teacher, xx_texts, "T(xx) targets")
-    loss_fn = ContrastiveLoss(st.variant, weight_en=st.weight_en, weight_xx=st.weight_xx, weight_cos=st.weight_cos,
-                              infonce_weight=st.infonce_weight, infonce_scale=st.infonce_scale,
-                              kl_weight=st.kl_weight, kl_temperature=st.kl_temperature)
+    loss_fn = ContrastiveLoss(
+        st.variant,
+        weight_en=st.weight_en,
+        weight_xx=st.weight_xx,
+        weight_cos=st.weight_cos,
+        infonce_weight=st.infonce_weight,
+        infonce_scale=st.infonce_scale,
+        kl_weight=st.kl_weight,
+        kl_temperature=st.kl_temperature,
+    )
 
     def compute_loss(idx: np.ndarray):
         en, xx = _embed_pairs(run, s_enc, [pairs[i] for i in idx])
@@ -434,9 +542,17 @@ def stage4(run: Run) -> dict:
 
     result = run.train(4, student, compute_loss, len(pairs), pairs)
     save_stage_student(run, 4, student, tokenizer, prompts)
-    return _finish_stage(run, 4, result, {"pairs": len(pairs), "variant": st.variant.value,
-                                          "stored_params": stored_parameters(student),
-                                          "effective_params": effective_parameters(student)})
+    return _finish_stage(
+        run,
+        4,
+        result,
+        {
+            "pairs": len(pairs),
+            "variant": st.variant.value,
+            "stored_params": stored_parameters(student),
+            "effective_params": effective_parameters(student),
+        },
+    )
 
 
 STAGE_FUNCS: dict[int, Callable[[Run], dict]] = {1: stage1, 2: stage2, 3: stage3, 4: stage4}
@@ -472,7 +588,9 @@ def _config_diff(a: dict, b: dict, prefix: str = "") -> list[str]:
     return out
 
 
-def prepare_run_dir(cfg: RunConfig, run_dir: Path, *, resume: bool, overwrite: bool, only_stage: int | None) -> None:
+def prepare_run_dir(
+    cfg: RunConfig, run_dir: Path, *, resume: bool, overwrite: bool, only_stage: int | None
+) -> None:
     saved = run_dir / "config.toml"
     if overwrite and run_dir.exists() and distributed.is_main():
         shutil.rmtree(run_dir)
@@ -480,11 +598,16 @@ def prepare_run_dir(cfg: RunConfig, run_dir: Path, *, resume: bool, overwrite: b
         old = to_dict(load_config(saved))
         diff = _config_diff(to_dict(cfg), old)
         if diff and resume:
-            raise RunError("--resume with a different config than the interrupted run:\n  " + "\n  ".join(diff)
-                           + "\n(rerun with the same config and overrides, or --overwrite to start over)")
+            raise RunError(
+                "--resume with a different config than the interrupted run:\n  "
+                + "\n  ".join(diff)
+                + "\n(rerun with the same config and overrides, or --overwrite to start over)"
+            )
         if not resume and only_stage is None:
-            raise RunError(f"run directory {run_dir} exists: use --resume to continue it, "
-                           "--overwrite to start over, or --stage N to redo one stage")
+            raise RunError(
+                f"run directory {run_dir} exists: use --resume to continue it, "
+                "--overwrite to start over, or --stage N to redo one stage"
+            )
     elif resume and not run_dir.exists():
         raise RunError(f"nothing to resume: {run_dir} does not exist")
     if distributed.is_main():
@@ -509,17 +632,28 @@ def run(
     if distributed.is_main():  # the other ranks would see rank 0's fresh directory as a clash
         prepare_run_dir(cfg, run_dir, resume=resume, overwrite=overwrite, only_stage=stage)
     distributed.barrier()
-    r = Run(cfg=cfg, out_dir=out_dir, run_dir=run_dir, device=device, log=MetricsLog(run_dir / "metrics.jsonl"),
-            on_step=on_step, resume=resume,
-            evaluation=DevEvaluation(enabled=cfg.eval.enabled, quick=cfg.eval.quick, langs=cfg.eval.langs))
-    r.log.write(event="run_start", stage=stage, resume=resume, device=device, world_size=distributed.world_size())
+    r = Run(
+        cfg=cfg,
+        out_dir=out_dir,
+        run_dir=run_dir,
+        device=device,
+        log=MetricsLog(run_dir / "metrics.jsonl"),
+        on_step=on_step,
+        resume=resume,
+        evaluation=DevEvaluation(enabled=cfg.eval.enabled, quick=cfg.eval.quick, langs=cfg.eval.langs),
+    )
+    r.log.write(
+        event="run_start", stage=stage, resume=resume, device=device, world_size=distributed.world_size()
+    )
 
     baselines_file = run_dir / "baselines.json"
     if cfg.eval.enabled and cfg.eval.baselines and not baselines_file.exists() and distributed.is_main():
         teacher = r.evaluate("teacher", cfg.models.teacher)
         same = cfg.models.assistant == cfg.models.teacher  # T = A (the offline presets): score it once
-        baselines = {"teacher": teacher,
-                     "assistant_raw": teacher if same else r.evaluate("assistant_raw", cfg.models.assistant)}
+        baselines = {
+            "teacher": teacher,
+            "assistant_raw": teacher if same else r.evaluate("assistant_raw", cfg.models.assistant),
+        }
         baselines_file.write_text(json.dumps(baselines, indent=1))
 
     todo = [stage] if stage else [n for n in STAGES if cfg.stage(n).enabled]
@@ -556,8 +690,13 @@ def summarize(r: Run) -> dict:
     baselines = {}
     if (r.run_dir / "baselines.json").exists():
         baselines = json.loads((r.run_dir / "baselines.json").read_text())
-    return {"name": r.cfg.name, "run_dir": str(r.run_dir), "out_dir": str(r.out_dir), "stages": stages,
-            "baselines": baselines}
+    return {
+        "name": r.cfg.name,
+        "run_dir": str(r.run_dir),
+        "out_dir": str(r.out_dir),
+        "stages": stages,
+        "baselines": baselines,
+    }
 
 
 def export_final(r: Run, last: int, summary: dict) -> None:
