@@ -163,10 +163,10 @@ def test_sentence_transformers_reads_the_exported_graph(model_copy):
 
 
 def _real_specs() -> list[str]:
-    from distill.paths import data_dir
+    from distill.paths import data_dir, shipped_student
 
     specs = ["pkg:multilingual-e5-small", "pkg:all-MiniLM-L6-v2"]
-    student = data_dir() / "students" / "offline"
+    student = shipped_student() or data_dir() / "students" / "offline"
     specs.append(str(student) if (student / "modules.json").exists() else "student")
     return specs
 
