@@ -123,6 +123,9 @@ def load_encoder(
         config = AutoConfig.from_pretrained(layout.transformer_dir, trust_remote_code=trust_remote_code)
         return encoder(backends.OnnxModel(onnx_path, config), backend)
     model = AutoModel.from_pretrained(layout.transformer_dir, trust_remote_code=trust_remote_code)
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    if str(device).startswith("cpu") and next(model.parameters()).dtype in (torch.float16, torch.bfloat16):
+        model.float()  # weights shipped in half precision (models/): half matmuls are slow on CPU
     if backend == Backend.INT8:
         from distill.models import backends
 
@@ -134,9 +137,6 @@ def load_encoder(
         quantised = encoder(backends.quantize_int8(model.eval(), inplace=True), backend)
         backends.require_agreement(quantised, reference, spec)
         return quantised
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    if str(device).startswith("cpu") and next(model.parameters()).dtype in (torch.float16, torch.bfloat16):
-        model.float()  # weights shipped in half precision (models/): half matmuls are slow on CPU
     model.to(device)
     for layer in dense:
         layer.to(device)
