@@ -49,6 +49,17 @@ def _append_stripped(text: str, start: int, end: int, out: list[Span]) -> None:
         out.append(Span(start, end))
 
 
+def chunker_for(encoders: Sequence, chunk_tokens: int, overlap: int) -> Chunker:
+    """The chunker a collection of `encoders` uses: a budget every model embeds without truncating
+    (its max_seq_length less its passage prompt and the two special tokens), cut by all tokenizers."""
+    budget = chunk_tokens
+    for enc in encoders:
+        prompt = enc.prompt("passage")
+        prompt_tokens = len(enc.tokenizer(prompt, add_special_tokens=False)["input_ids"]) if prompt else 0
+        budget = min(budget, enc.max_seq_length - prompt_tokens - 2)
+    return Chunker([e.tokenizer for e in encoders], max(budget, 8), overlap)
+
+
 class Chunker:
     """Cut texts into chunks of at most `budget` tokens by every tokenizer in `tokenizers`."""
 

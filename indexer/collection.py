@@ -38,7 +38,7 @@ from tqdm.auto import tqdm
 from distill.data import Document
 from distill.langs import canonical_lang, is_known_lang
 from indexer import faiss_index, layout
-from indexer.chunking import Chunker
+from indexer.chunking import Chunker, chunker_for
 from indexer.config import CollectionSettings, IndexKind, IndexSpec, OnError
 from indexer.errors import (
     CollectionExistsError,
@@ -653,14 +653,7 @@ class Collection:
     def _chunker_for(self) -> Chunker:
         if self._chunker is None:
             encs = [self.encoder(m.spec) for m in self._models.values()]
-            budget = self.settings.chunk_tokens
-            for enc in encs:
-                prompt = enc.prompt("passage")
-                prompt_tokens = (
-                    len(enc.tokenizer(prompt, add_special_tokens=False)["input_ids"]) if prompt else 0
-                )
-                budget = min(budget, enc.max_seq_length - prompt_tokens - 2)
-            self._chunker = Chunker([e.tokenizer for e in encs], max(budget, 8), self.settings.chunk_overlap)
+            self._chunker = chunker_for(encs, self.settings.chunk_tokens, self.settings.chunk_overlap)
         return self._chunker
 
     # ----------------------------------------------------------------------------- state loading

@@ -89,6 +89,8 @@ class QuestionEvaluator(DataEvaluator):
         self.d_langs = np.asarray([canonical_lang(d.lang) for d in self.paragraphs], dtype=object)
         self.answer_pid = np.asarray([answers[q.id] for q in self.questions], dtype=object)
         self.d_pids = pids
+        self.relevant = self.answer_pid[:, None] == pids[None, :]  # (questions, paragraphs)
+        self._q_langs = np.asarray(self.q_langs, dtype=object)
         self.chunk_tokens, self.chunk_overlap = chunk_tokens, chunk_overlap
         # ties broken by ascending document id (as our other retrieval metrics and sentence-transformers)
         self._id_order = np.argsort(np.asarray([d.id for d in self.paragraphs], dtype=object), kind="stable")
@@ -97,13 +99,13 @@ class QuestionEvaluator(DataEvaluator):
 
     def chunks(self, encoder) -> tuple[list[str], np.ndarray]:
         """Chunk texts of every paragraph for `encoder` and, per chunk, its paragraph's index."""
-        from indexer.chunking import Chunker  # the indexer's chunker, so the evaluator embeds what it embeds
+        from indexer.chunking import (
+            chunker_for,
+        )  # the indexer's chunker, so the evaluator embeds what it embeds
 
-        prompt = encoder.prompt("passage")
-        prompt_tokens = len(encoder.tokenizer(prompt, add_special_tokens=False)["input_ids"]) if prompt else 0
-        budget = max(min(self.chunk_tokens, encoder.max_seq_length - prompt_tokens - 2), 8)
-        chunker = Chunker([encoder.tokenizer], budget, self.chunk_overlap)
-        spans = chunker.chunk_many([d.text for d in self.paragraphs])
+        spans = chunker_for([encoder], self.chunk_tokens, self.chunk_overlap).chunk_many(
+            [d.text for d in self.paragraphs]
+        )
         texts, owner = [], []
         for i, (doc, doc_spans) in enumerate(zip(self.paragraphs, spans, strict=True)):
             for sp in doc_spans or [None]:
@@ -126,12 +128,12 @@ class QuestionEvaluator(DataEvaluator):
 
     def score(self, scores: np.ndarray) -> dict[str, float]:
         """Metrics from a (questions, paragraphs) score matrix."""
-        relevant = self.answer_pid[:, None] == self.d_pids[None, :]
+        relevant = self.relevant
         # rank all documents, ties by id: stable sort of the id-ordered columns by descending score
         ordered = scores[:, self._id_order].astype(np.float64)
         ranking = self._id_order[np.argsort(-ordered, axis=1, kind="stable")]
         rel_ranked = np.take_along_axis(relevant, ranking, axis=1)
-        top10_own = self.d_langs[ranking[:, :10]] == np.asarray(self.q_langs, dtype=object)[:, None]
+        top10_own = self.d_langs[ranking[:, :10]] == self._q_langs[:, None]
         pooled: dict[str, list] = {}
         for qi in range(len(self.questions)):
             n_rel = int(relevant[qi].sum())
@@ -182,9 +184,7 @@ class QuestionEvaluator(DataEvaluator):
         qi, di = rng.integers(0, len(q), COLLAPSE_PAIRS), rng.integers(0, len(d), COLLAPSE_PAIRS)
         unrelated = self.answer_pid[qi] != self.d_pids[di]
         qd = np.einsum("ij,ij->i", q[qi[unrelated]], d[di[unrelated]])
-        same = (self.answer_pid[:, None] == self.d_pids[None, :]) & (
-            np.asarray(self.q_langs, dtype=object)[:, None] == self.d_langs[None, :]
-        )
+        same = self.relevant & (self._q_langs[:, None] == self.d_langs[None, :])
         rel = doc_scores[same]
         p = f"{self.name}_"
         return {
