@@ -105,7 +105,10 @@ def main(argv: list[str] | None = None) -> int:
         "--collection", help="collection directory (default data/collections/xquad; built if absent)"
     )
     parser.add_argument("--teacher", default=ASSISTANT_SPEC, help="the app's teacher (default: %(default)s)")
-    parser.add_argument("--student", help="the student (default: data/students/offline when trained)")
+    parser.add_argument(
+        "--student",
+        help="the student (default: the shipped models/student-offline, else data/students/offline when trained)",
+    )
     parser.add_argument("--queries", type=int, help="real queries (default 200; quick 40)")
     parser.add_argument(
         "--docs", type=int, help="documents when a collection is built (default all; quick 60)"
@@ -135,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
         specs["student"] = student
     else:
         notes.append(
-            "no trained student (data/students/offline has no model card) and no --student: teacher only"
+            "no student (neither models/student-offline nor a trained data/students/offline) and no --student: teacher only"
         )
     collection_path = Path(args.collection) if args.collection else data_dir() / "collections" / "xquad"
 

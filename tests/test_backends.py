@@ -131,6 +131,18 @@ def test_onnx_follows_torch_threads(model_copy):
         torch.set_num_threads(before)
 
 
+def test_evaluators_score_an_onnx_encoder_as_torch(model_copy):
+    """The evaluators run on any backend (an ONNX session has no module training flag)."""
+    from distill.evaluation.bitext import BitextEvaluator
+
+    src, tgt = TEXTS[:4], ["the cat", "die Katze", "le chat", "кошка"]
+    scores = {}
+    for backend in ("torch", "onnx"):
+        ev = BitextEvaluator(src, tgt, name="pair")
+        scores[backend] = ev(load_encoder(model_copy, backend=backend))
+    assert scores["onnx"] == scores["torch"]
+
+
 def test_distill_export_cli(model_copy, capsys):
     from distill.cli import main
 

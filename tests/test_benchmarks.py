@@ -8,7 +8,7 @@ import math
 
 import pytest
 
-from benchmarks import app, encode, index, report, search
+from benchmarks import app, encode, index, quality, report, search
 from benchmarks.common import Summary, interleave, markdown_table, paired_ratios, summarize
 
 
@@ -149,6 +149,7 @@ def test_encode_quick(tmp_path, tiny_model_dir, tiny_model_dir_b, shared_data):
 
 def test_encode_reports_missing_student(tmp_path, tiny_model_dir, monkeypatch, shared_data):
     monkeypatch.setenv("XLSEARCH_DATA", str(tmp_path / "data"))  # no trained student there
+    monkeypatch.setattr("distill.paths.shipped_student", lambda: None)  # a checkout without models/
     rc = encode.main(
         [
             "--quick",
@@ -174,6 +175,35 @@ def test_encode_reports_missing_student(tmp_path, tiny_model_dir, monkeypatch, s
     data = _load(tmp_path / "encode-quick.json")
     assert data["headline"]["student_vs_assistant_ratio"] is None
     assert any("no student" in n for n in data["notes"])
+
+
+def test_quality_quick(tmp_path, tiny_model_dir, tiny_model_dir_b, shared_data):
+    argv = ["--quick", "--out", str(tmp_path), "--assistant", str(tiny_model_dir)]
+    argv += ["--student", str(tiny_model_dir_b), "--backends", "torch,int8", "--questions", "3"]
+    assert quality.main(argv + ["--paragraphs", "4", "--threads", "1"]) == 0
+    data = _load(tmp_path / "quality-quick.json")
+    variants = data["results"]["variants"]
+    assert set(variants) == {
+        "A-torch",
+        "A-int8",
+        "S-torch",
+        "S-int8",
+        "S-torch -> A index",
+        "S-int8 -> A index",
+    }
+    assert data["config"]["questions"] == 3 * 11 and data["config"]["paragraphs"] == 4 * 12
+    for name, row in variants.items():
+        assert 0 <= row["xling_r@1"] <= 1 and 0 <= row["ndcg@10"] <= 1, name
+    assert variants["S-int8 -> A index"]["index"] == "A" and variants["S-int8"]["index"] == "S"
+    assert data["headline"]["A-torch"] == variants["A-torch"]["xling_r@1"]
+    assert "vs torch" in data["tables"]["question task"]
+
+
+def test_quality_rejects_an_unknown_backend(tmp_path, capsys):
+    from benchmarks.common import run_main
+
+    assert run_main(quality.main, ["--quick", "--out", str(tmp_path), "--backends", "torch,gpu"]) == 2
+    assert "gpu" in capsys.readouterr().err
 
 
 def test_index_quick(tmp_path, tiny_model_dir_b, shared_data):

@@ -176,7 +176,8 @@ def encode_eval(
     from tqdm.auto import tqdm
 
     model = getattr(encoder, "model", None)
-    was_training = bool(model is not None and model.training)
+    # an ONNX Runtime session in place of the module has no training mode
+    was_training = bool(getattr(model, "training", False))
     if was_training:
         model.eval()
     texts = list(texts)
