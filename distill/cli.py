@@ -23,6 +23,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "distill.models.backends_cli",
         "compare a model's backends (cosine to fp32, speed); --best picks one",
     ),
+    "untrim": (
+        "distill.student.untrim_cli",
+        "give a trimmed-vocabulary student the assistant's full tokenizer (nearest kept rows)",
+    ),
     "evaluate": (
         "distill.evaluation.cli",
         "evaluate models (bitext, STS, retrieval, cost) and write reports",

@@ -6,6 +6,8 @@ student, so `AutoModel.from_pretrained(path, trust_remote_code=True)` works with
 Architecture (Ding et al. 2022, stages 2 and 3):
   tokens -> Embedding(V, e) -> Linear(e, h, no bias) + position + token type -> LayerNorm -> dropout
          -> (L1 .. Lk) repeated r times -> last_hidden_state
+With `token_map_size` > 0 the tokenizer is the assistant's full one and a stored table first maps
+each of its ids to one of the V rows (pieces outside the kept vocabulary share a kept row).
 The layers use BERT's parameter names, so a BertModel's first k layers load into them directly.
 """
 
@@ -40,9 +42,12 @@ class XLSearchRecurrentConfig(PretrainedConfig):
         initializer_range: float = 0.02,
         pad_token_id: int = 1,
         position_offset: int = 0,
+        token_map_size: int = 0,
         **kwargs,
     ) -> None:
         super().__init__(pad_token_id=pad_token_id, **kwargs)
+        # Ids the tokenizer emits when they are mapped to rows (0: the tokenizer emits row ids).
+        self.token_map_size = token_map_size
         # First position id: 0 for BERT-style assistants, pad_token_id + 1 for (XLM-)RoBERTa ones.
         self.position_offset = position_offset
         self.vocab_size = vocab_size
@@ -75,6 +80,9 @@ class BottleneckEmbeddings(nn.Module):
         self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
         self.position_offset = getattr(config, "position_offset", 0)
+        map_size = getattr(config, "token_map_size", 0)
+        # int32: 1 MB for a 250k-piece tokenizer; saved with the weights
+        self.register_buffer("token_rows", torch.zeros(map_size, dtype=torch.int32) if map_size else None)
 
     def forward(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor | None = None) -> torch.Tensor:
         seq_len = input_ids.shape[1]
@@ -82,7 +90,8 @@ class BottleneckEmbeddings(nn.Module):
         positions = torch.arange(offset, offset + seq_len, device=input_ids.device).unsqueeze(0)
         if token_type_ids is None:
             token_type_ids = torch.zeros_like(input_ids)
-        x = self.word_projection(self.word_embeddings(input_ids))
+        rows = input_ids if self.token_rows is None else self.token_rows[input_ids].long()
+        x = self.word_projection(self.word_embeddings(rows))
         x = x + self.position_embeddings(positions) + self.token_type_embeddings(token_type_ids)
         return self.dropout(self.LayerNorm(x))
 

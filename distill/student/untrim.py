@@ -1,0 +1,135 @@
+"""Give a trimmed-vocabulary student the assistant's full tokenizer back, at almost no size cost.
+
+A student keeps embedding rows for the pieces its training text used (`vocab.max_pieces` of them).
+Its trimmed tokenizer must then cut every other word into the kept pieces, so text unlike the
+training data comes out in more, smaller pieces than the assistant saw in training: on XQuAD
+paragraphs the shipped student's tokenizer emits 35% more tokens than e5's, and the upper layers
+it kept from e5 read those segmentations badly.
+
+Untrimming keeps the student's rows and layers as they are, switches to the assistant's tokenizer
+(the teacher's segmentation, token for token) and adds a table `token_rows` that sends each of the
+assistant's ids to a row: its own row when the piece was kept, else the row of the kept piece whose
+assistant embedding is nearest by cosine. The table is 1 MB (int32); nothing is trained, and the
+result is a function of the student and the pip-installed assistant, so it can be derived instead of
+shipped.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from distill.student.modeling_xlsearch import XLSearchRecurrentModel
+
+NOTE = """
+## Untrimmed tokenizer
+
+This copy uses the assistant's full tokenizer: pieces outside the student's rows share the row of
+the kept piece nearest by the assistant's embedding cosine (`distill untrim`, the int32 table
+`embeddings.token_rows`). Rows and layers are the student's, unchanged.
+"""
+
+
+class UntrimError(ValueError):
+    pass
+
+
+def kept_ids(student_tokenizer, assistant_tokenizer) -> np.ndarray:
+    """For each student row, the assistant id of the same piece."""
+    full = assistant_tokenizer.get_vocab()
+    vocab = student_tokenizer.get_vocab()
+    missing = [p for p in vocab if p not in full]
+    if missing:
+        raise UntrimError(
+            f"{len(missing)} of the student's pieces are not in the assistant's tokenizer (e.g. "
+            f"{missing[0]!r}): it was not trimmed from this assistant"
+        )
+    out = np.full(len(vocab), -1, dtype=np.int64)
+    for piece, row in vocab.items():
+        out[row] = full[piece]
+    if (out < 0).any():
+        raise UntrimError("the student's tokenizer has gaps in its ids")
+    return out
+
+
+def nearest_rows(assistant_rows: np.ndarray, kept: np.ndarray, *, batch: int = 8192) -> np.ndarray:
+    """Assistant id -> student row: its own row when kept, else the kept piece nearest by cosine."""
+    import faiss
+
+    unit = assistant_rows / np.maximum(np.linalg.norm(assistant_rows, axis=1, keepdims=True), 1e-12)
+    unit = np.ascontiguousarray(unit, dtype=np.float32)
+    rows = np.full(len(assistant_rows), -1, dtype=np.int64)
+    rows[kept] = np.arange(len(kept))
+    dropped = np.flatnonzero(rows < 0)
+    index = faiss.IndexFlatIP(unit.shape[1])
+    index.add(unit[kept])
+    for start in range(0, len(dropped), batch):
+        ids = dropped[start : start + batch]
+        _, best = index.search(unit[ids], 1)
+        rows[ids] = best[:, 0]
+    return rows
+
+
+def untrim_student(src: str | Path, dst: str | Path, *, assistant: str = "pkg:multilingual-e5-small") -> dict:
+    """Write `src` with `assistant`'s full tokenizer and a nearest-row table to `dst`; return a report."""
+    import torch
+
+    from distill.models import load_encoder
+
+    src, dst = Path(src), Path(dst)
+    model = XLSearchRecurrentModel.from_pretrained(src)
+    if getattr(model.config, "token_map_size", 0):
+        raise UntrimError(f"{src} already maps a full tokenizer's ids to its rows")
+    from transformers import AutoTokenizer
+
+    a = load_encoder(assistant, device="cpu")
+    a_rows = a.model.get_input_embeddings().weight.detach().float().numpy()
+    if len(a.tokenizer) > len(a_rows):
+        raise UntrimError(f"{assistant}: {len(a.tokenizer)} tokenizer ids but {len(a_rows)} embedding rows")
+    a_rows = a_rows[: len(a.tokenizer)]  # e5 pads its table past the tokenizer (250,037 rows, 250,002 ids)
+    kept = kept_ids(AutoTokenizer.from_pretrained(src), a.tokenizer)
+    if len(kept) != model.config.vocab_size:
+        raise UntrimError(f"{src}: {len(kept)} tokenizer pieces but {model.config.vocab_size} rows")
+    rows = nearest_rows(a_rows, kept)
+    model.config.token_map_size = len(rows)
+    full = XLSearchRecurrentModel(model.config).to(model.dtype)
+    missing = full.load_state_dict(model.state_dict(), strict=False).missing_keys
+    assert missing == ["embeddings.token_rows"], missing
+    full.embeddings.token_rows.copy_(torch.as_tensor(rows, dtype=torch.int32))
+    _write(full, a.tokenizer, src, dst)
+    same = float(np.mean(rows[kept] == np.arange(len(kept))))
+    return {
+        "rows": int(model.config.vocab_size),
+        "ids": len(rows),
+        "shared": len(rows) - len(kept),
+        "kept_exact": same,
+    }
+
+
+def _write(model: XLSearchRecurrentModel, tokenizer, src: Path, dst: Path) -> None:
+    """Save with `src`'s prompts, length and card, atomically (a half-written model never loads)."""
+    import json
+
+    from distill.student.export import save_student
+
+    st = json.loads((src / "config_sentence_transformers.json").read_text())
+    length = json.loads((src / "sentence_bert_config.json").read_text()).get("max_seq_length", 512)
+    card = src / "README.md"
+    tmp = dst.with_name(dst.name + ".partial")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    save_student(
+        model,
+        tokenizer,
+        tmp,
+        prompts=st.get("prompts") or None,
+        max_seq_length=int(length),
+        model_card=(card.read_text() if card.is_file() else "") + NOTE,
+    )
+    if (src / "training_summary.json").is_file():
+        shutil.copy2(src / "training_summary.json", tmp / "training_summary.json")
+    if dst.exists():
+        shutil.rmtree(dst)
+    tmp.replace(dst)

@@ -1,0 +1,80 @@
+"""`distill untrim`: a trimmed-vocabulary student gets the assistant's full tokenizer back, pieces it
+dropped sharing their nearest kept row; on text its own pieces cover it is unchanged."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from distill_fixtures import make_tiny_setup, tiny_overrides
+
+from distill.config import load_config
+from distill.student.untrim import UntrimError, nearest_rows
+
+torch.set_num_threads(1)
+COVERED = ["The cat sits on the mat.", "Der Hund läuft im Park."]
+
+
+@pytest.fixture(scope="module")
+def trimmed(tmp_path_factory):
+    """A tiny student whose vocabulary is capped well below the assistant's, and its setup."""
+    from distill.train.run import run
+
+    root = tmp_path_factory.mktemp("untrim")
+    setup = make_tiny_setup(root)
+    out = root / "students" / "s"
+    extra = {"student.layers": "[0,3]", "student.embedding_size": 32, "student.passes": 1}
+    extra |= {"stage1.enabled": "false", "stage2.steps": 0, "vocab.max_pieces": 200}
+    run(load_config(None, tiny_overrides(setup, out, root / "cache", steps=2, **extra)))
+    return setup, out
+
+
+def test_nearest_rows_keeps_own_rows_and_picks_the_most_similar_kept_one():
+    rows = np.array([[1.0, 0.0], [0.0, 1.0], [0.9, 0.1], [0.2, 0.8], [-1.0, 0.1]], dtype=np.float32)
+    kept = np.array([0, 1])
+    assert nearest_rows(rows, kept).tolist() == [0, 1, 0, 1, 1]  # [-1, .1] is nearer [0, 1] by cosine
+
+
+def test_untrimmed_student_tokenizes_as_the_assistant_and_loads_everywhere(trimmed, tmp_path):
+    from sentence_transformers import SentenceTransformer
+
+    from distill.cli import main as distill_main
+    from distill.models import load_encoder
+
+    setup, student = trimmed
+    out = tmp_path / "untrimmed"
+    assert distill_main(["untrim", str(student), "--out", str(out), "--assistant", setup["assistant"]]) == 0
+    a, s, u = (load_encoder(p) for p in (setup["assistant"], student, out))
+    assert len(s.tokenizer) <= 200 < len(u.tokenizer) == len(a.tokenizer)
+    assert u.model.config.token_map_size == len(a.tokenizer) and u.model.config.vocab_size == len(s.tokenizer)
+    rare = "Zebras quizzically juxtapose xylophones"  # pieces the tiny training text never used
+    assert u.tokenizer(rare)["input_ids"] == a.tokenizer(rare)["input_ids"] != s.tokenizer(rare)["input_ids"]
+    # Where the student's own pieces cover the text, segmentation and rows are the same: so is the vector.
+    same = [t for t in COVERED if len(s.tokenizer(t)["input_ids"]) == len(a.tokenizer(t)["input_ids"])]
+    assert same
+    np.testing.assert_allclose(u.encode(same, prefix="query"), s.encode(same, prefix="query"), atol=1e-5)
+    st = SentenceTransformer(str(out), trust_remote_code=True, device="cpu")
+    np.testing.assert_allclose(
+        st.encode(["query: " + rare], normalize_embeddings=True), u.encode([rare], prefix="query"), atol=1e-4
+    )
+    assert "Untrimmed tokenizer" in (out / "README.md").read_text()
+    # Its ONNX export gathers through the table as torch does.
+    onnx = load_encoder(out, backend="onnx")
+    assert float((onnx.encode([rare]) * u.encode([rare])).sum()) > 0.999
+
+
+def test_untrim_refuses_what_it_cannot_do(trimmed, tmp_path, capsys):
+    from distill.cli import main as distill_main
+    from distill.student.untrim import untrim_student
+
+    setup, student = trimmed
+    done = tmp_path / "u"
+    untrim_student(student, done, assistant=setup["assistant"])
+    with pytest.raises(UntrimError, match="already maps"):
+        untrim_student(done, tmp_path / "again", assistant=setup["assistant"])
+    with pytest.raises(UntrimError, match="not trimmed from this assistant"):
+        untrim_student(student, tmp_path / "x", assistant=setup["teacher"])  # another tokenizer
+    assert distill_main(["untrim", str(student), "--out", str(student)]) == 2
+    assert distill_main(["untrim", str(tmp_path / "nope"), "--out", str(tmp_path / "y")]) == 1
+    assert "not a saved student" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists() and not (tmp_path / "x.partial").exists()
