@@ -1,8 +1,9 @@
 """`indexer`: multilingual document collections searchable by several models.
 
-A collection is a directory with a database (SQLite by default, any SQLAlchemy URL) and one FAISS
-index per model over the same chunks. See `indexer.collection` for the layout and the crash-safe
-write protocol, and README "Indexer" for the CLI.
+A collection is a directory with a database (SQLite by default, any SQLAlchemy URL) and one
+vector store per model over the same chunks (FAISS files in the directory, or Milvus). See
+`indexer.collection` for the layout, `indexer.writer` for the crash-safe write protocol, and
+README "Indexer" for the CLI.
 
 ```python
 from indexer import Collection, Document
@@ -15,7 +16,7 @@ with Collection.open("data/collections/xquad", read_only=True) as col:
 """
 
 from distill.data import Document
-from indexer.collection import AddSummary, Collection, DeleteSummary, Hit, VerifyReport
+from indexer.collection import Collection
 from indexer.config import CollectionSettings, IndexKind, IndexSpec, OnError
 from indexer.errors import (
     CollectionExistsError,
@@ -28,6 +29,8 @@ from indexer.errors import (
     ReadOnlyError,
     UnknownModelError,
 )
+from indexer.results import AddSummary, DeleteSummary, Hit, VerifyReport
+from indexer.stores import StoreKind
 
 __all__ = [
     "AddSummary",
@@ -47,6 +50,7 @@ __all__ = [
     "ModelMismatchError",
     "OnError",
     "ReadOnlyError",
+    "StoreKind",
     "UnknownModelError",
     "VerifyReport",
 ]

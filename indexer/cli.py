@@ -1,7 +1,8 @@
 """`indexer`: build, update, search and check multilingual document collections.
 
 A collection is a directory holding a database (SQLite inside the directory by default, or any
-SQLAlchemy URL given at `create`) and one FAISS index per model over the same chunks. The
+SQLAlchemy URL given at `create`) and one vector store per model over the same chunks (FAISS
+index files in the directory by default, or Milvus: Lite or a server). The
 collection directory is always the first argument.
 
 Examples:
@@ -30,140 +31,7 @@ from pathlib import Path
 
 from distill import __version__
 from distill.data import DataError
-
-COMMANDS: dict[str, tuple[str, str]] = {
-    "create": (
-        "create a collection with one or more models",
-        """\
-        Create a collection in DIR (a new or empty directory) that indexes every document with
-        each --model. Models are loaded once to record their dimension and prompts. A model
-        that ships its own Python code is refused unless --trust-remote-code (xlsearch students
-        need no flag: their code is the installed one).
-
-        Index types: flat (exact; the default, right below ~100k chunks), hnsw (graph; M and
-        efSearch configurable; cannot delete, so deletions are tombstones until a rebuild), ivfpq
-        (compressed; trained on the collection's vectors once there are enough, a flat index
-        stands in until then, and retrained whenever the collection doubles its lists), auto (flat, switching to hnsw at 100k chunks) or any FAISS factory
-        string such as "IVF256,SQ8". The database is SQLite in DIR unless --db-url names another
-        (e.g. postgresql+psycopg://user@host/db, an empty database).
-
-        Backends (--backend): how each model runs, recorded in the collection and used for every
-        later add and search: torch (fp32, the default), int8 (PyTorch dynamic int8), onnx or
-        onnx-int8 (ONNX Runtime; the model is exported once and checked against torch, cosine
-        >= 0.995 on check texts, or refused). `distill backends MODEL` compares them on your texts. Change it
-        later with `indexer rebuild DIR --reembed --backend NAME`.
-
-        examples:
-          indexer create data/collections/xquad --model pkg:multilingual-e5-small --model pkg:all-MiniLM-L6-v2
-          indexer create /tmp/c --model pkg:multilingual-e5-small --index-type hnsw --hnsw-m 32 --ef-search 64
-          indexer create /tmp/c --model pkg:multilingual-e5-small --db-url postgresql+psycopg://me@localhost/xl
-          indexer create /tmp/c --model pkg:multilingual-e5-small --model data/students/offline --backend onnx-int8
-          indexer create /tmp/c --model pkg:multilingual-e5-small --model data/students/offline \
-            --backend pkg:multilingual-e5-small=int8 --backend data/students/offline=onnx-int8
-        """,
-    ),
-    "add": (
-        "add documents from JSONL/CSV/TSV/TXT files (changed ones are updated)",
-        """\
-        Add the documents of each FILE (`-`: JSONL from standard input): .jsonl (one object per line with id, lang, title?, text;
-        other fields become metadata), .csv (header with the same columns), .tsv (header, no
-        quoting) or .txt (one document per file; id = file name without .txt, language from NAME.xx.txt or
-        --lang). A document already present with the same content is left alone; a changed one
-        is replaced. With --on-error fail (default) a file with any bad record is rejected before
-        anything from it is written; with --on-error skip bad records go to a rejects file
-        (DIR/rejects/ unless --rejects) and the rest is indexed.
-
-        examples:
-          indexer add data/collections/xquad ../shared/data/corpus/xquad_paragraphs.jsonl
-          indexer add /tmp/c notes.csv more.jsonl --on-error skip --rejects /tmp/rejects.jsonl
-          indexer add /tmp/c letter.txt --lang de
-        """,
-    ),
-    "update": (
-        "update documents that are already in the collection",
-        """\
-        Like `add`, but every id must already be in the collection (an unknown id is bad input):
-        use it to apply corrections without adding new documents by mistake.
-
-        example:
-          indexer update data/collections/xquad fixed_paragraphs.jsonl
-        """,
-    ),
-    "delete": (
-        "delete documents by id",
-        """\
-        Delete documents (by their id in the input files) with all their chunks and vectors.
-        Ids not in the collection are reported.
-
-        examples:
-          indexer delete data/collections/xquad --id xquad.000.en xquad.000.de
-          indexer delete data/collections/xquad --ids-file obsolete_ids.txt
-        """,
-    ),
-    "search": (
-        "search the collection",
-        """\
-        Search with one of the collection's models (default: the first). Each document is
-        listed once, with its best chunk as the snippet. --lang keeps only documents in those
-        languages (the filter runs inside FAISS, so it works with every index type and never
-        returns fewer hits because other languages crowd the top).
-
-        examples:
-          indexer search data/collections/xquad "¿Quién ganó el Super Bowl 50?" --lang en,de,zh
-          indexer search data/collections/xquad "Warsaw population" --model pkg:all-MiniLM-L6-v2 --k 5 --json
-        """,
-    ),
-    "info": (
-        "documents per language, chunks, and index type and size per model",
-        """\
-        Show what the collection holds: documents per language, chunks, and for every model its
-        index type, number of vectors, tombstones, file sizes and last update.
-
-        example:
-          indexer info data/collections/xquad --json
-        """,
-    ),
-    "verify": (
-        "check that database, indexes and stored vectors agree (exit 1 if not)",
-        """\
-        Check, without changing anything, that every chunk is in every model's index and
-        nothing else is, that index files match the size and checksum recorded at commit, and
-        that every chunk has a stored vector. Exits 1 when there is any problem. --repair opens
-        the collection for writing first, which reconciles it (pending chunks embedded, orphan
-        vectors removed, corrupt indexes rebuilt from the stored vectors, the chunks of corrupt
-        vector segments re-embedded, a lost collection.json rewritten from the database).
-
-        examples:
-          indexer verify data/collections/xquad
-          indexer verify data/collections/xquad --repair --json
-        """,
-    ),
-    "rebuild": (
-        "rebuild indexes from the stored vectors, optionally switching type",
-        """\
-        Rebuild each model's index (or only --model's) from the stored float16 vectors, without
-        re-encoding: reclaims HNSW tombstones, retrains IVF-PQ for the current size, or switches
-        the index type. --reembed encodes every chunk again (after a model changed); with
-        --backend it switches how the models (or --model's) run and re-encodes with it.
-
-        examples:
-          indexer rebuild data/collections/xquad --index-type hnsw --hnsw-m 32
-          indexer rebuild data/collections/xquad --index-type ivfpq --nlist 64 --model pkg:all-MiniLM-L6-v2
-          indexer rebuild data/collections/xquad --index-type "IVF64,SQ8"
-          indexer rebuild data/collections/xquad --reembed --backend onnx-int8 --model pkg:multilingual-e5-small
-        """,
-    ),
-    "export": (
-        "write every document as JSONL",
-        """\
-        Write every document as JSONL (id, lang, title, text and its metadata fields), the
-        format `indexer add` reads, to --out or standard output.
-
-        example:
-          indexer export data/collections/xquad --out /tmp/xquad_backup.jsonl
-        """,
-    ),
-}
+from indexer.cli_help import COMMANDS  # also imported from here by the tests
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -244,6 +112,94 @@ def _ingest_args(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _create_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--model",
+        dest="models",
+        action="append",
+        required=True,
+        metavar="SPEC",
+        help="pkg:NAME, a model directory or a hub id; repeat for several models",
+    )
+    _index_params(p)
+    p.add_argument("--db-url", help="SQLAlchemy URL of an empty database (default: SQLite in DIR)")
+    p.add_argument(
+        "--vector-store",
+        default="faiss",
+        metavar="NAME",
+        help="faiss (index files in DIR, the default) | milvus (one Milvus collection per model)",
+    )
+    p.add_argument(
+        "--milvus-uri",
+        help="milvus: a Milvus Lite file (default DIR/milvus.db) or a server such as http://host:19530; "
+        "credentials from MILVUS_TOKEN or MILVUS_USER + MILVUS_PASSWORD",
+    )
+    p.add_argument("--chunk-tokens", type=int, default=256, help="token budget per chunk (default 256)")
+    p.add_argument(
+        "--chunk-overlap", type=int, default=32, help="tokens of whole sentences repeated between chunks"
+    )
+    p.add_argument("--max-chars", type=int, default=1_000_000, help="reject documents longer than this")
+    p.add_argument(
+        "--embed-title", action="store_true", help="embed 'title + chunk' instead of the chunk alone"
+    )
+    p.add_argument(
+        "--trust-remote-code",
+        action="store_true",
+        help="let models that ship their own Python code (auto_map in config.json) run it; "
+        "recorded in the collection for later commands. Only for models whose author you trust",
+    )
+    p.add_argument("--backend", action="append", metavar="NAME", help=BACKEND_HELP)
+
+
+def _delete_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--id", dest="ids", nargs="+", default=[], metavar="ID", help="document ids")
+    p.add_argument("--ids-file", type=Path, help="a file with one document id per line")
+
+
+def _search_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("query", help="the query text (any language)")
+    p.add_argument("--model", help="which model's index to search (spec or name; default: the first)")
+    p.add_argument("--k", type=int, default=10, help="number of documents (default 10)")
+    p.add_argument("--lang", help="only documents in these languages, comma-separated (e.g. en,de,zh)")
+
+
+def _verify_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--repair", action="store_true", help="reconcile (open for writing) before checking")
+
+
+def _rebuild_args(p: argparse.ArgumentParser) -> None:
+    _index_params(p)
+    p.add_argument(
+        "--model", dest="models", action="append", metavar="SPEC", help="only this model (repeatable)"
+    )
+    p.add_argument(
+        "--reembed", action="store_true", help="encode every chunk again instead of using stored vectors"
+    )
+    p.add_argument(
+        "--backend",
+        action="append",
+        metavar="NAME",
+        help="switch the backend (needs --reembed): " + BACKEND_HELP.replace("; default torch", ""),
+    )
+    p.add_argument("--lock-timeout", type=float, default=0.0, help="seconds to wait for another writer")
+
+
+def _export_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", type=Path, help="output file (default: standard output)")
+
+
+_ARGS = {
+    "create": _create_args,
+    "add": _ingest_args,
+    "update": _ingest_args,
+    "delete": _delete_args,
+    "search": _search_args,
+    "verify": _verify_args,
+    "rebuild": _rebuild_args,
+    "export": _export_args,
+}
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="indexer", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -258,76 +214,8 @@ def build_parser() -> argparse.ArgumentParser:
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
         _common(p)
-        if name == "create":
-            p.add_argument(
-                "--model",
-                dest="models",
-                action="append",
-                required=True,
-                metavar="SPEC",
-                help="pkg:NAME, a model directory or a hub id; repeat for several models",
-            )
-            _index_params(p)
-            p.add_argument("--db-url", help="SQLAlchemy URL of an empty database (default: SQLite in DIR)")
-            p.add_argument(
-                "--chunk-tokens", type=int, default=256, help="token budget per chunk (default 256)"
-            )
-            p.add_argument(
-                "--chunk-overlap",
-                type=int,
-                default=32,
-                help="tokens of whole sentences repeated between chunks",
-            )
-            p.add_argument(
-                "--max-chars", type=int, default=1_000_000, help="reject documents longer than this"
-            )
-            p.add_argument(
-                "--embed-title", action="store_true", help="embed 'title + chunk' instead of the chunk alone"
-            )
-            p.add_argument(
-                "--trust-remote-code",
-                action="store_true",
-                help="let models that ship their own Python code (auto_map in config.json) run it; "
-                "recorded in the collection for later commands. Only for models whose author you trust",
-            )
-            p.add_argument("--backend", action="append", metavar="NAME", help=BACKEND_HELP)
-        elif name in ("add", "update"):
-            _ingest_args(p)
-        elif name == "delete":
-            p.add_argument("--id", dest="ids", nargs="+", default=[], metavar="ID", help="document ids")
-            p.add_argument("--ids-file", type=Path, help="a file with one document id per line")
-        elif name == "search":
-            p.add_argument("query", help="the query text (any language)")
-            p.add_argument("--model", help="which model's index to search (spec or name; default: the first)")
-            p.add_argument("--k", type=int, default=10, help="number of documents (default 10)")
-            p.add_argument(
-                "--lang", help="only documents in these languages, comma-separated (e.g. en,de,zh)"
-            )
-        elif name == "verify":
-            p.add_argument(
-                "--repair", action="store_true", help="reconcile (open for writing) before checking"
-            )
-        elif name == "rebuild":
-            _index_params(p)
-            p.add_argument(
-                "--model", dest="models", action="append", metavar="SPEC", help="only this model (repeatable)"
-            )
-            p.add_argument(
-                "--reembed",
-                action="store_true",
-                help="encode every chunk again instead of using stored vectors",
-            )
-            p.add_argument(
-                "--backend",
-                action="append",
-                metavar="NAME",
-                help="switch the backend (needs --reembed): " + BACKEND_HELP.replace("; default torch", ""),
-            )
-            p.add_argument(
-                "--lock-timeout", type=float, default=0.0, help="seconds to wait for another writer"
-            )
-        elif name == "export":
-            p.add_argument("--out", type=Path, help="output file (default: standard output)")
+        if name in _ARGS:
+            _ARGS[name](p)
         p.set_defaults(handler=globals()[f"cmd_{name}"])
     return parser
 
@@ -371,12 +259,14 @@ def cmd_create(args: argparse.Namespace) -> int:
         show_progress=not args.quiet,
         trust_remote_code=args.trust_remote_code,
         backends=_backends_of(args.backend),
+        vector_store=args.vector_store,
+        milvus_uri=args.milvus_uri,
     ) as col:
         info = col.info()
     _emit(
         args,
         info,
-        f"created {info['path']} with {len(info['models'])} model(s): "
+        f"created {info['path']} ({_store_line(info['vector_store'])}) with {len(info['models'])} model(s): "
         + ", ".join(
             f"{m['spec']} ({m['dim']}-dim, {m['index_type']}, {m['backend']})" for m in info["models"]
         ),
@@ -494,6 +384,12 @@ def _size(n: int) -> str:
     return str(n)
 
 
+def _store_line(store: dict) -> str:
+    if store["kind"] != "milvus":
+        return f"{store['kind']} (index files in DIR/indexes)"
+    return f"milvus ({'Milvus Lite' if store.get('lite') else 'server'} {store['uri']})"
+
+
 def cmd_info(args: argparse.Namespace) -> int:
     with _open(args, read_only=True) as col:
         info = col.info()
@@ -503,6 +399,7 @@ def cmd_info(args: argparse.Namespace) -> int:
     langs = ", ".join(f"{k} {v}" for k, v in info["languages"].items())
     print(f"collection   {info['path']}")
     print(f"database     {info['database']}")
+    print(f"vector store {_store_line(info['vector_store'])}")
     print(f"documents    {info['documents']} in {len(info['languages'])} language(s): {langs}")
     print(f"chunks       {info['chunks']} ({info['pending_chunks']} pending)")
     s = info["settings"]

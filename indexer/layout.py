@@ -53,6 +53,7 @@ def restore_marker(path: Path) -> str | None:
         with Session(engine) as s:
             uid = s.get(MetaRow, "uid") if existing_tables(engine) else None
             created = s.get(MetaRow, "created_at") if uid else None
+            store = s.get(MetaRow, "vector_store") if uid else None
     except Exception as exc:
         raise IndexCorruptError(
             f"{db} cannot be read ({exc}); {COLLECTION_FILE} cannot be restored"
@@ -61,16 +62,24 @@ def restore_marker(path: Path) -> str | None:
         engine.dispose()
     if uid is None or not uid.value:
         raise CollectionNotFoundError(f"{db} holds no collection; {COLLECTION_FILE} cannot be restored")
-    write_marker(path, uid.value, None, created.value if created else None)
+    write_marker(path, uid.value, None, created.value if created else None, store.value if store else None)
     return f"rewrote {COLLECTION_FILE} from {DB_FILE} (collection uid {uid.value})"
 
 
-def write_marker(path: Path, uid: str, db_url: str | None, created_at: str | None = None) -> None:
+def write_marker(
+    path: Path,
+    uid: str,
+    db_url: str | None,
+    created_at: str | None = None,
+    vector_store: dict[str, Any] | None = None,
+) -> None:
+    """`vector_store`: kind and URI (never credentials: `indexer.stores` refuses URIs that carry them)."""
     marker = {
         "format": FORMAT,
         "version": SCHEMA_VERSION,
         "uid": uid,
         "db_url": db_url,
+        "vector_store": vector_store or {"kind": "faiss", "uri": None},
         "created_at": created_at or utcnow().isoformat(),
     }
     atomic_write(path / COLLECTION_FILE, (json.dumps(marker, indent=2) + "\n").encode())
@@ -117,7 +126,17 @@ def check_writable(path: Path, db_file: str | None) -> None:
             )
 
 
-OURS = {DB_FILE, f"{DB_FILE}-wal", f"{DB_FILE}-shm", f"{DB_FILE}-journal", INDEX_DIR, VECTORS_DIR, LOCK_FILE}
+MILVUS_LITE = "milvus.db"  # the milvus store's default Milvus Lite data (a directory)
+OURS = {
+    DB_FILE,
+    f"{DB_FILE}-wal",
+    f"{DB_FILE}-shm",
+    f"{DB_FILE}-journal",
+    INDEX_DIR,
+    VECTORS_DIR,
+    LOCK_FILE,
+    MILVUS_LITE,
+}
 
 
 def held_documents(path: Path) -> int | None:

@@ -34,7 +34,7 @@ def stored_vectors(col: Collection, spec: str) -> tuple[np.ndarray, np.ndarray]:
     from indexer.segments import SegmentStore
 
     m = col._model(spec)
-    ids, vecs = zip(*SegmentStore(col._vectors_dir(m)).iter_rows([n for n, _ in m.segments]), strict=True)
+    ids, vecs = zip(*SegmentStore(col.vectors_dir(m)).iter_rows([n for n, _ in m.segments]), strict=True)
     return np.concatenate(ids), np.concatenate(vecs).astype(np.float32)
 
 
@@ -49,7 +49,7 @@ def test_backend_per_model_is_recorded_and_used(tmp_path, models, docs):
     with Collection.open(path, read_only=True, threads=1) as col:
         assert col.encoder(a).backend == "onnx"  # from the collection, not a default
         ids, vecs = stored_vectors(col, a)
-        chunks = dict(col._chunk_texts(ids))
+        chunks = dict(col._recovery.chunk_texts(ids))
         torch_vecs = load_encoder(a).encode([chunks[i] for i in ids.tolist()], prefix="passage")
         cos = (vecs * torch_vecs).sum(1)  # float16 storage; both sides unit length
         assert cos.min() >= 0.99
@@ -79,7 +79,7 @@ def test_rebuild_switches_the_backend_and_reembeds(tmp_path, models, docs):
         assert reader.encoder(a).backend == "torch"
         assert [h.doc_id for h in after][:1] == [h.doc_id for h in before][:1]
         ids, vecs = stored_vectors(reader, a)
-        chunks = dict(reader._chunk_texts(ids))
+        chunks = dict(reader._recovery.chunk_texts(ids))
         exact = load_encoder(a).encode([chunks[i] for i in ids.tolist()], prefix="passage")
         assert (vecs * exact).sum(1).min() >= 0.999  # re-embedded with torch (float16 storage)
 

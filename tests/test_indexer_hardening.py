@@ -415,13 +415,13 @@ def test_d11_a_long_title_takes_a_bounded_share_of_each_chunk(tmp_path, tiny_mod
             summary = col.add([Document(id="long", lang="en", title=title, text=text)])
         assert any("title is embedded only up to" in r.getMessage() for r in caplog.records)
         assert summary.chunks > 1
-        ids = np.array(sorted(col._live_ids()), np.int64)
+        ids = np.array(sorted(col._recovery.live_ids()), np.int64)
         enc = col.encoder(spec)
-        texts = col._chunk_texts(ids)
+        texts = col._recovery.chunk_texts(ids)
         for _, t in texts:  # the model sees the whole of title + chunk: nothing is truncated
             assert len(enc.tokenizer(t)["input_ids"]) <= enc.max_seq_length
             assert len(t.split("\n", 1)[1]) > 0
-        vecs = col._embed(col._model(spec), [t for _, t in texts])
+        vecs = col._writer.embed(col._model(spec), [t for _, t in texts])
         assert len(np.unique(np.round(vecs, 4), axis=0)) == len(texts)  # every chunk embeds its own text
         chunk = texts[len(texts) // 2][1]
         hit = col.search(chunk, k=1)[0]

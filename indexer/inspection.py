@@ -1,0 +1,105 @@
+"""What a collection shows about itself: `info` (documents, chunks, store, models), its documents."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from distill.data import Document
+from indexer.segments import SegmentStore
+from indexer.state import ModelState
+from indexer.store import ChunkRow, ChunkState, DocumentRow, MetaRow, masked_url
+from indexer.stores import StoreKind
+
+if TYPE_CHECKING:
+    from indexer.collection import Collection
+
+
+def info(col: Collection) -> dict[str, Any]:
+    """Documents per language, chunks, the vector store, and per model the index type, size and state."""
+    with col._mutex, col._stores.session():
+        col._sync()
+        with Session(col.engine) as s:
+            docs = s.scalar(select(func.count()).select_from(DocumentRow)) or 0
+            chunks = s.scalar(select(func.count()).select_from(ChunkRow)) or 0
+            pending = (
+                select(func.count()).select_from(ChunkRow).where(ChunkRow.state == ChunkState.PENDING.value)
+            )
+            pending = s.scalar(pending) or 0
+            by_lang = (
+                select(DocumentRow.lang, func.count()).group_by(DocumentRow.lang).order_by(DocumentRow.lang)
+            )
+            langs = dict(s.execute(by_lang).all())
+            meta = {r.key: r.value for r in s.scalars(select(MetaRow))}
+        return {
+            "path": str(col.path),
+            "database": masked_url(col.db_url),
+            "vector_store": store_info(col),
+            "documents": docs,
+            "chunks": chunks,
+            "pending_chunks": pending,
+            "languages": langs,
+            "models": [model_info(col, m) for m in sorted(col._models.values(), key=lambda x: x.id)],
+            "settings": col.settings.to_dict(),
+            "created_at": meta.get("created_at"),
+            "last_update": meta.get("last_update"),
+        }
+
+
+def store_info(col: Collection) -> dict[str, Any]:
+    config = col._stores.config
+    if config.kind == StoreKind.FAISS:
+        return {"kind": config.kind.value, "uri": None}
+    from indexer.stores.connection import LITE_FILE, is_lite
+
+    uri = config.uri or str(col.path / LITE_FILE)
+    return {"kind": config.kind.value, "uri": uri, "lite": is_lite(uri)}
+
+
+def model_info(col: Collection, m: ModelState) -> dict[str, Any]:
+    return {
+        "spec": m.spec, "name": m.name, "dim": m.dim, "backend": m.backend,
+        "index_type": m.index_spec.label(), "factory": m.factory, "index_params": m.index_spec.to_dict(),
+        "vectors": m.ntotal - m.tombstones, "tombstones": m.tombstones, "index_bytes": m.index_bytes,
+        "stored_vector_bytes": SegmentStore(col.vectors_dir(m)).nbytes([n for n, _ in m.segments]),
+        "segments": len(m.segments), "generation": m.generation, "index_file": m.index_file,
+        "updated_at": m.updated_at.isoformat() if m.updated_at else None, "broken": m.broken,
+        "trust_remote_code": m.spec in col._trusted,
+    }  # fmt: skip
+
+
+def documents(col: Collection) -> Iterator[Document]:
+    """Every document, in insertion order (streamed)."""
+    last = 0
+    while True:
+        with Session(col.engine) as s:
+            rows = s.scalars(
+                select(DocumentRow).where(DocumentRow.id > last).order_by(DocumentRow.id).limit(1000)
+            ).all()
+            batch = [
+                (
+                    r.id,
+                    Document(id=r.ext_id, lang=r.lang, text=r.text, title=r.title, metadata=r.meta or {}),
+                )
+                for r in rows
+            ]
+        if not batch:
+            return
+        for _, doc in batch:
+            yield doc
+        last = batch[-1][0]
+
+
+def export(col: Collection, out) -> int:
+    """Write every document as JSONL (`id, lang, title, text` + metadata) to the text stream `out`."""
+    n = 0
+    for doc in documents(col):
+        record = {"id": doc.id, "lang": doc.lang, "title": doc.title, "text": doc.text}
+        record.update({k: v for k, v in (doc.metadata or {}).items() if k not in record})
+        out.write(json.dumps(record, ensure_ascii=False) + "\n")
+        n += 1
+    return n

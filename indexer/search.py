@@ -1,0 +1,156 @@
+"""Search: the language filter inside the store, over-fetching chunks, the best chunk per document.
+
+The filter runs inside the store for every index type (FAISS: a bitmap of the chunk ids in those
+languages; Milvus: `lang in [...]` on its scalar field). The search asks for 4k chunks (at least
+32), groups them by document and widens (x4, with efSearch/nprobe) until it has k documents; an
+approximate index that still returns too few under a selective filter gets one exhaustive round.
+Post-filtering would silently return fewer than k whenever other languages crowd the top.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from distill.langs import canonical_lang, is_known_lang
+from indexer.errors import IndexCorruptError, IndexerError
+from indexer.results import Hit
+from indexer.state import SQL_IN_BATCH, ModelState, batched, l2_normalize
+from indexer.store import ChunkRow, DocumentRow
+from indexer.stores import Allowed
+
+if TYPE_CHECKING:
+    from indexer.collection import Collection
+
+MAX_CACHED_FILTERS = 64
+
+
+def lang_key(langs: Sequence[str] | None) -> tuple[str, ...] | None:
+    """The canonical, sorted language set of a filter; unknown codes are an error."""
+    if not langs:
+        return None
+    bad = [x for x in langs if not isinstance(x, str) or not is_known_lang(x)]
+    if bad:
+        raise IndexerError(f"unknown language code(s) {bad}")
+    return tuple(sorted({canonical_lang(x) for x in langs}))
+
+
+class Searcher:
+    def __init__(self, col: Collection) -> None:
+        self.col = col
+        self._allowed: dict[tuple[str, ...], Allowed] = {}
+
+    def invalidate(self) -> None:
+        """After any commit (ours or another process's): the allowed ids changed."""
+        self._allowed.clear()
+
+    def allowed(self, langs: tuple[str, ...]) -> Allowed:
+        if langs not in self._allowed:
+            with Session(self.col.engine) as s:
+                ids = s.scalars(select(ChunkRow.id).where(ChunkRow.lang.in_(langs))).all()
+            if len(self._allowed) > MAX_CACHED_FILTERS:
+                self._allowed.clear()
+            self._allowed[langs] = Allowed(langs, np.array(ids, dtype=np.int64))
+        return self._allowed[langs]
+
+    def search(self, query: str, model: str | None, k: int, langs: Sequence[str] | None) -> list[Hit]:
+        if k < 1:
+            raise IndexerError("k must be >= 1")
+        if not query or not query.strip():
+            return []
+        key = lang_key(langs)
+        col = self.col
+        with col._mutex, col._stores.session():
+            if col._closed:
+                raise IndexerError("the collection is closed")
+            col._sync()
+            m = col._model(model)
+            if m.broken:
+                raise IndexCorruptError(
+                    f"{m.broken}; open the collection writable (e.g. `indexer verify {col.path} --repair`) to repair it"
+                )
+            enc = col.encoder(m.spec)
+            q = l2_normalize(enc.encode([query], batch_size=1, prefix="query"))
+            return self.search_vector(m, q, k, key)
+
+    def search_vector(self, m: ModelState, q: np.ndarray, k: int, langs: tuple[str, ...] | None) -> list[Hit]:
+        ntotal = m.store.count()
+        if ntotal == 0:
+            return []
+        allowed = self.allowed(langs) if langs else None
+        if allowed is not None and allowed.count == 0:
+            return []
+        # Tombstones are never allowed (their chunk ids are gone from the database).
+        limit = min(allowed.count, ntotal) if allowed is not None else ntotal
+        # Over-fetch chunks (a document may own several), widening until k documents are found.
+        fetch = min(max(4 * k, 32), limit)
+        widen, exhaustive = 1, False
+        while True:
+            found = m.store.search(q, fetch, allowed=allowed, widen=widen, exhaustive=exhaustive)
+            best = self.best_per_document(found)
+            if len(best) >= k or exhaustive:
+                break
+            if fetch >= limit:
+                if m.store.is_exact():
+                    break
+                exhaustive = True
+            else:
+                fetch, widen = min(fetch * 4, limit), widen * 4
+        top = sorted(best.values(), key=lambda x: -x[1])[:k]
+        return self.hits(m, top)
+
+    def best_per_document(self, found: list[tuple[int, float]]) -> dict[int, tuple[int, float]]:
+        """doc row id -> (chunk id, score) of its best chunk; ids no longer in the database are dropped."""
+        doc_of: dict[int, int] = {}
+        with Session(self.col.engine) as s:
+            for part in batched([i for i, _ in found], SQL_IN_BATCH):
+                for cid, doc in s.execute(select(ChunkRow.id, ChunkRow.doc_id).where(ChunkRow.id.in_(part))):
+                    doc_of[cid] = doc
+        best: dict[int, tuple[int, float]] = {}
+        for cid, score in found:
+            doc = doc_of.get(cid)
+            if doc is not None and (doc not in best or score > best[doc][1]):
+                best[doc] = (cid, score)
+        return best
+
+    def hits(self, m: ModelState, top: list[tuple[int, float]]) -> list[Hit]:
+        if not top:
+            return []
+        rows = {}
+        columns = (ChunkRow.id, ChunkRow.start, ChunkRow.end, DocumentRow.ext_id, DocumentRow.lang)
+        columns += (DocumentRow.title, DocumentRow.text, DocumentRow.meta)
+        with Session(self.col.engine) as s:
+            for part in batched([c for c, _ in top], SQL_IN_BATCH):
+                q = (
+                    select(*columns)
+                    .join(DocumentRow, DocumentRow.id == ChunkRow.doc_id)
+                    .where(ChunkRow.id.in_(part))
+                )
+                rows.update({r[0]: r for r in s.execute(q)})
+        hits = []
+        for cid, score in top:
+            r = rows.get(cid)
+            if r is None:  # deleted between the two queries
+                continue
+            _, a, b, ext_id, lang, title, text, meta = r
+            hits.append(
+                Hit(
+                    doc_id=ext_id,
+                    chunk_id=cid,
+                    score=score,
+                    lang=lang,
+                    title=title or "",
+                    snippet=text[a:b],
+                    chunk_start=a,
+                    chunk_end=b,
+                    text=text,
+                    metadata=meta or {},
+                    rank=len(hits) + 1,
+                    model=m.spec,
+                )  # fmt: skip
+            )
+        return hits
