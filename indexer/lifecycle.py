@@ -46,6 +46,7 @@ def create(
                 raise CollectionExistsError(
                     f"the database {masked_url(col.db_url)} already holds a collection (tables xl_*); use an empty database"
                 )
+            col._stores.connect()
             encs = {s: col._load_encoder(s, chosen[s]) for s in specs}
             for sp, enc in encs.items():  # before anything is written: a bad index type leaves nothing
                 probe = ModelState(id=0, spec=sp, name=model_name(sp), dim=enc.dim)

@@ -115,3 +115,18 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"shared data not found at {SHARED_DATA}")
     return SHARED_DATA
+
+
+# Vector stores the indexer tests run against (indexer.stores). Milvus Lite is Linux/macOS only:
+# where it cannot be installed, its runs skip with this reason.
+STORE_KINDS = ["faiss", "milvus"]
+MILVUS_SKIP = "milvus-lite/pymilvus not installed (Linux/macOS only): pip install 'xlsearch[milvus]'"
+
+
+@pytest.fixture(params=STORE_KINDS)
+def store_kind(request) -> str:
+    """Each indexer test that takes this fixture runs once per vector store."""
+    if request.param == "milvus":
+        pytest.importorskip("pymilvus", reason=MILVUS_SKIP)
+        pytest.importorskip("milvus_lite", reason=MILVUS_SKIP)
+    return request.param

@@ -192,3 +192,21 @@ _db_counter = iter(range(1_000_000))
 
 def fresh_postgres_url(server: PostgresServer) -> str:
     return server.create_database(f"xl_{os.getpid()}_{next(_db_counter)}_{int(time.time())}")
+
+
+def damage_store(path: Path, model_info: dict, store_kind: str) -> str:
+    """Break one model's committed store behind the collection's back (the collection must be closed):
+    truncate its FAISS index file, or drop its Milvus collection. Returns a word verify reports."""
+    if store_kind == "faiss":
+        index_file = path / "indexes" / model_info["index_file"]
+        index_file.write_bytes(index_file.read_bytes()[:100])
+        return "truncated"
+    from milvus_lite.server_manager import server_manager_instance
+    from pymilvus import MilvusClient
+
+    lite = str(path / "milvus.db")
+    client = MilvusClient(lite)
+    client.drop_collection(model_info["index_file"])
+    client.close()
+    server_manager_instance.release_server(lite)
+    return "missing"

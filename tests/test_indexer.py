@@ -54,8 +54,8 @@ def docs(shared_data) -> list[Document]:
     return xquad_docs(shared_data)  # 8 paragraphs x en, de, es, zh
 
 
-def make(path: Path, specs, encoders, **kw) -> Collection:
-    return Collection.create(path, specs, encoders=encoders, threads=1, **kw)
+def make(path: Path, specs, encoders, store_kind: str = "faiss", **kw) -> Collection:
+    return Collection.create(path, specs, encoders=encoders, threads=1, vector_store=store_kind, **kw)
 
 
 def reopen(path: Path, encoders, **kw) -> Collection:
@@ -205,9 +205,9 @@ def test_csv_tsv_and_txt_inputs(tmp_path):
 # the collection API
 
 
-def test_add_search_reopen(tmp_path, specs, encoders, docs):
+def test_add_search_reopen(tmp_path, specs, encoders, docs, store_kind):
     path = tmp_path / "c"
-    with make(path, specs, encoders) as col:
+    with make(path, specs, encoders, store_kind=store_kind) as col:
         summary = col.add(docs)
         assert (summary.added, summary.updated, summary.unchanged, summary.rejected) == (len(docs), 0, 0, 0)
         assert summary.chunks > len(
@@ -241,8 +241,8 @@ def test_add_search_reopen(tmp_path, specs, encoders, docs):
             col.add(docs[:1])
 
 
-def test_language_filter_returns_k_documents_of_those_languages(tmp_path, specs, encoders, docs):
-    with make(tmp_path / "c", specs, encoders, index_type="hnsw") as col:
+def test_language_filter_returns_k_documents_of_those_languages(tmp_path, specs, encoders, docs, store_kind):
+    with make(tmp_path / "c", specs, encoders, index_type="hnsw", store_kind=store_kind) as col:
         col.add(docs)
         for langs in (["zh"], ["de", "es"], ["deu"], ["en", "de", "zh"]):
             hits = col.search("Wer hat gewonnen?", k=6, langs=langs)
@@ -254,8 +254,8 @@ def test_language_filter_returns_k_documents_of_those_languages(tmp_path, specs,
             col.search("x", langs=["klingon"])
 
 
-def test_unchanged_readd_is_a_noop_and_changes_are_updates(tmp_path, specs, encoders, docs):
-    with make(tmp_path / "c", specs, encoders) as col:
+def test_unchanged_readd_is_a_noop_and_changes_are_updates(tmp_path, specs, encoders, docs, store_kind):
+    with make(tmp_path / "c", specs, encoders, store_kind=store_kind) as col:
         col.add(docs)
         before = col.info()
         again = col.add(docs)
@@ -359,9 +359,12 @@ def test_ivfpq_stands_in_flat_until_it_can_train(tmp_path, specs, encoders, docs
         assert len(hits) == 5 and {h.lang for h in hits} == {"zh"}
 
 
-def test_reader_sees_commits_of_a_writer(tmp_path, specs, encoders, docs):
+def test_reader_sees_commits_of_a_writer(tmp_path, specs, encoders, docs, store_kind):
     path = tmp_path / "c"
-    with make(path, specs, encoders) as writer, reopen(path, encoders, read_only=True) as reader:
+    with (
+        make(path, specs, encoders, store_kind=store_kind) as writer,
+        reopen(path, encoders, read_only=True) as reader,
+    ):
         assert reader.search("x", k=5) == []
         writer.add(docs[:10])
         assert len(reader.search("x", k=50)) == 10
@@ -369,12 +372,14 @@ def test_reader_sees_commits_of_a_writer(tmp_path, specs, encoders, docs):
         assert docs[0].id not in {h.doc_id for h in reader.search("x", k=50)}
 
 
-def test_failure_mid_add_leaves_a_recoverable_collection(tmp_path, specs, encoders, docs, monkeypatch):
+def test_failure_mid_add_leaves_a_recoverable_collection(
+    tmp_path, specs, encoders, docs, monkeypatch, store_kind
+):
     """The encoder fails after the documents were committed (pending): nothing is lost or half-indexed."""
     from distill.models import Encoder
 
     path = tmp_path / "c"
-    with make(path, specs, encoders, commit_every=50) as col:
+    with make(path, specs, encoders, commit_every=50, store_kind=store_kind) as col:
         col.add(docs[:8])
         real_encode = Encoder.encode
         calls = {"n": 0}
@@ -437,9 +442,9 @@ def test_orphan_files_and_vectors_are_cleaned_up(tmp_path, specs, encoders, docs
     assert not (path / "indexes" / "m1.g000099.faiss").exists()
 
 
-def test_one_writer_at_a_time(tmp_path, specs, encoders, docs):
+def test_one_writer_at_a_time(tmp_path, specs, encoders, docs, store_kind):
     path = tmp_path / "c"
-    with make(path, specs, encoders) as first:
+    with make(path, specs, encoders, store_kind=store_kind) as first:
         first.add(docs[:2])
         with first.lock():
             with reopen(path, encoders) as second:  # opens (without reconciling) while the first writes
@@ -508,12 +513,12 @@ def test_create_and_open_errors(tmp_path, specs, encoders):
         make(tmp_path / "g", specs, encoders, index_type="flat; rm -rf")
 
 
-def test_title_embedding_and_long_documents(tmp_path, specs, encoders):
+def test_title_embedding_and_long_documents(tmp_path, specs, encoders, store_kind):
     settings = CollectionSettings(chunk_tokens=40, chunk_overlap=8, embed_title=True, max_chars=5000)
     long_doc = Document(
         id="long", lang="en", title="Cats", text=" ".join(f"Cat fact number {i}." for i in range(60))
     )
-    with make(tmp_path / "c", specs, encoders, settings=settings) as col:
+    with make(tmp_path / "c", specs, encoders, settings=settings, store_kind=store_kind) as col:
         summary = col.add([long_doc])
         assert summary.chunks > 5
         hits = col.search("Cat fact number 30.", model=specs[1], k=5)

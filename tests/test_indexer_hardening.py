@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from indexer_support import subprocess_env
+from indexer_support import damage_store, subprocess_env
 
 from distill.data import Document
 from indexer import (
@@ -65,8 +65,8 @@ def specs(tiny_model_dir, tiny_model_dir_b) -> list[str]:
     return [str(tiny_model_dir), str(tiny_model_dir_b)]
 
 
-def make(path: Path, specs, encoders, **kw) -> Collection:
-    return Collection.create(path, specs, encoders=encoders, threads=1, **kw)
+def make(path: Path, specs, encoders, store_kind: str = "faiss", **kw) -> Collection:
+    return Collection.create(path, specs, encoders=encoders, threads=1, vector_store=store_kind, **kw)
 
 
 def reopen(path: Path, encoders, **kw) -> Collection:
@@ -94,9 +94,11 @@ def files_under(path: Path) -> dict[str, int]:
 # D1: create over a collection whose collection.json is missing
 
 
-def test_d1_create_refuses_to_delete_a_collection_without_its_marker(tmp_path, specs, encoders, capsys):
+def test_d1_create_refuses_to_delete_a_collection_without_its_marker(
+    tmp_path, specs, encoders, capsys, store_kind
+):
     path = tmp_path / "c"
-    with make(path, specs, encoders) as col:
+    with make(path, specs, encoders, store_kind=store_kind) as col:
         col.add(docs(5))
     (path / "collection.json").unlink()
     with pytest.raises(CollectionNotFoundError, match=r"verify .* --repair") as exc:
@@ -104,7 +106,7 @@ def test_d1_create_refuses_to_delete_a_collection_without_its_marker(tmp_path, s
     assert "indexer create" not in str(exc.value).replace("do not run `indexer create`", "")
     before = files_under(path)
     with pytest.raises(CollectionExistsError, match="holds 5 document") as exc:
-        make(path, specs, encoders)
+        make(path, specs, encoders, store_kind=store_kind)
     assert "verify" in str(exc.value) and "--repair" in str(exc.value)
     assert files_under(path) == before  # nothing deleted
     assert cli_main(["verify", str(path), "--repair", "-q", "--threads", "1"]) == 0
@@ -114,11 +116,11 @@ def test_d1_create_refuses_to_delete_a_collection_without_its_marker(tmp_path, s
         assert {h.doc_id for h in col.search("cat", k=10)} == {f"d{i}" for i in range(5)}
 
 
-def test_d1_an_empty_leftover_of_a_create_is_still_cleared(tmp_path, specs, encoders):
+def test_d1_an_empty_leftover_of_a_create_is_still_cleared(tmp_path, specs, encoders, store_kind):
     path = tmp_path / "c"
-    make(path, specs, encoders).close()
+    make(path, specs, encoders, store_kind=store_kind).close()
     (path / "collection.json").unlink()  # as if the create died before its last step
-    with make(path, specs, encoders) as col:
+    with make(path, specs, encoders, store_kind=store_kind) as col:
         assert len(col) == 0 and col.verify().ok
 
 
@@ -181,9 +183,9 @@ def test_d3_a_read_only_collection_can_be_searched_and_writers_get_one_line(tmp_
             p.chmod(stat.S_IMODE(mode))
 
 
-def test_small_a_read_only_open_never_creates_a_database(tmp_path, specs, encoders):
+def test_small_a_read_only_open_never_creates_a_database(tmp_path, specs, encoders, store_kind):
     path = tmp_path / "c"
-    make(path, specs, encoders).close()
+    make(path, specs, encoders, store_kind=store_kind).close()
     (path / "collection.db").unlink()
     for read_only in (True, False):
         with pytest.raises(CollectionNotFoundError, match="collection.db .* is missing"):
@@ -202,10 +204,10 @@ def _zero_segments(path: Path) -> None:
         seg.write_bytes(bytes(data))
 
 
-def test_d4_a_zeroed_segment_fails_verify_and_rebuild_reembeds_it(tmp_path, specs, encoders):
+def test_d4_a_zeroed_segment_fails_verify_and_rebuild_reembeds_it(tmp_path, specs, encoders, store_kind):
     path = tmp_path / "c"
     corpus = docs(12)
-    with make(path, specs, encoders) as col:
+    with make(path, specs, encoders, store_kind=store_kind) as col:
         col.add(corpus)
     _zero_segments(path)
     with reopen(path, encoders, read_only=True) as col:
@@ -222,16 +224,18 @@ def test_d4_a_zeroed_segment_fails_verify_and_rebuild_reembeds_it(tmp_path, spec
             assert hit.doc_id == d.id and np.isclose(hit.score, 1.0, atol=1e-3)
 
 
-def test_d4_repair_reembeds_a_zeroed_segment_and_verify_reports_index_and_segment(tmp_path, specs, encoders):
+def test_d4_repair_reembeds_a_zeroed_segment_and_verify_reports_index_and_segment(
+    tmp_path, specs, encoders, store_kind
+):
     path = tmp_path / "c"
-    with make(path, specs, encoders) as col:
+    with make(path, specs, encoders, store_kind=store_kind) as col:
         col.add(docs(8))
-        index_file = path / "indexes" / col.info()["models"][0]["index_file"]
+        model = col.info()["models"][0]
     _zero_segments(path)
-    index_file.write_bytes(index_file.read_bytes()[:100])  # and a truncated index
+    word = damage_store(path, model, store_kind)  # and a truncated index (or a dropped Milvus collection)
     with reopen(path, encoders, read_only=True) as col:
         problems = col.verify().problems
-    assert any("truncated" in p for p in problems)
+    assert any(word in p for p in problems)
     assert sum("CRC-32" in p for p in problems) == 2  # verify goes on past the broken index
     with reopen(path, encoders) as col:  # reconcile
         assert col.verify().ok
@@ -298,7 +302,7 @@ def test_d5_an_unterminated_csv_quote_is_an_error_at_its_line(tmp_path, tiny_mod
 # D6: .txt files whose ids collide
 
 
-def test_d6_txt_files_get_distinct_ids_or_a_refusal_naming_both(tmp_path, specs, encoders):
+def test_d6_txt_files_get_distinct_ids_or_a_refusal_naming_both(tmp_path, specs, encoders, store_kind):
     (tmp_path / "d1").mkdir()
     (tmp_path / "d2").mkdir()
     a, b = tmp_path / "d1" / "notes.txt", tmp_path / "d2" / "notes.txt"
@@ -307,7 +311,7 @@ def test_d6_txt_files_get_distinct_ids_or_a_refusal_naming_both(tmp_path, specs,
     v1, v2 = tmp_path / "report.v1.txt", tmp_path / "report.v2.txt"
     v1.write_text("Version one.", encoding="utf-8")
     v2.write_text("Version two.", encoding="utf-8")
-    with make(tmp_path / "c", specs, encoders) as col:
+    with make(tmp_path / "c", specs, encoders, store_kind=store_kind) as col:
         for mode in ("fail", "skip"):
             with pytest.raises(InputError, match="also the id of") as exc:
                 col.add_files([a, b], lang="en", on_error=mode)
@@ -322,7 +326,7 @@ def test_d6_txt_files_get_distinct_ids_or_a_refusal_naming_both(tmp_path, specs,
 # D7: control characters
 
 
-def test_d7_control_characters_are_rejected_with_file_and_line(tmp_path, specs, encoders):
+def test_d7_control_characters_are_rejected_with_file_and_line(tmp_path, specs, encoders, store_kind):
     src = tmp_path / "in.jsonl"
     lines = [
         {"id": "ok", "lang": "en", "text": "tab\tand\nnew line are fine"},
@@ -331,7 +335,7 @@ def test_d7_control_characters_are_rejected_with_file_and_line(tmp_path, specs, 
         {"id": "line\nbreak", "lang": "en", "text": "x"},
     ]
     src.write_text("".join(json.dumps(x) + "\n" for x in lines), encoding="utf-8")
-    with make(tmp_path / "c", specs, encoders) as col:
+    with make(tmp_path / "c", specs, encoders, store_kind=store_kind) as col:
         with pytest.raises(InputError) as exc:
             col.add_files([src])
         assert [p.split(": ")[0] for p in exc.value.problems] == [f"{src}:2", f"{src}:3", f"{src}:4"]
@@ -379,9 +383,9 @@ def test_d9_index_parameters_are_checked_against_the_dimension(tmp_path, specs, 
 # D10: the lock cannot be bypassed
 
 
-def test_d10_deleting_write_lock_does_not_let_a_second_writer_in(tmp_path, specs, encoders):
+def test_d10_deleting_write_lock_does_not_let_a_second_writer_in(tmp_path, specs, encoders, store_kind):
     path = tmp_path / "c"
-    with make(path, specs, encoders) as first:
+    with make(path, specs, encoders, store_kind=store_kind) as first:
         first.add(docs(2))
         with first.lock():
             (path / "write.lock").unlink()
@@ -404,13 +408,17 @@ def test_d10_deleting_write_lock_does_not_let_a_second_writer_in(tmp_path, specs
 # D11: a long title with embed_title
 
 
-def test_d11_a_long_title_takes_a_bounded_share_of_each_chunk(tmp_path, tiny_model_dir_b, encoders, caplog):
+def test_d11_a_long_title_takes_a_bounded_share_of_each_chunk(
+    tmp_path, tiny_model_dir_b, encoders, caplog, store_kind
+):
     spec = str(tiny_model_dir_b)
     rng = np.random.default_rng(0)
     title = " ".join(rng.choice(WORDS, 400))[:1949]
     text = ". ".join(" ".join(rng.choice(WORDS, 10)) for _ in range(80))[:2804]
     settings = CollectionSettings(embed_title=True)
-    with make(tmp_path / "c", [spec], {spec: encoders[spec]}, settings=settings) as col:
+    with make(
+        tmp_path / "c", [spec], {spec: encoders[spec]}, settings=settings, store_kind=store_kind
+    ) as col:
         with caplog.at_level(logging.WARNING, logger="indexer"):
             summary = col.add([Document(id="long", lang="en", title=title, text=text)])
         assert any("title is embedded only up to" in r.getMessage() for r in caplog.records)
@@ -440,9 +448,11 @@ def test_small_non_string_ids_are_rejected(tmp_path):
     assert recs[1].doc.id == "7"
 
 
-def test_small_missing_inputs_and_directories_are_errors_in_every_mode(tmp_path, specs, encoders, capsys):
+def test_small_missing_inputs_and_directories_are_errors_in_every_mode(
+    tmp_path, specs, encoders, capsys, store_kind
+):
     path = tmp_path / "c"
-    make(path, specs, encoders).close()
+    make(path, specs, encoders, store_kind=store_kind).close()
     good = tmp_path / "good.jsonl"
     good.write_text(json.dumps({"id": "g", "lang": "en", "text": "Good."}) + "\n")
     for mode in ("fail", "skip"):
@@ -468,9 +478,11 @@ def test_small_missing_inputs_and_directories_are_errors_in_every_mode(tmp_path,
         ["rebuild", "{c}", "--threads", "0"],
     ],
 )
-def test_small_bad_numbers_are_one_line_errors_before_any_write(tmp_path, specs, encoders, capsys, args):
+def test_small_bad_numbers_are_one_line_errors_before_any_write(
+    tmp_path, specs, encoders, capsys, args, store_kind
+):
     path = tmp_path / "c"
-    make(path, specs, encoders).close()
+    make(path, specs, encoders, store_kind=store_kind).close()
     src = tmp_path / "in.jsonl"
     src.write_text(json.dumps({"id": "a", "lang": "en", "text": "A text."}) + "\n")
     before = files_under(path)
@@ -483,10 +495,10 @@ def test_small_bad_numbers_are_one_line_errors_before_any_write(tmp_path, specs,
 
 
 def test_small_a_marker_that_is_not_an_object_is_a_clear_error_and_repairable(
-    tmp_path, specs, encoders, capsys
+    tmp_path, specs, encoders, capsys, store_kind
 ):
     path = tmp_path / "c"
-    with make(path, specs, encoders) as col:
+    with make(path, specs, encoders, store_kind=store_kind) as col:
         col.add(docs(3))
     (path / "collection.json").write_text("[]")
     with pytest.raises(CollectionNotFoundError, match="not a collection marker"):
@@ -498,12 +510,12 @@ def test_small_a_marker_that_is_not_an_object_is_a_clear_error_and_repairable(
 
 
 def test_small_a_full_disk_is_one_line_and_leaves_a_consistent_collection(
-    tmp_path, specs, encoders, capsys, monkeypatch
+    tmp_path, specs, encoders, capsys, monkeypatch, store_kind
 ):
     import indexer.files
 
     path = tmp_path / "c"
-    make(path, specs, encoders).close()
+    make(path, specs, encoders, store_kind=store_kind).close()
     src = tmp_path / "in.jsonl"
     src.write_text("".join(json.dumps({"id": d.id, "lang": "en", "text": d.text}) + "\n" for d in docs(10)))
     real_fsync = os.fsync
@@ -523,7 +535,7 @@ def test_small_a_full_disk_is_one_line_and_leaves_a_consistent_collection(
         assert col.add(docs(10)).unchanged == 10
 
 
-def test_small_lock_timeout_is_waited_once(tmp_path, specs, encoders, capsys, monkeypatch):
+def test_small_lock_timeout_is_waited_once(tmp_path, specs, encoders, capsys, monkeypatch, store_kind):
     class Clock:  # the lock's clock: sleeping advances it, so nothing waits for real
         now = 0.0
 
@@ -537,7 +549,7 @@ def test_small_lock_timeout_is_waited_once(tmp_path, specs, encoders, capsys, mo
     src = tmp_path / "in.jsonl"
     src.write_text(json.dumps({"id": "a", "lang": "en", "text": "A text."}) + "\n")
     clock = Clock()
-    with make(path, specs, encoders) as holder, holder.lock():
+    with make(path, specs, encoders, store_kind=store_kind) as holder, holder.lock():
         monkeypatch.setattr(lock_module, "time", clock)
         assert cli_main(["add", str(path), str(src), "--lock-timeout", "3", "-q"]) == 1
     assert "one writer at a time" in capsys.readouterr().err
@@ -555,9 +567,9 @@ def test_small_json_messages_say_at_once(tmp_path):
 # Own cases: a hostile file system around the collection
 
 
-def test_own_a_symlinked_write_lock_never_truncates_its_target(tmp_path, specs, encoders):
+def test_own_a_symlinked_write_lock_never_truncates_its_target(tmp_path, specs, encoders, store_kind):
     path = tmp_path / "c"
-    make(path, specs, encoders).close()
+    make(path, specs, encoders, store_kind=store_kind).close()
     victim = tmp_path / "victim.txt"
     victim.write_text("precious")
     (path / "write.lock").unlink()
@@ -568,9 +580,9 @@ def test_own_a_symlinked_write_lock_never_truncates_its_target(tmp_path, specs, 
     assert victim.read_text() == "precious"
 
 
-def test_own_garbage_in_write_lock_gives_a_printable_message(tmp_path, specs, encoders):
+def test_own_garbage_in_write_lock_gives_a_printable_message(tmp_path, specs, encoders, store_kind):
     path = tmp_path / "c"
-    with make(path, specs, encoders) as first, first.lock():
+    with make(path, specs, encoders, store_kind=store_kind) as first, first.lock():
         for garbage in ("[]", '{"pid": "\\u001b[2J\\u001b]0;owned\\u0007", "command": 5}', "\x00\xff"):
             (path / "write.lock").write_text(garbage, encoding="latin-1")
             with reopen(path, encoders) as second:
@@ -579,14 +591,14 @@ def test_own_garbage_in_write_lock_gives_a_printable_message(tmp_path, specs, en
             assert str(exc.value).isprintable() and "one writer at a time" in str(exc.value)
 
 
-def test_own_a_tampered_segment_name_cannot_touch_files_outside(tmp_path, specs, encoders):
+def test_own_a_tampered_segment_name_cannot_touch_files_outside(tmp_path, specs, encoders, store_kind):
     from sqlalchemy import update
     from sqlalchemy.orm import Session
 
     from indexer.store import SegmentRow
 
     path = tmp_path / "c"
-    with make(path, specs, encoders) as col:
+    with make(path, specs, encoders, store_kind=store_kind) as col:
         col.add(docs(6))
     outside = {tmp_path / "victim.vec.npy": b"keep me", tmp_path / "victim.ids.npy": b"keep me too"}
     for p, data in outside.items():
@@ -601,9 +613,9 @@ def test_own_a_tampered_segment_name_cannot_touch_files_outside(tmp_path, specs,
     assert {p: p.read_bytes() for p in outside} == outside
 
 
-def test_own_a_fifo_as_input_is_refused_without_blocking(tmp_path, specs, encoders):
+def test_own_a_fifo_as_input_is_refused_without_blocking(tmp_path, specs, encoders, store_kind):
     fifo = tmp_path / "in.jsonl"
     os.mkfifo(fifo)
-    with make(tmp_path / "c", specs, encoders) as col:
+    with make(tmp_path / "c", specs, encoders, store_kind=store_kind) as col:
         with pytest.raises(InputError, match="not a regular file"):
             col.add_files([fifo], on_error="skip")

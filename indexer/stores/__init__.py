@@ -151,6 +151,11 @@ class StoreContext:
             self.connection = MilvusConnection(self.config.uri, self.path)
         return self.connection
 
+    def connect(self) -> None:
+        """Reach the store now (a Milvus server that is down fails before anything is written)."""
+        if self.config.kind == StoreKind.MILVUS:
+            self.milvus().client()
+
     def session(self):
         """Around one operation: Milvus Lite is released after it, so other processes can open it."""
         from contextlib import nullcontext
