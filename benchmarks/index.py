@@ -1,5 +1,8 @@
 """Index benchmark: how fast the indexer builds flat, HNSW and IVF-PQ collections, and how big they are.
 
+The milvus vector store (Milvus Lite in the collection directory, flat and HNSW) is built in the
+same run beside the FAISS types (`--types`; skipped with a note where milvus-lite is missing).
+
 Two parts, both through the library API (`indexer.Collection`), documents added in rounds with the
 index types interleaved (flat, hnsw, ivfpq, then hnsw, ivfpq, flat, ...):
 
@@ -44,7 +47,13 @@ from benchmarks.common import (
 )
 from benchmarks.workloads import clustered_vectors, mixed_sentences
 
-INDEX_TYPES = ("flat", "hnsw", "ivfpq")
+INDEX_TYPES = ("flat", "hnsw", "ivfpq", "milvus:flat", "milvus:hnsw")  # milvus: Milvus Lite in the directory
+
+
+def store_and_type(t: str) -> tuple[str, str]:
+    """`milvus:hnsw` -> ("milvus", "hnsw"); a plain index type is the faiss store's."""
+    store, _, kind = t.rpartition(":")
+    return store or "faiss", kind
 
 
 class PrecomputedEncoder:
@@ -91,7 +100,7 @@ def dir_bytes(path: Path, pattern: str = "*") -> int:
 
 def collection_sizes(path: Path, info: dict, n: int) -> dict:
     model = info["models"][0]
-    index_bytes = int(model.get("index_bytes") or 0)
+    index_bytes = int(model.get("index_bytes") or 0) or dir_bytes(path / "milvus.db")  # Milvus Lite's data
     vectors = int(model.get("stored_vector_bytes") or 0)
     db = dir_bytes(path, "collection.db*")
     return {
@@ -128,8 +137,14 @@ def build_collections(
     bounds = np.linspace(0, n, rounds + 1).astype(int)
     cols = {}
     for t in types:
+        store, kind = store_and_type(t)
         cols[t] = Collection.create(
-            root / t, models=[spec], index_type=t, encoders={spec: encoder}, threads=threads
+            root / t.replace(":", "-"),
+            models=[spec],
+            index_type=kind,
+            encoders={spec: encoder},
+            threads=threads,
+            vector_store=store,
         )
     summaries: dict[str, list] = {t: [] for t in types}
 
@@ -158,7 +173,7 @@ def build_collections(
             col = cols[name]
             info = col.info()
             chunks = sum(s.chunks for s in summaries[name])
-            row.update(chunks=chunks, **collection_sizes(root / name, info, max(chunks, 1)))
+            row.update(chunks=chunks, **collection_sizes(root / name.replace(":", "-"), info, max(chunks, 1)))
             col.close()
         out[name] = row
     return out
@@ -188,10 +203,18 @@ def main(argv: list[str] | None = None) -> int:
     types = [t.strip() for t in args.types.split(",") if t.strip()]
     if any(t not in INDEX_TYPES for t in types):
         raise BenchmarkError(f"--types must be from {', '.join(INDEX_TYPES)}")
+    from benchmarks.stores import available
+
+    if not available(["milvus"])[0] and any(t.startswith("milvus:") for t in types):
+        types = [t for t in types if not t.startswith("milvus:")]
+        notes_milvus = ["milvus skipped: pymilvus/milvus-lite not installed (pip install 'xlsearch[milvus]')"]
+    else:
+        notes_milvus = []
     if rounds < 1 or min(sizes) < rounds:
         raise BenchmarkError("need --rounds >= 1 and at least one document per round")
     spec = args.model or default_student() or ASSISTANT_SPEC
     notes = [] if (args.model or default_student()) else ["no trained student yet: the assistant stands in"]
+    notes += notes_milvus
 
     from distill.models import ModelNotFoundError, load_encoder
 
@@ -221,7 +244,7 @@ def main(argv: list[str] | None = None) -> int:
             [
                 ("size", "chunks"),
                 ("type", "index"),
-                ("factory", "FAISS factory"),
+                ("factory", "index (FAISS factory or Milvus)"),
                 ("docs_per_s", "docs/s (no model)", 0),
                 ("seconds", "seconds", 1),
                 ("index_bytes_per_vector", "index B/vector", 0),

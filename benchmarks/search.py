@@ -1,4 +1,4 @@
-"""Search benchmark: latency, throughput and recall of FAISS indexes at k=10.
+"""Search benchmark: latency, throughput and recall of FAISS indexes (and the vector stores) at k=10.
 
 Pure FAISS on synthetic, clustered, L2-normalised 384-d vectors (fixed seed; 100k and 1M by
 default) plus the real demo collection (XQuAD paragraphs embedded by a real model). For each size:
@@ -6,7 +6,9 @@ exact search (IndexFlatIP) gives the ground truth; HNSW (M=32, efConstruction=40
 efSearch, IVF-Flat and IVF-PQ over nprobe. Reported per setting: p50/p95 latency and QPS for single
 queries (1 thread, what an interactive search does) and batches of 32 (--batch-threads threads),
 and recall@10 against exact search. Settings are timed interleaved, in rounds, after a warm-up; the
-recall-latency frontier (settings no faster setting beats on recall) is marked with '*'.
+recall-latency frontier (settings no faster setting beats on recall) is marked with '*'. At the
+first size, the indexer's vector stores (FAISS and Milvus Lite, flat and HNSW) are also compared
+through their seam (`benchmarks.stores`): stored vectors/s, p50/p95 and recall@10 vs exact.
 
 Examples:
   python -m benchmarks.search                      # 100k + 1M synthetic + demo collection (~6 min)
@@ -324,6 +326,31 @@ def run_scale(
     }
 
 
+def compare_stores(xb: np.ndarray, xq: np.ndarray, args, tables: dict, notes: list) -> list[dict]:
+    """FAISS and Milvus Lite through the indexer's store seam, same vectors, same queries."""
+    import tempfile
+
+    import faiss
+
+    from benchmarks import stores
+
+    names, skipped = stores.available([s.strip() for s in args.stores.split(",") if s.strip()])
+    notes += skipped
+    exact = faiss.IndexFlatIP(xb.shape[1])
+    exact.add(xb)
+    _, gt = exact.search(xq, K)
+    set_threads(1)
+    with tempfile.TemporaryDirectory(prefix="bench-stores-") as tmp:
+        rows = stores.compare(xb, xq, gt, stores=names, rounds=args.rounds, root=Path(tmp))
+    name = f"stores {len(xb):,}"
+    tables[name] = stores.table(rows)
+    print(
+        f"\n### Vector stores, {len(xb):,} vectors x 384 (k=10; single queries)\n\n{tables[name]}\n",
+        flush=True,
+    )
+    return rows
+
+
 # ---------------------------------------------------------------------------------------------
 # The real demo collection
 
@@ -412,6 +439,11 @@ def main(argv: list[str] | None = None) -> int:
         "--real-docs", type=int, help="demo documents to index (default all 2,880; quick 100)"
     )
     parser.add_argument("--cache-dir", help="where demo vectors are cached (default data/cache/benchmarks)")
+    parser.add_argument(
+        "--stores",
+        default="faiss,milvus",
+        help="vector stores compared through indexer.stores at the first size (default %(default)s; none skips)",
+    )
     args = parser.parse_args(argv)
 
     sizes = parse_ints(args.sizes) if args.sizes else ([5_000] if args.quick else [100_000, 1_000_000])
@@ -462,6 +494,8 @@ def main(argv: list[str] | None = None) -> int:
             seed=args.seed,
             flat_queries=flat_q,
         )
+        if n == sizes[0] and args.stores.lower() != "none":
+            results["stores"] = compare_stores(xb, xq, args, tables, notes)
         del data, xb, xq
         results["synthetic"][str(n)] = res
         name = f"synthetic {n:,}"

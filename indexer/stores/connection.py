@@ -169,7 +169,9 @@ class MilvusConnection:
                 del _lite_users[self.uri]
                 from milvus_lite.server_manager import server_manager_instance
 
-                server_manager_instance.release_server(self.uri)
+                release = getattr(server_manager_instance, "release_server", None)  # absent before 2.4.x
+                if release is not None:
+                    release(self.uri)
 
     def call(self, what: str, fn: Callable[..., Any], *args, **kwargs) -> Any:
         """`fn(client, ...)`, with Milvus errors turned into one line naming the operation."""
