@@ -137,20 +137,9 @@ def _read_table(path: Path, delimiter: str) -> Iterator[Record]:
         quoting = csv.QUOTE_MINIMAL if delimiter == "," else csv.QUOTE_NONE
         # strict: an unterminated quote is an error, not a field that swallows the rest of the file.
         reader = csv.reader(f, delimiter=delimiter, quoting=quoting, strict=True)
-        try:
-            header = next(reader)
-        except StopIteration:
-            yield Record(source, None, error="file is empty")
-            return
-        except csv.Error as exc:
-            yield Record(source, 1, error=f"bad header ({exc})")
-            return
-        if _has_bad_bytes(delimiter.join(header)):
-            yield Record(source, 1, error="invalid UTF-8 in the header")
-            return
-        missing = [c for c in ("id", "lang", "text") if c not in header]
-        if missing:
-            yield Record(source, 1, error=f"header lacks column(s) {missing}; found {header}")
+        header, problem = _table_header(reader, delimiter)
+        if problem is not None:
+            yield Record(source, None if problem == "file is empty" else 1, error=problem)
             return
         while True:
             line = reader.line_num + 1
@@ -170,21 +159,38 @@ def _read_table(path: Path, delimiter: str) -> Iterator[Record]:
                     return
                 yield Record(source, line, error=f"malformed row ({exc})")
                 continue
-            raw = delimiter.join(cells)
-            if not any(c.strip() for c in cells):
-                continue
-            rec = Record(source, line, raw=raw.encode("utf-8", "surrogateescape").decode("utf-8", "replace"))
-            if _has_bad_bytes(raw):
-                yield rec.reject("invalid UTF-8")
-                continue
-            if len(cells) != len(header):
-                yield rec.reject(f"expected {len(header)} columns, got {len(cells)}")
-                continue
-            try:
-                rec.doc = parse_document(dict(zip(header, cells, strict=True)), path, line)
-            except DataError as exc:
-                rec.reject(_message(exc))
-            yield rec
+            if any(c.strip() for c in cells):
+                yield _table_row(path, line, header, cells, delimiter)
+
+
+def _table_header(reader, delimiter: str) -> tuple[list[str], str | None]:
+    """The header row of a CSV/TSV file, or why it cannot be used."""
+    try:
+        header = next(reader)
+    except StopIteration:
+        return [], "file is empty"
+    except csv.Error as exc:
+        return [], f"bad header ({exc})"
+    if _has_bad_bytes(delimiter.join(header)):
+        return header, "invalid UTF-8 in the header"
+    missing = [c for c in ("id", "lang", "text") if c not in header]
+    if missing:
+        return header, f"header lacks column(s) {missing}; found {header}"
+    return header, None
+
+
+def _table_row(path: Path, line: int, header: list[str], cells: list[str], delimiter: str) -> Record:
+    raw = delimiter.join(cells)
+    rec = Record(str(path), line, raw=raw.encode("utf-8", "surrogateescape").decode("utf-8", "replace"))
+    if _has_bad_bytes(raw):
+        return rec.reject("invalid UTF-8")
+    if len(cells) != len(header):
+        return rec.reject(f"expected {len(header)} columns, got {len(cells)}")
+    try:
+        rec.doc = parse_document(dict(zip(header, cells, strict=True)), path, line)
+    except DataError as exc:
+        rec.reject(_message(exc))
+    return rec
 
 
 def txt_id(path: Path) -> str:

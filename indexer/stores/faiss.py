@@ -19,7 +19,7 @@ from indexer.config import IndexKind, IndexSpec
 from indexer.errors import IndexCorruptError
 from indexer.files import TMP_SUFFIX
 from indexer.layout import INDEX_DIR
-from indexer.stores import Allowed, Prepared, StoreKind
+from indexer.stores.base import Allowed, Prepared, StoreKind, check_ids
 
 log = logging.getLogger("indexer")
 
@@ -248,30 +248,3 @@ class FaissStore:
 
     def close(self) -> None:
         self.index = None
-
-
-def check_ids(
-    name: str, ids: np.ndarray, live: np.ndarray, report, *, tombstones: int, can_remove: bool
-) -> None:
-    """The ids a store holds against the live chunk ids of the database."""
-    if len(np.unique(ids)) != len(ids):
-        report.problems.append(f"{name}: the index holds duplicate ids")
-    missing = np.setdiff1d(live, ids)
-    orphans = np.setdiff1d(ids, live)
-    if len(missing):
-        report.problems.append(
-            f"{name}: {len(missing)} chunk(s) are not in the index, e.g. {missing[:5].tolist()}"
-        )
-    if len(orphans):
-        if can_remove or len(orphans) != tombstones:
-            report.problems.append(
-                f"{name}: {len(orphans)} vector(s) in the index belong to no chunk, e.g. {orphans[:5].tolist()}"
-                + (f" ({tombstones} tombstones recorded)" if tombstones else "")
-            )
-        else:
-            report.notes.append(
-                f"{name}: {len(orphans)} tombstone(s) of deleted chunks (HNSW cannot delete; "
-                "`indexer rebuild` reclaims them)"
-            )
-    elif tombstones:
-        report.problems.append(f"{name}: {tombstones} tombstones recorded, none in the index")

@@ -22,8 +22,7 @@ import numpy as np
 
 from indexer.config import IndexKind, IndexSpec
 from indexer.errors import IndexerError
-from indexer.stores import Allowed, Prepared, StoreKind
-from indexer.stores.faiss import check_ids
+from indexer.stores.base import Allowed, Prepared, StoreKind, check_ids
 
 NAME_RE = re.compile(r"^xl_[0-9a-f]{16}_m(\d+)_r(\d+)$")
 LANG_RE = re.compile(r"^[A-Za-z0-9-]{1,16}$")
