@@ -25,6 +25,7 @@ Examples:
 from __future__ import annotations
 
 import hashlib
+import re
 import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -113,10 +114,17 @@ def collection_sizes(path: Path, info: dict, n: int) -> dict:
     }
 
 
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+
+
 def documents(sents, start: int, stop: int):
     from distill.data import Document
 
-    return [Document(id=sents.ids[i], lang=sents.langs[i], text=sents.texts[i]) for i in range(start, stop)]
+    # A few corpus sentences carry C1 control characters (U+0097), which the indexer rejects as bad input.
+    return [
+        Document(id=sents.ids[i], lang=sents.langs[i], text=_CONTROL.sub(" ", sents.texts[i]))
+        for i in range(start, stop)
+    ]
 
 
 def build_collections(

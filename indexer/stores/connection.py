@@ -121,10 +121,9 @@ class MilvusConnection:
 
     def _connect(self):
         require_pymilvus()
-        for name in (
-            "pymilvus",
-            "milvus_lite",
-        ):  # they log each failed call with a traceback; we raise one line
+        # They log each failed call with a traceback (we raise one line); grpc._server is Milvus
+        # Lite's in-process server, which logs the calls it does not implement (AllocTimestamp).
+        for name in ("pymilvus", "milvus_lite", "grpc._server"):
             quiet = logging.getLogger(name)
             if quiet.level in (logging.NOTSET, logging.WARNING):  # their defaults, not the user's choice
                 quiet.setLevel(logging.CRITICAL)
