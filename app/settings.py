@@ -8,7 +8,7 @@ another collection directory or other models without editing code:
 | `XLSEARCH_COLLECTIONS` | `<data>/collections` (a directory of collections) |
 | `XLSEARCH_COLLECTION` | `xquad` (the collection selected first; a name in that directory) |
 | `XLSEARCH_TEACHER` | `pkg:multilingual-e5-small` (A, the multilingual assistant) |
-| `XLSEARCH_STUDENT` | the shipped `models/student-offline`, else `<data>/students/offline` |
+| `XLSEARCH_STUDENT` | `<data>/students/offline-untrimmed` (the shipped `models/student-offline` untrimmed by `make demo`), else the shipped one, else `<data>/students/offline` |
 | `XLSEARCH_STANDIN` | `pkg:all-MiniLM-L6-v2` (shown, labelled, while no student exists) |
 | `XLSEARCH_REPORTS` | `<data>/reports` (quality reports, one folder per collection) |
 | `XLSEARCH_THREADS` | `1` (torch threads for query encoding; see below) |
@@ -30,17 +30,12 @@ from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
-from distill.paths import data_dir, shipped_student
+from distill import paths
+from distill.paths import data_dir
 
 DEFAULT_TEACHER = "pkg:multilingual-e5-small"
 DEFAULT_STANDIN = "pkg:all-MiniLM-L6-v2"
 DEFAULT_COLLECTION = "xquad"
-
-
-def default_student(data: Path) -> str:
-    """The shipped student when the checkout has one, else the one `distill run --config offline` writes."""
-    shipped = shipped_student()
-    return str(shipped) if shipped else str(data / "students" / "offline")
 
 
 def valid_collection_name(name: object) -> bool:
@@ -80,7 +75,7 @@ class AppSettings:
             collections_dir=Path(env.get("XLSEARCH_COLLECTIONS") or data / "collections"),
             collection=env.get("XLSEARCH_COLLECTION") or DEFAULT_COLLECTION,
             teacher=env.get("XLSEARCH_TEACHER") or DEFAULT_TEACHER,
-            student=env.get("XLSEARCH_STUDENT") or default_student(data),
+            student=env.get("XLSEARCH_STUDENT") or str(paths.default_student(data)),
             standin=env.get("XLSEARCH_STANDIN") or DEFAULT_STANDIN,
             reports_dir=Path(env.get("XLSEARCH_REPORTS") or data / "reports"),
             threads=int(env.get("XLSEARCH_THREADS") or 1),

@@ -35,15 +35,11 @@ ASSISTANT_SPEC = "pkg:multilingual-e5-small"
 
 
 def default_student() -> str | None:
-    """The student the demo uses: the one shipped in `models/student-offline/`, else the demo
-    student `data/students/offline/` once it is complete (its model card is written last)."""
-    from distill.paths import data_dir, shipped_student
+    """The student the demo serves (`distill.paths.default_student()`), once it exists."""
+    from distill.paths import default_student as demo_student
 
-    shipped = shipped_student()
-    if shipped is not None:
-        return str(shipped)
-    path = data_dir() / "students" / "offline"
-    return str(path) if (path / "README.md").is_file() else None
+    path = demo_student()
+    return str(path) if (path / "modules.json").is_file() and (path / "README.md").is_file() else None
 
 
 # ---------------------------------------------------------------------------------------------

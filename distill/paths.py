@@ -86,3 +86,20 @@ def shipped_student() -> Path | None:
     """The student committed under `models/` of a checkout (see models/README.md), if present."""
     path = REPO_ROOT / "models" / SHIPPED_STUDENT
     return path if (path / "modules.json").is_file() else None
+
+
+UNTRIMMED_STUDENT = "offline-untrimmed"  # <data>/students/: the shipped student, untrimmed by `make demo`
+
+
+def default_student(data: Path | None = None) -> Path:
+    """The student the demo serves: the shipped one untrimmed (`distill untrim`: better on the question
+    task and bitext, see README) once derived and newer than the shipped weights, else the shipped
+    one, else the one `distill run --config offline` writes. `data` defaults to `data_dir()`."""
+    students = (data or data_dir()) / "students"
+    shipped, untrimmed = shipped_student(), students / UNTRIMMED_STUDENT
+    if shipped is None:
+        return students / "offline"
+    weights = untrimmed / "model.safetensors"
+    if weights.is_file() and weights.stat().st_mtime >= (shipped / "model.safetensors").stat().st_mtime:
+        return untrimmed
+    return shipped

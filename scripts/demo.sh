@@ -2,8 +2,10 @@
 # The main job (`make demo`): reuse or build every artefact the demo needs, then start the app.
 #
 #   1. the packaged models, converted once (data/models/)
-#   2. the student: the one shipped in models/student-offline/ (default), or with
-#      XLSEARCH_DEMO_STUDENT=train the one distilled into data/students/offline/
+#   2. the student: the one shipped in models/student-offline/, untrimmed once into
+#      data/students/offline-untrimmed/ (`distill untrim`: e5's full tokenizer, ~1 minute; better on
+#      the question task and bitext), or with XLSEARCH_DEMO_STUDENT=train the one distilled into
+#      data/students/offline/
 #      (`distill run --config configs/offline.toml`; an interrupted run is resumed)
 #   3. the demo collection data/collections/xquad (XQuAD paragraphs, 12 languages) indexed with
 #      the teacher and the student, each on its fastest backend that keeps mean cosine >= 0.995 to
@@ -29,6 +31,7 @@ TEACHER=pkg:multilingual-e5-small
 STANDIN=pkg:all-MiniLM-L6-v2
 STUDENT_DIR="$DATA/students/offline"
 SHIPPED=models/student-offline
+UNTRIMMED="$DATA/students/offline-untrimmed"
 COLLECTION="$DATA/collections/xquad"
 STAMP="$DATA/collections/xquad.models.json"  # the model files the collection is built with
 CORPUS=${XLSEARCH_SHARED_DATA:-../shared/data}/corpus/xquad_paragraphs.jsonl
@@ -45,8 +48,13 @@ fi
 
 if [ "${XLSEARCH_DEMO_STUDENT:-}" != "train" ] && [ "${XLSEARCH_DEMO_STUDENT:-}" != "standin" ] \
    && [ -f "$SHIPPED/modules.json" ]; then
-  STUDENT=$SHIPPED
-  step "student: the shipped $SHIPPED (XLSEARCH_DEMO_STUDENT=train distils one here instead)"
+  if [ -f "$UNTRIMMED/model.safetensors" ] && ! [ "$SHIPPED/model.safetensors" -nt "$UNTRIMMED/model.safetensors" ]; then
+    step "student: reusing $UNTRIMMED (the shipped $SHIPPED, untrimmed)"
+  else
+    step "student: untrimming the shipped $SHIPPED into $UNTRIMMED (e5's full tokenizer; XLSEARCH_DEMO_STUDENT=train distils one instead)"
+    $PY -m distill untrim "$SHIPPED" --out "$UNTRIMMED" --assistant "$TEACHER"
+  fi
+  STUDENT=$UNTRIMMED
 elif [ -f "$STUDENT_DIR/modules.json" ] && [ "${XLSEARCH_DEMO_STUDENT:-}" != "standin" ]; then
   STUDENT=$STUDENT_DIR
   step "student: reusing $STUDENT_DIR"

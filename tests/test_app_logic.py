@@ -118,4 +118,6 @@ def test_settings_from_environment(tmp_path):
     assert s.collection_path("xquad") == tmp_path / "xquad"
     assert s.collection_path(str(tmp_path / "elsewhere")) is None  # a name, never a path (issue 14, D2)
     # the shipped student when the checkout has one, else the one `distill run --config offline` writes
-    assert s.standin == MINI and s.student.endswith(("models/student-offline", "students/offline"))
+    assert s.standin == MINI and s.student.endswith(
+        ("models/student-offline", "students/offline", "students/offline-untrimmed")
+    )

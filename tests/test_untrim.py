@@ -78,3 +78,24 @@ def test_untrim_refuses_what_it_cannot_do(trimmed, tmp_path, capsys):
     assert distill_main(["untrim", str(tmp_path / "nope"), "--out", str(tmp_path / "y")]) == 1
     assert "not a saved student" in capsys.readouterr().err
     assert not (tmp_path / "x").exists() and not (tmp_path / "x.partial").exists()
+
+
+def test_default_student_is_the_untrimmed_copy_only_while_it_is_current(tmp_path, monkeypatch):
+    import os
+
+    from distill import paths
+
+    shipped, data = tmp_path / "models" / "student-offline", tmp_path / "data"
+    untrimmed = data / "students" / paths.UNTRIMMED_STUDENT
+    for d in (shipped, untrimmed):
+        d.mkdir(parents=True)
+        (d / "model.safetensors").write_bytes(b"w")
+    monkeypatch.setattr(paths, "shipped_student", lambda: shipped)
+    os.utime(shipped / "model.safetensors", (1000, 1000))
+    assert paths.default_student(data) == untrimmed
+    os.utime(untrimmed / "model.safetensors", (10, 10))  # the shipped student was replaced since
+    assert paths.default_student(data) == shipped
+    (untrimmed / "model.safetensors").unlink()
+    assert paths.default_student(data) == shipped
+    monkeypatch.setattr(paths, "shipped_student", lambda: None)
+    assert paths.default_student(data) == data / "students" / "offline"
