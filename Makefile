@@ -7,7 +7,7 @@ export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 PYTEST_ARGS ?=
 
-.PHONY: install test test-fast lint format demo screenshot models clean-data help bench bench-quick wheel-check
+.PHONY: install test test-fast lint format demo screenshot models clean-data help bench bench-quick bench-quality wheel-check
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -61,8 +61,12 @@ bench: install  ## speed, size and scale benchmarks (~20-25 min on 2 quiet cores
 	$(PY) -m benchmarks.index $(BENCH_ARGS)
 	$(PY) -m benchmarks.app $(BENCH_ARGS)
 
+bench-quality: install  ## what each backend costs on the dev question task (~1 h on 2 cores)
+	$(PY) -m benchmarks.quality $(BENCH_ARGS)
+
 bench-quick: install  ## the benchmarks' --quick versions (about a minute each)
 	$(PY) -m benchmarks.search --quick $(BENCH_ARGS)
 	$(PY) -m benchmarks.encode --quick $(BENCH_ARGS)
 	$(PY) -m benchmarks.index --quick $(BENCH_ARGS)
 	$(PY) -m benchmarks.app --quick $(BENCH_ARGS)
+	$(PY) -m benchmarks.quality --quick $(BENCH_ARGS)

@@ -28,7 +28,9 @@ NOTE = """
 
 This copy uses the assistant's full tokenizer: pieces outside the student's rows share the row of
 the kept piece nearest by the assistant's embedding cosine (`distill untrim`, the int32 table
-`embeddings.token_rows`). Rows and layers are the student's, unchanged.
+`embeddings.token_rows`). Rows and layers are the student's, unchanged. The scores above are the
+trimmed student's; measure this copy with `distill evaluate --model DIR --suite quick` (the README's
+student section gives both).
 """
 
 
