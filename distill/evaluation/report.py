@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from distill.evaluation.runner import EvaluationRun
+from distill.fileio import atomic_write_text
 
 # the metric a per-language table and figure shows, per task; the question task comes first everywhere
 PRIMARY = {"question": "r@1", "bitext": "accuracy", "sts": "spearman", "retrieval": "ndcg@10"}
@@ -711,14 +712,8 @@ def write_report(run: EvaluationRun, out_dir: str | Path) -> dict[str, Path]:
         if old.name not in current:
             old.unlink()
     paths = {"json": out / "metrics.json", "markdown": out / "report.md", "html": out / "report.html"}
-    _atomic_write(paths["json"], json.dumps(run.to_json(), indent=1, ensure_ascii=False, allow_nan=False))
-    _atomic_write(paths["markdown"], render_markdown(run, sections, figures, "figures"))
-    _atomic_write(paths["html"], render_html(run, sections, figures))
+    # Readers (the app) never see a half-written file.
+    atomic_write_text(paths["json"], json.dumps(run.to_json(), indent=1, ensure_ascii=False, allow_nan=False))
+    atomic_write_text(paths["markdown"], render_markdown(run, sections, figures, "figures"))
+    atomic_write_text(paths["html"], render_html(run, sections, figures))
     return paths
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    """Readers (the app) never see a half-written file."""
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)

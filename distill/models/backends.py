@@ -18,7 +18,6 @@ import json
 import logging
 import os
 import re
-import uuid
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -29,6 +28,8 @@ from typing import Any
 
 import numpy as np
 import torch
+
+from distill.fileio import atomic_path, atomic_write_text
 
 log = logging.getLogger("distill.models")
 
@@ -256,9 +257,7 @@ def _read_stamp(directory: Path) -> dict:
 
 
 def _write_stamp(directory: Path, stamp: dict) -> None:
-    tmp = directory / f".{STAMP_FILE}.{uuid.uuid4().hex[:8]}.tmp"
-    tmp.write_text(json.dumps(stamp, indent=2) + "\n")
-    os.replace(tmp, directory / STAMP_FILE)
+    atomic_write_text(directory / STAMP_FILE, json.dumps(stamp, indent=2) + "\n")
 
 
 def cached_onnx(directory: Path, backend: Backend, fingerprint: dict) -> Path | None:
@@ -339,8 +338,6 @@ def export_onnx(
     Returns the path and the agreement measured at export (None when the cached file was reused).
     Raises BackendError when the exported graph's vectors fall below MIN_COSINE on `texts`.
     """
-    from distill.models.encoder import Encoder, Role
-
     _onnxruntime()
     directory = onnx_dir(spec, transformer_dir)
     fingerprint = source_fingerprint(transformer_dir)
@@ -356,38 +353,43 @@ def export_onnx(
         export_onnx(encoder, spec, transformer_dir, Backend.ONNX, force=force, texts=texts)
         stamp = _read_stamp(directory)
     target = directory / backend.onnx_file
-    tmp = directory / f".{target.stem}.{uuid.uuid4().hex[:8]}.onnx.tmp"
     try:
-        if backend == Backend.ONNX:
-            _export_fp32(encoder.model, encoder.tokenize(list(texts[:2]), Role.QUERY), tmp)
-        else:
-            _quantize_onnx(fp32, tmp)
-        candidate = Encoder(
-            OnnxModel(tmp, encoder.model.config),
-            encoder.tokenizer,
-            pooling=encoder.pooling,
-            normalize=encoder.normalize,
-            prompts=encoder.prompts,
-            max_seq_length=encoder.max_seq_length,
-            name=str(spec),
-            dense=list(encoder.dense),
-            threads=encoder.threads,
-            backend=backend.value,
-        )
-        agree = require_agreement(
-            candidate, encoder.encode(texts, batch_size=3, prefix=Role.QUERY), spec, texts
-        )
-        os.replace(tmp, target)
+        with atomic_path(target) as tmp:  # a graph that fails the check never replaces a good one
+            agree = _export_checked(encoder, spec, backend, fp32, tmp, texts)
     except BackendError:
         raise
     except Exception as exc:  # the exporter or quantiser failing on an unusual architecture
         raise BackendError(f"cannot export {spec} for {backend.value}: {type(exc).__name__}: {exc}") from exc
-    finally:
-        tmp.unlink(missing_ok=True)
     stamp.setdefault("files", {})[backend.onnx_file] = {"check": agree.to_dict()}
     _write_stamp(directory, stamp)
     log.info("exported %s for %s to %s (cosine to torch min %.4f)", spec, backend.value, target, agree.min)
     return target, agree
+
+
+def _export_checked(
+    encoder, spec, backend: Backend, fp32: Path, out: Path, texts: Sequence[str]
+) -> Agreement:
+    """Write `encoder`'s `backend` graph to `out` (int8: quantised from `fp32`) and check its vectors
+    against the torch encoder's."""
+    from distill.models.encoder import Encoder, Role
+
+    if backend == Backend.ONNX:
+        _export_fp32(encoder.model, encoder.tokenize(list(texts[:2]), Role.QUERY), out)
+    else:
+        _quantize_onnx(fp32, out)
+    candidate = Encoder(
+        OnnxModel(out, encoder.model.config),
+        encoder.tokenizer,
+        pooling=encoder.pooling,
+        normalize=encoder.normalize,
+        prompts=encoder.prompts,
+        max_seq_length=encoder.max_seq_length,
+        name=str(spec),
+        dense=list(encoder.dense),
+        threads=encoder.threads,
+        backend=backend.value,
+    )
+    return require_agreement(candidate, encoder.encode(texts, batch_size=3, prefix=Role.QUERY), spec, texts)
 
 
 # ---------------------------------------------------------------------------------------------

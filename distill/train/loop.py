@@ -10,7 +10,6 @@ uninterrupted run would have seen.
 from __future__ import annotations
 
 import json
-import os
 import random
 import signal
 import time
@@ -23,6 +22,7 @@ import torch
 from tqdm.auto import tqdm
 
 from distill.config import StageConfig
+from distill.fileio import atomic_open
 from distill.train import distributed
 
 LossFn = Callable[[np.ndarray], tuple[torch.Tensor, dict[str, float]]]
@@ -125,9 +125,8 @@ def save_checkpoint(path: Path, *, step: int, model, optimizer, scheduler, losse
         "elapsed": elapsed,
     }
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    with atomic_open(path) as f:
+        torch.save(state, f)
 
 
 class _GracefulInterrupt:

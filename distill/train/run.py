@@ -33,6 +33,7 @@ from distill.config import (
     to_dict,
 )
 from distill.data import TrainingPair
+from distill.fileio import atomic_directory
 from distill.losses import ContrastiveLoss, PairMSELoss
 from distill.models import (
     Encoder,
@@ -703,17 +704,12 @@ def export_final(r: Run, last: int, summary: dict) -> None:
     from distill.student.card import model_card
 
     src = r.stage_dir(last)
-    tmp = r.out_dir.with_name(r.out_dir.name + ".partial")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    shutil.copytree(src, tmp, ignore=shutil.ignore_patterns("stage.json"))
     a_params = None
     if r.cfg.stage1.enabled and r.done(1):
         a_params = r.stage_info(1).get("stored_params")
     student = XLSearchRecurrentModel.from_pretrained(src)
     summary = {**summary, "environment": {"python": platform.python_version(), "torch": torch.__version__}}
-    (tmp / "README.md").write_text(model_card(r.cfg, student, summary, assistant_params=a_params))
-    (tmp / "training_summary.json").write_text(json.dumps(summary, indent=1))
-    if r.out_dir.exists():
-        shutil.rmtree(r.out_dir)
-    tmp.rename(r.out_dir)
+    with atomic_directory(r.out_dir) as tmp:
+        shutil.copytree(src, tmp, ignore=shutil.ignore_patterns("stage.json"), dirs_exist_ok=True)
+        (tmp / "README.md").write_text(model_card(r.cfg, student, summary, assistant_params=a_params))
+        (tmp / "training_summary.json").write_text(json.dumps(summary, indent=1))
