@@ -16,7 +16,8 @@ import streamlit as st
 from app.common import OpenCollection, collection_or_message, compute_lock, settings
 from app.display import md_code, md_text
 from app.quality import DEFAULT_LIMIT, REPORT_SUITE, compute_report, report_langs, role_models
-from app.roles import RoleChoice, choose_models, same_spec
+from app.roles import RoleChoice, choose_models
+from distill.modelspec import same_spec
 
 
 def _frame(table) -> pd.DataFrame:

@@ -31,6 +31,7 @@ from distill.evaluation.base import (
     evaluator_entries,
     evaluator_info,
 )
+from distill.modelspec import display_name
 from distill.paths import REPO_ROOT
 
 SCHEMA = "xlsearch.evaluation/1"
@@ -253,7 +254,7 @@ def parse_model_args(values: Sequence[str]) -> dict[str, str]:
         spec = spec.strip()
         if not spec:
             raise ValueError(f"empty model spec in {value!r}")
-        label = label or Path(spec.removeprefix("pkg:")).name or spec
+        label = label or display_name(spec)
         if label in out:
             raise ValueError(f"model label {label!r} given twice; name them label=SPEC")
         out[label] = spec

@@ -30,6 +30,7 @@ import numpy as np
 import torch
 
 from distill.fileio import atomic_path, atomic_write_text
+from distill.modelspec import PACKAGED_PREFIX, parse_spec
 
 log = logging.getLogger("distill.models")
 
@@ -225,11 +226,10 @@ def require_agreement(
 def onnx_dir(spec: str | Path, transformer_dir: Path) -> Path:
     """Where the ONNX files of a model live: `<transformer dir>/onnx/` for a writable local
     directory, else `models_dir()/onnx-cache/<name>-<hash of the directory>/onnx/`."""
-    from distill.models.sources import PACKAGED_PREFIX
     from distill.paths import models_dir
 
-    text = str(spec)
-    local = not text.startswith(PACKAGED_PREFIX) and Path(text).expanduser().is_dir()
+    text, path = str(spec), parse_spec(spec).path
+    local = path is not None and path.is_dir()
     own = transformer_dir / "onnx"
     if local and (os.access(own, os.W_OK) if own.exists() else os.access(transformer_dir, os.W_OK)):
         return own
