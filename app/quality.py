@@ -148,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
     args = parser.parse_args(argv)
 
-    from distill.data import DataError
+    from distill.documents import DataError
     from distill.evaluation.runner import percent_progress
     from distill.models import ModelNotFoundError
 

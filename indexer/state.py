@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from distill.data import Document
+from distill.documents import Document
 from indexer.config import IndexSpec
 from indexer.errors import IndexerError
 from indexer.store import ModelRow

@@ -14,7 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from distill.data import DataError, Document, Query, read_corpus_jsonl, read_retrieval_set
+from distill.data import Query, read_corpus_jsonl, read_retrieval_set
+from distill.documents import DataError, Document
 from distill.evaluation.base import DataEvaluator, EmbeddingCache, Entry, Task
 from distill.evaluation.metrics import QueryScores, mean_retrieval_metrics, query_metrics
 from distill.langs import canonical_lang
