@@ -109,7 +109,7 @@ def compute_report(
 
 def report_is_current(out_dir: str | Path, models: dict[str, str]) -> bool:
     """Whether the report in `out_dir` has this version's content and covers exactly `models` (label -> spec)."""
-    from distill.evaluation.runner import load_results
+    from distill.evaluation.results import load_results
 
     try:
         run = load_results(out_dir)

@@ -126,8 +126,8 @@ def render() -> None:
         _compute_button(oc, choice, out, "Compute the report")
         return
 
-    from distill.evaluation.report import build_tables
-    from distill.evaluation.runner import load_results
+    from distill.evaluation.report_tables import build_tables
+    from distill.evaluation.results import load_results
 
     try:
         run = load_results(out)

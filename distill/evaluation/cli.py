@@ -221,7 +221,7 @@ def main(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     bar.close()
-    from distill.evaluation.report import datasets, overall
+    from distill.evaluation.report_views import datasets, overall
 
     labels = [m.label for m in run.models]
     print(f"{'data set':<16}" + "".join(f"{lbl:>14}" for lbl in labels))

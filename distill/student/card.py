@@ -17,7 +17,7 @@ def _fmt(v) -> str:
 def _scores_table(summary: dict) -> list[str]:
     rows: list[tuple[str, dict]] = []
     base = summary.get("baselines") or {}
-    from distill.train.evaluate import headline
+    from distill.evaluation.headline import headline
 
     if base.get("teacher"):
         rows.append(("T (teacher, English)", headline(base["teacher"])))

@@ -33,6 +33,7 @@ from distill.config import (
     to_dict,
 )
 from distill.data import TrainingPair
+from distill.evaluation.headline import headline
 from distill.fileio import atomic_directory
 from distill.losses import ContrastiveLoss, PairMSELoss
 from distill.models import (
@@ -54,7 +55,7 @@ from distill.student import (
 from distill.student.export import save_student
 from distill.targets import cached_embeddings
 from distill.train import distributed
-from distill.train.evaluate import DevEvaluation, headline
+from distill.train.evaluate import DevEvaluation
 from distill.train.loop import LoopResult, MetricsLog, StepCallback, train_loop
 from distill.train.pairs import load_pairs, passage_pairs, sample_pairs
 from distill.vocab import count_token_ids, select_vocab, trim_tokenizer
