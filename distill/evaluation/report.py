@@ -90,43 +90,39 @@ def render_html(run: EvaluationRun, sections: dict[str, list[Table]], figures: l
     out += [f"<li>{e(n)}</li>" for n in run.notes]
     out.append("</ul>")
 
-    def table_html(t: Table, level: int = 2, collapsed: bool = False) -> None:
-        body = ["<table><thead><tr>" + "".join(f"<th>{e(h)}</th>" for h in t.header) + "</tr></thead><tbody>"]
-        body += ["<tr>" + "".join(f"<td>{e(c)}</td>" for c in row) + "</tr>" for row in t.rows]
-        body.append("</tbody></table>")
-        if t.note:
-            body.append(f"<p class='note'>{e(t.note)}</p>")
-        if collapsed:
-            out.append(f"<details><summary>{e(t.title)}</summary>" + "".join(body) + "</details>")
-        else:
-            out.append(f"<h{level}>{e(t.title)}</h{level}>" + "".join(body))
-
-    for key in ("summary", "collapse", "questions", "models"):
-        for t in sections[key]:
-            table_html(t)
+    out += [_table_html(t) for key in ("summary", "collapse", "questions", "models") for t in sections[key]]
     if figures:
-        out.append("<h2>Figures</h2><div class='figs'>")
-        for f in figures:
-            data = base64.b64encode(f.png).decode("ascii")
-            wide = " class='wide'" if f.wide else ""
-            out.append(
-                f"<figure{wide}><img alt='{e(f.title)}' src='data:image/png;base64,{data}'>"
-                f"<figcaption class='note'>{e(f.title)}</figcaption></figure>"
-            )
-        out.append("</div>")
+        out += ["<h2>Figures</h2><div class='figs'>", *map(_figure_html, figures), "</div>"]
     if sections["languages"]:
         out.append("<h2>Per language pair</h2>")
-        for t in sections["languages"]:
-            table_html(t, 3, collapsed=len(t.rows) > 15)
+        out += [_table_html(t, 3, collapsed=len(t.rows) > 15) for t in sections["languages"]]
     if sections["retrieval"]:
         out.append("<h2>Retrieval</h2>")
-        for t in sections["retrieval"]:
-            table_html(t, 3)
-    for key in ("cost", "data", "software"):
-        for t in sections[key]:
-            table_html(t)
+        out += [_table_html(t, 3) for t in sections["retrieval"]]
+    out += [_table_html(t) for key in ("cost", "data", "software") for t in sections[key]]
     out.append("</body></html>")
     return "\n".join(out)
+
+
+def _table_html(t: Table, level: int = 2, collapsed: bool = False) -> str:
+    e = html.escape
+    body = ["<table><thead><tr>" + "".join(f"<th>{e(h)}</th>" for h in t.header) + "</tr></thead><tbody>"]
+    body += ["<tr>" + "".join(f"<td>{e(c)}</td>" for c in row) + "</tr>" for row in t.rows]
+    body.append("</tbody></table>")
+    if t.note:
+        body.append(f"<p class='note'>{e(t.note)}</p>")
+    if collapsed:
+        return f"<details><summary>{e(t.title)}</summary>" + "".join(body) + "</details>"
+    return f"<h{level}>{e(t.title)}</h{level}>" + "".join(body)
+
+
+def _figure_html(f: Figure) -> str:
+    data = base64.b64encode(f.png).decode("ascii")
+    wide = " class='wide'" if f.wide else ""
+    return (
+        f"<figure{wide}><img alt='{html.escape(f.title)}' src='data:image/png;base64,{data}'>"
+        f"<figcaption class='note'>{html.escape(f.title)}</figcaption></figure>"
+    )
 
 
 def write_report(run: EvaluationRun, out_dir: str | Path) -> dict[str, Path]:
