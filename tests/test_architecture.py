@@ -13,16 +13,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("distill", "indexer", "app")
-
-
 MAX_MODULE_LINES = 600
 MAX_FUNCTION_LINES = 60
-# indexer/ is being split (issue 15, the indexer part: collection.py into facade, writer, recovery,
-# search and a VectorStore seam; cli.py into commands). Until then its oversized code is listed here.
-SIZE_ALLOWED = {
-    "indexer/cli.py",
-    "indexer/collection.py",
-}
 
 
 def _modules() -> dict[str, Path]:
@@ -174,8 +166,6 @@ def test_modules_and_functions_stay_small():
     too_long = []
     for path in _modules().values():
         rel = path.relative_to(ROOT).as_posix()
-        if rel in SIZE_ALLOWED:
-            continue
         text = path.read_text(encoding="utf-8")
         lines = len(text.splitlines())
         if lines > MAX_MODULE_LINES:
@@ -184,14 +174,3 @@ def test_modules_and_functions_stay_small():
             if length > MAX_FUNCTION_LINES:
                 too_long.append(f"{rel}:{lineno} {func}: {length} lines (at most {MAX_FUNCTION_LINES})")
     assert not too_long, "\n".join(too_long)
-
-
-def test_the_size_allow_list_names_only_files_that_need_it():
-    """An allow-listed file that now fits must leave the list (so the list only ever shrinks)."""
-    fits = []
-    for rel in SIZE_ALLOWED:
-        text = (ROOT / rel).read_text(encoding="utf-8")
-        lengths = [n for _, _, n in _function_lengths(ast.parse(text))]
-        if len(text.splitlines()) <= MAX_MODULE_LINES and max(lengths, default=0) <= MAX_FUNCTION_LINES:
-            fits.append(rel)
-    assert not fits, f"these files fit the limits now: remove them from SIZE_ALLOWED: {fits}"
