@@ -30,6 +30,13 @@ def render() -> None:
     )
     roles = {c.spec: c.label.split(" · ")[0] for c in (choice.teacher, choice.student) if c is not None}
 
+    _overview(info)
+    _languages(info)
+    _models(info, roles)
+    _actions(oc)
+
+
+def _overview(info: dict) -> None:
     st.caption(
         f"{md_code(info['path'])} · database {md_code(info['database'])} · created {_when(info.get('created_at'))} · "
         f"last update {_when(info.get('last_update'))}"
@@ -46,6 +53,8 @@ def render() -> None:
             f"{info['pending_chunks']} chunk(s) are pending (a writer is at work, or was interrupted: {repair})."
         )
 
+
+def _languages(info: dict) -> None:
     st.subheader("Documents per language")
     langs = pd.DataFrame(
         [{"language": language_label(code), "documents": n} for code, n in sorted(info["languages"].items())]
@@ -55,6 +64,8 @@ def render() -> None:
     else:
         st.bar_chart(langs, x="language", y="documents", horizontal=True, height=40 + 28 * len(langs))
 
+
+def _models(info: dict, roles: dict[str, str]) -> None:
     st.subheader("Models and indexes")
     rows = [
         {
@@ -79,6 +90,8 @@ def render() -> None:
         "tokens of overlap; documents are indexed once per model, over the same chunks."
     )
 
+
+def _actions(oc) -> None:
     left, right = st.columns(2)
     if left.button(
         "Verify consistency", help="database, index files and stored vectors agree (changes nothing)"

@@ -18,6 +18,8 @@ import json
 import sys
 from pathlib import Path
 
+from distill.modelspec import normalize_spec, parse_spec
+
 COMPLETE, REBUILD, RESUME = 0, 1, 3
 WEIGHT_FILES = ("*.safetensors", "*.bin", "*.pt", "config.json", "tokenizer.json", "modules.json")
 
@@ -28,18 +30,14 @@ def fingerprint(specs: list[str]) -> dict[str, object]:
     A student retrained into the same directory keeps its spec, but not its files: the vectors
     indexed with the old weights would silently no longer match the queries.
     """
-    from indexer.collection import normalize_spec
-
     out: dict[str, object] = {}
     for spec in specs:
-        path = Path(spec)
-        if spec.startswith("pkg:") or not path.is_dir():
+        path = parse_spec(spec).path
+        if path is None or not path.is_dir():
             out[spec] = spec
             continue
         files = sorted({f for pattern in WEIGHT_FILES for f in path.rglob(pattern) if f.is_file()})
-        out[normalize_spec(spec)] = {
-            str(f.relative_to(path)): [f.stat().st_size, f.stat().st_mtime_ns] for f in files
-        }
+        out[str(path)] = {str(f.relative_to(path)): [f.stat().st_size, f.stat().st_mtime_ns] for f in files}
     return out
 
 
@@ -67,7 +65,6 @@ def main(argv: list[str] | None = None) -> int:
         return COMPLETE
 
     from indexer import Collection, IndexerError
-    from indexer.collection import normalize_spec
 
     try:
         with Collection.open(args.collection, read_only=True) as col:

@@ -109,7 +109,7 @@ def compute_report(
 
 def report_is_current(out_dir: str | Path, models: dict[str, str]) -> bool:
     """Whether the report in `out_dir` has this version's content and covers exactly `models` (label -> spec)."""
-    from distill.evaluation.runner import load_results
+    from distill.evaluation.results import load_results
 
     try:
         run = load_results(out_dir)
@@ -148,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
     args = parser.parse_args(argv)
 
-    from distill.data import DataError
+    from distill.documents import DataError
     from distill.evaluation.runner import percent_progress
     from distill.models import ModelNotFoundError
 

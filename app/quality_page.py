@@ -16,7 +16,8 @@ import streamlit as st
 from app.common import OpenCollection, collection_or_message, compute_lock, settings
 from app.display import md_code, md_text
 from app.quality import DEFAULT_LIMIT, REPORT_SUITE, compute_report, report_langs, role_models
-from app.roles import RoleChoice, choose_models, same_spec
+from app.roles import RoleChoice, choose_models
+from distill.modelspec import same_spec
 
 
 def _frame(table) -> pd.DataFrame:
@@ -125,8 +126,7 @@ def render() -> None:
         _compute_button(oc, choice, out, "Compute the report")
         return
 
-    from distill.evaluation.report import build_tables
-    from distill.evaluation.runner import load_results
+    from distill.evaluation.results import load_results
 
     try:
         run = load_results(out)
@@ -134,6 +134,20 @@ def render() -> None:
         st.error(f"The report in {md_code(out)} cannot be read ({md_text(exc)}). Compute it again:")
         _compute_button(oc, choice, out, "Recompute the report")
         return
+    _report_header(oc, choice, out, run)
+    _report_body(run, out)
+    html = out / "report.html"
+    if html.is_file():
+        st.download_button(
+            "Download report.html (self-contained)",
+            html.read_bytes(),
+            file_name=f"{oc.name}-report.html",
+            mime="text/html",
+        )
+
+
+def _report_header(oc: OpenCollection, choice: RoleChoice, out: Path, run) -> None:
+    """Which models the report covers and when it was made; a button where it is out of date."""
     st.caption(
         f"Report of {run.created} ({run.wall_seconds:.0f} s) · models: "
         + ", ".join(f"**{md_text(m.label)}** = {md_code(m.spec)}" for m in run.models)
@@ -146,11 +160,16 @@ def render() -> None:
         _compute_button(oc, choice, out, "Recompute the report")
     for note in run.notes:
         st.caption(md_text(note))
-
-    sections = build_tables(run)
     if run.suite != REPORT_SUITE:
         st.warning("This report predates the question task (the app's job); recompute it to see it.")
         _compute_button(oc, choice, out, "Recompute the report")
+
+
+def _report_body(run, out: Path) -> None:
+    """The question task first, then the figures, size and speed, and every table."""
+    from distill.evaluation.report_tables import build_tables
+
+    sections = build_tables(run)
     for table in sections["summary"]:
         st.subheader("Summary")
         st.dataframe(_styled(table), hide_index=True, width="stretch")
@@ -172,14 +191,6 @@ def render() -> None:
         _show_table(table)
     for table in sections["data"] + sections["software"]:
         _show_table(table, expanded=False)
-    html = out / "report.html"
-    if html.is_file():
-        st.download_button(
-            "Download report.html (self-contained)",
-            html.read_bytes(),
-            file_name=f"{oc.name}-report.html",
-            mime="text/html",
-        )
 
 
 if __name__ == "__main__":  # run as a page by st.navigation (app/streamlit_app.py)

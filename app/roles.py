@@ -8,35 +8,14 @@ shown in its place, labelled as such, so nobody mistakes its numbers for the stu
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 from app.display import md_code
-from distill.paths import REPO_ROOT
-
-
-def _as_path(spec: str) -> Path | None:
-    if spec.startswith("pkg:"):
-        return None
-    path = Path(spec).expanduser()
-    if not path.is_absolute():
-        path = REPO_ROOT / path
-    return path.resolve() if path.exists() else None
-
-
-def same_spec(a: str, b: str) -> bool:
-    """True when two specs name the same model (`data/x` and `/abs/repo/data/x` are the same)."""
-    if a == b:
-        return True
-    pa, pb = _as_path(a), _as_path(b)
-    return pa is not None and pa == pb
+from distill.modelspec import display_name, same_spec
 
 
 def short_name(spec: str) -> str:
-    """A compact label: `pkg:all-MiniLM-L6-v2` -> `all-MiniLM-L6-v2`, a directory -> its last parts."""
-    if spec.startswith("pkg:"):
-        return spec[4:]
-    parts = Path(spec).parts
-    return "/".join(parts[-2:]) if len(parts) >= 2 else spec
+    """A compact label: `pkg:all-MiniLM-L6-v2` -> `all-MiniLM-L6-v2`, a directory -> its last two names."""
+    return display_name(spec, parts=2)
 
 
 @dataclass(frozen=True)

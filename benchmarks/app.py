@@ -158,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             info = col.info()
             recorded = col.model_backends()
-            from indexer.collection import normalize_spec
+            from distill.modelspec import normalize_spec
 
             backends = {role: recorded.get(normalize_spec(spec), "torch") for role, spec in specs.items()}
             source["backends"] = backends

@@ -26,6 +26,8 @@ from typing import Any
 
 import numpy as np
 
+from distill.fileio import atomic_write_text
+
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SCHEMA_VERSION = 1
@@ -369,9 +371,7 @@ def write_results(
         "notes": list(notes),
     }
     text = json.dumps(_jsonable(payload), indent=2, ensure_ascii=False, allow_nan=False)
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(text + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_write_text(path, text + "\n")
     return path
 
 

@@ -203,6 +203,11 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
             return tp(value)
         except ValueError:
             raise ConfigError(f"{key}: {value!r} is not one of {[m.value for m in tp]}") from None
+    return _coerce_scalar(value, tp, key)
+
+
+def _coerce_scalar(value: Any, tp: Any, key: str) -> Any:
+    """TOML's booleans, integers, floats (an integer is a float too) and strings; a bool is no number."""
     if tp is bool:
         if not isinstance(value, bool):
             raise ConfigError(f"{key}: expected true/false, got {value!r}")
@@ -339,8 +344,7 @@ def _positive(key: str, value: float) -> None:
         raise ConfigError(f"{key} must be > 0, got {value!r}")
 
 
-def validate(cfg: RunConfig) -> None:
-    s = cfg.student
+def _validate_student(s) -> None:
     for name in ("embedding_size", "passes"):
         _at_least(f"student.{name}", getattr(s, name), 1)
     if isinstance(s.layers, int):
@@ -349,6 +353,26 @@ def validate(cfg: RunConfig) -> None:
         raise ConfigError(
             f"student.layers = {s.layers}: give k >= 1 or a non-empty list of distinct layer indices >= 0"
         )
+
+
+def _validate_stage(n: int, st) -> None:
+    for name, minimum in (
+        ("steps", 0),
+        ("batch_size", 1),
+        ("max_pairs", 0),
+        ("checkpoint_every", 1),
+        ("log_every", 1),
+        ("weight_decay", 0),
+    ):
+        _at_least(f"stage{n}.{name}", getattr(st, name), minimum)
+    for name in ("lr", "grad_clip"):  # a clip norm of 0 would zero every gradient
+        _positive(f"stage{n}.{name}", getattr(st, name))
+    if not 0 <= st.warmup_ratio < 1:
+        raise ConfigError(f"stage{n}.warmup_ratio must be in [0, 1)")
+
+
+def validate(cfg: RunConfig) -> None:
+    _validate_student(cfg.student)
     _at_least("threads", cfg.threads, 0)
     d = cfg.data
     for name, minimum in (
@@ -362,20 +386,7 @@ def validate(cfg: RunConfig) -> None:
     _at_least("vocab.min_count", cfg.vocab.min_count, 1)
     _at_least("vocab.max_pieces", cfg.vocab.max_pieces, 0)
     for n in (1, 2, 3, 4):
-        st = cfg.stage(n)
-        for name, minimum in (
-            ("steps", 0),
-            ("batch_size", 1),
-            ("max_pairs", 0),
-            ("checkpoint_every", 1),
-            ("log_every", 1),
-            ("weight_decay", 0),
-        ):
-            _at_least(f"stage{n}.{name}", getattr(st, name), minimum)
-        for name in ("lr", "grad_clip"):  # a clip norm of 0 would zero every gradient
-            _positive(f"stage{n}.{name}", getattr(st, name))
-        if not 0 <= st.warmup_ratio < 1:
-            raise ConfigError(f"stage{n}.warmup_ratio must be in [0, 1)")
+        _validate_stage(n, cfg.stage(n))
     for name in ("weight_en", "weight_xx", "weight_cos", "infonce_weight", "kl_weight"):
         _at_least(f"stage4.{name}", getattr(cfg.stage4, name), 0)
     _positive("stage4.infonce_scale", cfg.stage4.infonce_scale)

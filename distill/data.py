@@ -11,23 +11,15 @@ import json
 import re
 import sys
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
+from distill.documents import DataError, Document, parse_document, record_field
 from distill.langs import canonical_lang
 
 _LANG_CODE = re.compile(r"[A-Za-z]{2,3}([_-][A-Za-z0-9]{2,8})*")  # de, deu_Latn, zho-CN, pt-BR
 
 csv.field_size_limit(sys.maxsize)
-
-
-class DataError(ValueError):
-    """Malformed input; the message names file and line."""
-
-    def __init__(self, path: str | Path, line: int | None, message: str) -> None:
-        self.path, self.line = str(path), line
-        where = f"{path}:{line}" if line is not None else str(path)
-        super().__init__(f"{where}: {message}")
 
 
 @dataclass(frozen=True)
@@ -44,15 +36,6 @@ class StsExample:
     score: float
     lang1: str = ""
     lang2: str = ""
-
-
-@dataclass(frozen=True)
-class Document:
-    id: str
-    lang: str
-    text: str
-    title: str = ""
-    metadata: dict = field(default_factory=dict, hash=False, compare=False)
 
 
 @dataclass(frozen=True)
@@ -112,21 +95,6 @@ def iter_jsonl(path: str | Path) -> Iterator[tuple[int, dict]]:
         raise DataError(path, None, "file is empty")
 
 
-def _field(obj: dict, name: str, path: str | Path, line: int, *, required: bool = True) -> str:
-    value = obj.get(name)
-    if value is None:
-        if required:
-            raise DataError(path, line, f"missing field '{name}'")
-        return ""
-    # bool is an int in Python: `"id": true` would become the id "True".
-    if isinstance(value, bool) or not isinstance(value, str | int):
-        raise DataError(path, line, f"field '{name}' must be a string, got {type(value).__name__}")
-    value = str(value)
-    if required and not value.strip():
-        raise DataError(path, line, f"field '{name}' is empty")
-    return value
-
-
 def iter_tsv(path: str | Path, required: Sequence[str] = ()) -> Iterator[tuple[int, dict[str, str]]]:
     """Yield (line number, row dict) of a headed, unquoted TSV; check the columns as we go."""
     lines = _open_lines(path)
@@ -158,7 +126,9 @@ def iter_tsv(path: str | Path, required: Sequence[str] = ()) -> Iterator[tuple[i
 def read_parallel_jsonl(path: str | Path) -> list[ParallelRecord]:
     """Multi-parallel JSONL: `{"id", "lang", "text"}`; same id = translations."""
     return [
-        ParallelRecord(_field(o, "id", path, n), _field(o, "lang", path, n), _field(o, "text", path, n))
+        ParallelRecord(
+            record_field(o, "id", path, n), record_field(o, "lang", path, n), record_field(o, "text", path, n)
+        )
         for n, o in iter_jsonl(path)
     ]
 
@@ -220,21 +190,11 @@ def read_corpus_jsonl(path: str | Path) -> list[Document]:
     return docs
 
 
-def parse_document(obj: dict, path: str | Path, line: int) -> Document:
-    """One corpus record; shared with the indexer's importers."""
-    extra = {k: v for k, v in obj.items() if k not in ("id", "lang", "title", "text")}
-    return Document(
-        id=_field(obj, "id", path, line),
-        lang=_field(obj, "lang", path, line),
-        text=_field(obj, "text", path, line),
-        title=_field(obj, "title", path, line, required=False),
-        metadata=extra,
-    )
-
-
 def read_queries_jsonl(path: str | Path) -> list[Query]:
     return [
-        Query(_field(o, "id", path, n), _field(o, "lang", path, n), _field(o, "text", path, n))
+        Query(
+            record_field(o, "id", path, n), record_field(o, "lang", path, n), record_field(o, "text", path, n)
+        )
         for n, o in iter_jsonl(path)
     ]
 

@@ -2,21 +2,21 @@
 
 The key hashes the model's identity (spec plus the size and mtime of its weight files, so a
 retrained checkpoint gets a new key), the prompt, the sequence length and the texts themselves.
-Files are written to a temporary name and renamed, so an interrupted run never leaves a
-half-written cache that a later run would trust.
+Files are written atomically (`distill.fileio`), so an interrupted run never leaves a half-written
+cache that a later run would trust.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 from tqdm.auto import tqdm
 
+from distill.fileio import atomic_path, atomic_write_text
 from distill.models import Encoder, resolve_model
 from distill.paths import data_dir
 
@@ -65,16 +65,15 @@ def cached_embeddings(
         arr = np.load(path, mmap_mode="r")
         if arr.shape == (len(texts), encoder.dim):
             return arr
-    tmp = root / f"{key}.{os.getpid()}.tmp.npy"
-    out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(len(texts), encoder.dim))
-    chunk = batch_size * 16
-    for start in tqdm(range(0, len(texts), chunk), desc=f"{label} ({len(texts)} texts)", unit="chunk"):
-        out[start : start + chunk] = encoder.encode(
-            texts[start : start + chunk], batch_size=batch_size, prefix=prefix
-        )
-    out.flush()
-    del out
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:  # filled in place as a memory map, then renamed
+        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(len(texts), encoder.dim))
+        chunk = batch_size * 16
+        for start in tqdm(range(0, len(texts), chunk), desc=f"{label} ({len(texts)} texts)", unit="chunk"):
+            out[start : start + chunk] = encoder.encode(
+                texts[start : start + chunk], batch_size=batch_size, prefix=prefix
+            )
+        out.flush()
+        del out
     meta = {
         "model": str(spec),
         "prefix": prefix,
@@ -82,5 +81,5 @@ def cached_embeddings(
         "dim": encoder.dim,
         "max_seq_length": encoder.max_seq_length,
     }
-    (root / f"{key}.json").write_text(json.dumps(meta, indent=2))
+    atomic_write_text(root / f"{key}.json", json.dumps(meta, indent=2))
     return np.load(path, mmap_mode="r")

@@ -15,7 +15,7 @@ with Collection.open("data/collections/xquad", read_only=True) as col:
 ```
 """
 
-from distill.data import Document
+from distill.documents import Document
 from indexer.collection import Collection
 from indexer.config import CollectionSettings, IndexKind, IndexSpec, OnError
 from indexer.errors import (

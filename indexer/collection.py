@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session, defer
 import indexer.inspection as inspection
 import indexer.layout as layout
 import indexer.lifecycle as lifecycle
-from distill.data import Document
+from distill.documents import Document
 from indexer.chunking import Chunker, chunker_for
 from indexer.config import CollectionSettings, IndexSpec, OnError
 from indexer.errors import (

@@ -1,53 +1,28 @@
-"""Crash-safe files: write to a temporary file, fsync it, rename it into place, fsync the directory.
+"""The indexer's files: written atomically (`distill.fileio`) with the CRC-32 it records in the
+database, and checked against it later.
 
-A reader (or a process started after a crash) sees either no file or a complete one, never a
-half-written file: `faiss.write_index` writes in place, and an interrupted write leaves an index
-that fails later with `read error` (faiss #861).
+`faiss.write_index` writes in place, and an interrupted write leaves an index that fails later with
+`read error` (faiss #861): every index and vector file goes through `atomic_write`/`atomic_save_npy`.
 """
 
 from __future__ import annotations
 
-import os
-import uuid
+import os  # noqa: F401  (test_indexer_hardening patches `indexer.files.os.fsync`, i.e. os.fsync)
 import zlib
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
 
-TMP_SUFFIX = ".tmp"
+from distill.fileio import TMP_SUFFIX, atomic_open
 
-
-def fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-@contextmanager
-def _atomic_replace(path: Path) -> Iterator[BinaryIO]:
-    """Yield a temporary file beside `path`; on success fsync it, rename it over `path`, fsync the dir."""
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}{TMP_SUFFIX}")
-    try:
-        with open(tmp, "wb") as f:
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    fsync_dir(path.parent)
+__all__ = ["TMP_SUFFIX", "atomic_save_npy", "atomic_write", "crc32_file", "crc32_stream", "npy_crc32"]
 
 
 def atomic_write(path: Path, data: bytes | memoryview | np.ndarray) -> int:
     """Write `data` to `path` atomically and durably; return its CRC-32."""
     view = memoryview(data).cast("B") if not isinstance(data, bytes) else memoryview(data)
-    with _atomic_replace(path) as f:
+    with atomic_open(path) as f:
         f.write(view)
     return zlib.crc32(view)
 
@@ -73,7 +48,7 @@ def npy_crc32(array: np.ndarray) -> int:
 def atomic_save_npy(path: Path, array: np.ndarray) -> int:
     """`np.save`, atomically (the file can later be memory-mapped with `np.load(mmap_mode='r')`);
     return the file's CRC-32."""
-    with _atomic_replace(path) as f:
+    with atomic_open(path) as f:
         out = _CrcWriter(f)
         np.save(out, np.ascontiguousarray(array), allow_pickle=False)
     return out.crc

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from distill.data import Document
+from distill.documents import Document
 from indexer.segments import SegmentStore
 from indexer.state import ModelState
 from indexer.store import ChunkRow, ChunkState, DocumentRow, MetaRow, masked_url

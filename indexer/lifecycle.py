@@ -8,10 +8,11 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy.orm import Session
 
+from distill.modelspec import display_name
 from indexer.config import IndexSpec
 from indexer.errors import CollectionExistsError, CollectionNotFoundError, IndexerError, storage_errors
 from indexer.layout import INDEX_DIR, clear_interrupted_create, remove_if_empty, undo_create, write_marker
-from indexer.state import ModelState, model_name
+from indexer.state import ModelState
 from indexer.store import (
     SCHEMA_VERSION,
     MetaRow,
@@ -49,7 +50,7 @@ def create(
             col._stores.connect()
             encs = {s: col._load_encoder(s, chosen[s]) for s in specs}
             for sp, enc in encs.items():  # before anything is written: a bad index type leaves nothing
-                probe = ModelState(id=0, spec=sp, name=model_name(sp), dim=enc.dim)
+                probe = ModelState(id=0, spec=sp, name=display_name(sp), dim=enc.dim)
                 open_store(col._stores.config.kind, probe, col._stores).check_spec(spec, enc.dim)
             create_schema(col.engine)
             made_schema = True
@@ -82,7 +83,7 @@ def _write_rows(col: Collection, uid: str, encs: dict, chosen: dict, spec: Index
         s.add_all([MetaRow(key=k, value=v) for k, v in meta.items()])
         names: set[str] = set()
         for sp, enc in encs.items():
-            name = model_name(sp)
+            name = display_name(sp)
             if name in names:
                 name = f"{name}#{len(names) + 1}"
             names.add(name)

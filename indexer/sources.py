@@ -27,7 +27,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from distill.data import DataError, Document, parse_document
+from distill.documents import DataError, Document, parse_document
 from distill.langs import canonical_lang, is_known_lang
 
 csv.field_size_limit(sys.maxsize)

@@ -7,12 +7,12 @@ import json
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from distill.data import Document
+from distill.documents import Document
+from distill.modelspec import display_name, normalize_spec
 from indexer.config import IndexSpec
 from indexer.errors import IndexerError
 from indexer.store import ModelRow
@@ -91,20 +91,6 @@ def content_hash(doc: Document) -> str:
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
 
-def model_name(spec: str) -> str:
-    if spec.startswith("pkg:"):
-        return spec[4:]
-    return Path(spec).name or spec
-
-
-def normalize_spec(spec: str | Path) -> str:
-    """Local model directories are stored as absolute paths; `pkg:` and hub ids as given."""
-    text = str(spec).strip()
-    if not text.startswith("pkg:") and Path(text).expanduser().exists():
-        return str(Path(text).expanduser().resolve())
-    return text
-
-
 def batched(items: Sequence, n: int) -> Iterator[Sequence]:
     for i in range(0, len(items), n):
         yield items[i : i + n]
@@ -140,7 +126,7 @@ def backends_for(specs: Sequence[str], backends: str | Mapping[str, str] | None)
         wanted = dict.fromkeys(specs)
         for key, name in backends.items():
             spec = normalize_spec(key)
-            match = next((s for s in specs if spec == s or model_name(s) == str(key)), None)
+            match = next((s for s in specs if spec == s or display_name(s) == str(key)), None)
             if match is None:
                 raise IndexerError(f"--backend names model {key!r}, which is not among {list(specs)}")
             wanted[match] = name

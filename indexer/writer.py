@@ -24,7 +24,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 from tqdm.auto import tqdm
 
-from distill.data import Document
+from distill.documents import Document
 from indexer.config import OnError
 from indexer.errors import IndexerError, InputError
 from indexer.layout import REJECTS_DIR

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from distill.data import Document
+from distill.documents import Document
 
 REPO = Path(__file__).resolve().parents[1]
 

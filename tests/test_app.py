@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from distill.data import Document
+from distill.documents import Document
 
 APP = str(Path(__file__).resolve().parents[1] / "app" / "streamlit_app.py")
 TIMEOUT = 60  # the first run opens the collection and loads both models

@@ -6,8 +6,9 @@ import pytest
 
 from app.display import highlight, hit_html, snippet_html
 from app.ranking import agreement, timed
-from app.roles import choose_models, same_spec, short_name
+from app.roles import choose_models, short_name
 from app.settings import AppSettings
+from distill.modelspec import same_spec
 
 E5, MINI, STUDENT = "pkg:multilingual-e5-small", "pkg:all-MiniLM-L6-v2", "/models/students/offline"
 

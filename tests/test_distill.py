@@ -326,9 +326,10 @@ def test_four_stages_end_to_end(tiny_setup, tmp_path):
 
 def test_stage_evaluation_uses_the_dev_suite(tiny_setup, shared_data):
     """The hook the stages call after training: distill.evaluation's quick dev suite (German only)."""
+    from distill.evaluation.headline import headline
     from distill.models import load_encoder
     from distill.student.card import _scores_table
-    from distill.train.evaluate import DevEvaluation, headline
+    from distill.train.evaluate import DevEvaluation
 
     evaluation = DevEvaluation(enabled=True, quick=True, langs=["de"])
     metrics = evaluation(load_encoder(tiny_setup["assistant"], device="cpu"))

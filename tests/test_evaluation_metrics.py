@@ -7,7 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from distill.data import Document, Query
+from distill.data import Query
+from distill.documents import Document
 from distill.evaluation import RetrievalEvaluator
 from distill.evaluation.metrics import (
     average_ranks,

@@ -13,7 +13,8 @@ import pytest
 import torch
 
 from distill.cli import main as distill_main
-from distill.data import Document, Query
+from distill.data import Query
+from distill.documents import Document
 from distill.evaluation import (
     BitextEvaluator,
     CostEvaluator,

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from distill.data import Document
+from distill.documents import Document
 
 APP = str(Path(__file__).resolve().parents[1] / "app" / "streamlit_app.py")
 EVIL_NAME = "x`[pwn](https://evil.example)` <img src=x onerror=alert(1)> $x$ :red[y] **b**"

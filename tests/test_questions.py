@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from distill.data import Document, Query
+from distill.data import Query
+from distill.documents import Document
 from distill.evaluation import bitext_from_parallel_jsonl, evaluate_models
 from distill.evaluation.questions import CHUNK_OVERLAP, CHUNK_TOKENS, QuestionEvaluator, question_retrieval
 from distill.evaluation.report import build_tables

@@ -25,7 +25,7 @@ def tiny_setup(tmp_path_factory):
 
 def _run(tiny_setup, tmp_path, **extra):
     from distill.train.loop import MetricsLog
-    from distill.train.run import Run
+    from distill.train.state import Run
 
     cfg = load_config(None, tiny_overrides(tiny_setup, tmp_path / "s", tmp_path / "cache", steps=2, **extra))
     run_dir = tmp_path / "s.run"
@@ -50,7 +50,7 @@ def test_layers_accept_k_or_a_list_of_indices():
 
 def test_student_starts_from_the_chosen_layers_of_a(tiny_setup, tmp_path):
     from distill.models import load_encoder
-    from distill.train.run import init_student
+    from distill.train.stages import init_student
 
     run = _run(tiny_setup, tmp_path, **{"student.layers": "[0,3]", "student.embedding_size": 32})
     a = load_encoder(tiny_setup["assistant"]).model
@@ -66,7 +66,7 @@ def test_student_starts_from_the_chosen_layers_of_a(tiny_setup, tmp_path):
 def test_full_width_student_with_all_layers_reproduces_a(tiny_setup, tmp_path):
     """embedding_size = hidden: the SVD start is exact, so S(all of A's layers) = A."""
     from distill.models import load_encoder
-    from distill.train.run import init_student, student_encoder
+    from distill.train.stages import init_student, student_encoder
 
     assistant = load_encoder(tiny_setup["assistant"])
     run = _run(
@@ -111,7 +111,7 @@ def test_score_distillation_is_zero_for_the_teacher_and_grows_when_scores_disagr
 
 def test_passage_pairs_embed_with_the_passage_prompt(tiny_setup, tmp_path):
     from distill.models import load_encoder
-    from distill.train.run import _embed_pairs, _texts_index
+    from distill.train.stages import _embed_pairs, _texts_index
 
     run = _run(tiny_setup, tmp_path)
     enc = load_encoder(tiny_setup["assistant"])

@@ -20,14 +20,9 @@ from distill.evaluation.base import (
 from distill.evaluation.bitext import BitextEvaluator, bitext_from_pair_tsv, bitext_from_parallel_jsonl
 from distill.evaluation.cost import CostEvaluator
 from distill.evaluation.report import write_report
+from distill.evaluation.results import EvaluationRun, ModelResult, load_results
 from distill.evaluation.retrieval import RetrievalEvaluator, parallel_corpus_retrieval, retrieval_from_files
-from distill.evaluation.runner import (
-    EvaluationRun,
-    ModelResult,
-    evaluate_models,
-    load_results,
-    parse_model_args,
-)
+from distill.evaluation.runner import evaluate_models, parse_model_args
 from distill.evaluation.sts import StsEvaluator, sts_from_tsv
 from distill.evaluation.suite import DEFAULT_LANGS, QUICK_LANGS, dev_suite
 

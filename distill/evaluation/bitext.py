@@ -117,6 +117,25 @@ def bitext_from_pair_tsv(
     )
 
 
+def _parallel_languages(
+    path: str | Path, langs: Sequence[str] | None, pivot: str
+) -> tuple[dict[str, dict[str, str]], str, list[str]]:
+    """The file's texts (language code -> id -> text), its pivot language's code and the codes of
+    the wanted other languages. Canonical duplicates (zho_Hans / zho_Hant) are kept apart: they are
+    different test sets."""
+    by_lang: dict[str, dict[str, str]] = {}
+    for r in read_parallel_jsonl(path):
+        by_lang.setdefault(r.lang, {}).setdefault(r.id, r.text)
+    pivots = [code for code in by_lang if canonical_lang(code) == pivot]
+    if not pivots:
+        raise DataError(path, None, f"no records in the pivot language {pivot!r}")
+    wanted = None if langs is None else {canonical_lang(c) for c in langs}
+    codes = [c for c in by_lang if c != pivots[0] and (wanted is None or canonical_lang(c) in wanted)]
+    if wanted is not None and not codes:
+        raise DataError(path, None, f"none of the languages {sorted(wanted)} occur in the file")
+    return by_lang, pivots[0], codes
+
+
 def bitext_from_parallel_jsonl(
     path: str | Path,
     *,
@@ -137,19 +156,7 @@ def bitext_from_parallel_jsonl(
     """
     from distill.evaluation.sampling import file_fingerprint, take_sample
 
-    records = read_parallel_jsonl(path)
-    by_lang: dict[str, dict[str, str]] = {}
-    for r in records:
-        by_lang.setdefault(r.lang, {}).setdefault(r.id, r.text)
-    pivots = [code for code in by_lang if canonical_lang(code) == pivot]
-    if not pivots:
-        raise DataError(path, None, f"no records in the pivot language {pivot!r}")
-    pivot_code = pivots[0]
-    wanted = None if langs is None else {canonical_lang(c) for c in langs}
-    # canonical duplicates (zho_Hans / zho_Hant) are kept apart: they are different test sets
-    codes = [c for c in by_lang if c != pivot_code and (wanted is None or canonical_lang(c) in wanted)]
-    if wanted is not None and not codes:
-        raise DataError(path, None, f"none of the languages {sorted(wanted)} occur in the file")
+    by_lang, pivot_code, codes = _parallel_languages(path, langs, pivot)
     ids_all = sorted(by_lang[pivot_code])
     sample = [ids_all[i] for i in take_sample(len(ids_all), limit)]
     fingerprint = file_fingerprint(path)

@@ -39,6 +39,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         required=True,
         help="model to evaluate (repeat for several)",
     )
+    _add_data_arguments(parser)
+    parser.add_argument(
+        "--no-cost", action="store_true", help="skip the cost evaluator (size, speed, memory)"
+    )
+    parser.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
+    parser.add_argument("--batch-size", type=int, default=64, help="encoding batch size (default 64)")
+    parser.add_argument("--max-seq-length", type=int, help="cap tokens per text (default: each model's own)")
+    parser.add_argument(
+        "--trust-remote-code",
+        action="store_true",
+        help="let models that ship their own Python code (auto_map) run it; trusted authors only",
+    )
+    parser.add_argument(
+        "--out", "-o", type=Path, help="output directory (default: data/reports/<suite or 'custom'>)"
+    )
+
+
+def _add_data_arguments(parser: argparse.ArgumentParser) -> None:
+    """What to evaluate on: a suite and/or files, and how to sample and score them."""
     parser.add_argument(
         "--suite", choices=("dev", "quick"), help="built-in evaluation suite on the shared data"
     )
@@ -77,20 +96,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="retrieval from files: search one document language at a time (default: all together)",
     )
-    parser.add_argument(
-        "--no-cost", action="store_true", help="skip the cost evaluator (size, speed, memory)"
-    )
-    parser.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
-    parser.add_argument("--batch-size", type=int, default=64, help="encoding batch size (default 64)")
-    parser.add_argument("--max-seq-length", type=int, help="cap tokens per text (default: each model's own)")
-    parser.add_argument(
-        "--trust-remote-code",
-        action="store_true",
-        help="let models that ship their own Python code (auto_map) run it; trusted authors only",
-    )
-    parser.add_argument(
-        "--out", "-o", type=Path, help="output directory (default: data/reports/<suite or 'custom'>)"
-    )
 
 
 def _parse_retrieval(value: str) -> dict[str, str]:
@@ -107,44 +112,55 @@ def _parse_retrieval(value: str) -> dict[str, str]:
 
 
 def build_evaluators(args: argparse.Namespace) -> list:
-    from distill.evaluation import (
-        CostEvaluator,
-        bitext_from_pair_tsv,
-        bitext_from_parallel_jsonl,
-        dev_suite,
-        retrieval_from_files,
-        sts_from_tsv,
-    )
-    from distill.evaluation.suite import flores_english
-    from distill.paths import shared_data_dir
+    from distill.evaluation import dev_suite
 
     langs = [c.strip() for c in args.langs.split(",") if c.strip()] if args.langs else None
     common = {"batch_size": args.batch_size, "show_progress": True}
     evaluators: list = []
     if args.suite:
         evaluators += dev_suite(quick=args.suite == "quick", langs=langs, include_cost=False, **common)
-    for path in args.bitext:
-        path = Path(path)
-        if path.suffix == ".jsonl":
-            evaluators += bitext_from_parallel_jsonl(
-                path, langs=langs, limit=args.limit, margin=args.margin, **common
-            )
-        else:
-            evaluators.append(bitext_from_pair_tsv(path, limit=args.limit, margin=args.margin, **common))
+    evaluators += _bitext_evaluators(args, langs, common)
     if args.margin and args.suite:
         for ev in evaluators:
             if hasattr(ev, "margin"):
                 ev.margin = True
+    evaluators += _sts_and_retrieval_evaluators(args, common)
+    if not evaluators:
+        raise ValueError("nothing to evaluate: give --suite, --bitext, --sts or --retrieval")
+    names = [ev.name for ev in evaluators]
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        raise ValueError(f"two evaluators are named {dup}: rename the files or drop one")
+    if not args.no_cost:
+        evaluators += _cost_evaluator(args)
+    return evaluators
+
+
+def _bitext_evaluators(args: argparse.Namespace, langs: list[str] | None, common: dict) -> list:
+    from distill.evaluation import bitext_from_pair_tsv, bitext_from_parallel_jsonl
+
+    out: list = []
+    for path in map(Path, args.bitext):
+        if path.suffix == ".jsonl":
+            out += bitext_from_parallel_jsonl(
+                path, langs=langs, limit=args.limit, margin=args.margin, **common
+            )
+        else:
+            out.append(bitext_from_pair_tsv(path, limit=args.limit, margin=args.margin, **common))
+    return out
+
+
+def _sts_and_retrieval_evaluators(args: argparse.Namespace, common: dict) -> list:
+    from distill.evaluation import retrieval_from_files, sts_from_tsv
+
+    out: list = []
     for path in args.sts:
-        evaluators += sts_from_tsv(path, limit=args.limit, **common)
+        out += sts_from_tsv(path, limit=args.limit, **common)
     for i, value in enumerate(args.retrieval):
         parts = _parse_retrieval(value)
-        name = (
-            Path(parts["queries"]).stem
-            if len(args.retrieval) == 1
-            else f"{Path(parts['queries']).stem}-{i + 1}"
-        )
-        evaluators.append(
+        stem = Path(parts["queries"]).stem
+        name = stem if len(args.retrieval) == 1 else f"{stem}-{i + 1}"
+        out.append(
             retrieval_from_files(
                 parts["queries"],
                 parts["corpus"],
@@ -154,26 +170,26 @@ def build_evaluators(args: argparse.Namespace) -> list:
                 **common,
             )
         )
-    if not evaluators:
-        raise ValueError("nothing to evaluate: give --suite, --bitext, --sts or --retrieval")
-    names = [ev.name for ev in evaluators]
-    dup = sorted({n for n in names if names.count(n) > 1})
-    if dup:
-        raise ValueError(f"two evaluators are named {dup}: rename the files or drop one")
-    if not args.no_cost:
-        n = 64 if args.suite == "quick" else 128
-        flores = shared_data_dir() / "dev" / "flores200_devtest.jsonl"
-        if flores.is_file():
-            evaluators.append(
-                CostEvaluator(flores_english(shared_data_dir(), n), batch_size=32, threads=args.threads)
-            )
-        else:  # e.g. an installed copy evaluating the user's own files: the rest runs without it
-            print(
-                f"note: cost evaluator skipped: its texts ({flores}) are absent; set XLSEARCH_SHARED_DATA "
-                "or pass --no-cost",
-                file=sys.stderr,
-            )
-    return evaluators
+    return out
+
+
+def _cost_evaluator(args: argparse.Namespace) -> list:
+    from distill.evaluation import CostEvaluator
+    from distill.evaluation.suite import flores_english
+    from distill.paths import shared_data_dir
+
+    flores = shared_data_dir() / "dev" / "flores200_devtest.jsonl"
+    if (
+        not flores.is_file()
+    ):  # e.g. an installed copy evaluating the user's own files: the rest runs without it
+        print(
+            f"note: cost evaluator skipped: its texts ({flores}) are absent; set XLSEARCH_SHARED_DATA "
+            "or pass --no-cost",
+            file=sys.stderr,
+        )
+        return []
+    n = 64 if args.suite == "quick" else 128
+    return [CostEvaluator(flores_english(shared_data_dir(), n), batch_size=32, threads=args.threads)]
 
 
 def main(args: argparse.Namespace) -> int:
@@ -221,7 +237,7 @@ def main(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     bar.close()
-    from distill.evaluation.report import datasets, overall
+    from distill.evaluation.report_views import datasets, overall
 
     labels = [m.label for m in run.models]
     print(f"{'data set':<16}" + "".join(f"{lbl:>14}" for lbl in labels))

@@ -28,7 +28,8 @@ from typing import Any
 
 import numpy as np
 
-from distill.data import DataError, Document, Query, iter_jsonl, read_corpus_jsonl
+from distill.data import Query, iter_jsonl, read_corpus_jsonl
+from distill.documents import DataError, Document
 from distill.evaluation.base import DataEvaluator, EmbeddingCache, Entry, Task
 from distill.evaluation.metrics import average_precision_at_k, mean_retrieval_metrics, query_metrics
 from distill.langs import canonical_lang

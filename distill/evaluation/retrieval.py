@@ -14,7 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from distill.data import DataError, Document, Query, read_corpus_jsonl, read_retrieval_set
+from distill.data import Query, read_corpus_jsonl, read_retrieval_set
+from distill.documents import DataError, Document
 from distill.evaluation.base import DataEvaluator, EmbeddingCache, Entry, Task
 from distill.evaluation.metrics import QueryScores, mean_retrieval_metrics, query_metrics
 from distill.langs import canonical_lang
@@ -39,6 +40,66 @@ def _as_items(items, kind: str) -> list[tuple[str, str, str]]:
 
 def _lang_label(code: str) -> str:
     return canonical_lang(code) if code else "?"
+
+
+def _unique_ids(name: str, q_items: list, d_items: list) -> tuple[dict[str, int], dict[str, int]]:
+    """Query id -> position and document id -> position; ids must be unique and both sides non-empty."""
+    if not q_items:
+        raise ValueError(f"{name}: no queries")
+    if not d_items:
+        raise ValueError(f"{name}: empty corpus")
+    for kind, items in (("query", q_items), ("document", d_items)):
+        ids = [i for i, _, _ in items]
+        if len(set(ids)) != len(ids):
+            dup = next(i for i in ids if ids.count(i) > 1)
+            raise ValueError(f"{name}: duplicate {kind} id {dup!r}")
+    return {qid: i for i, (qid, _, _) in enumerate(q_items)}, {
+        did: i for i, (did, _, _) in enumerate(d_items)
+    }
+
+
+def _relevant(
+    name: str, qrels: Mapping[str, Mapping[str, int]], q_index: dict[str, int], d_index: dict[str, int]
+) -> dict[int, np.ndarray]:
+    """Query position -> the positions of its relevant documents (relevance > 0)."""
+    unknown_q = sorted(set(qrels) - set(q_index))
+    if unknown_q:
+        raise ValueError(f"{name}: qrels name {len(unknown_q)} unknown query id(s): {unknown_q[:5]}")
+    unknown_d = sorted({d for rel in qrels.values() for d in rel} - set(d_index))
+    if unknown_d:
+        raise ValueError(f"{name}: qrels name {len(unknown_d)} unknown document id(s): {unknown_d[:5]}")
+    relevant = {}
+    for qid, rel in qrels.items():
+        docs = sorted(d_index[d] for d, r in rel.items() if r > 0)
+        if docs:
+            relevant[q_index[qid]] = np.asarray(docs, dtype=np.int64)
+    if not relevant:
+        raise ValueError(f"{name}: no query has a relevant document in the qrels")
+    return relevant
+
+
+def _excluded(
+    name: str,
+    exclude: Mapping[str, Sequence[str]],
+    qrels: Mapping[str, Mapping[str, int]],
+    q_index: dict[str, int],
+    d_index: dict[str, int],
+) -> dict[int, np.ndarray]:
+    """Query position -> the positions of the documents left out of its ranking (never relevant ones)."""
+    excluded = {}
+    for qid, docs in exclude.items():
+        if qid not in q_index:
+            raise ValueError(f"{name}: exclude names unknown query id {qid!r}")
+        unknown = [d for d in docs if d not in d_index]
+        if unknown:
+            raise ValueError(f"{name}: exclude names unknown document id(s) {unknown[:5]}")
+        clash = set(docs) & set(qrels.get(qid, {}))
+        if clash:
+            raise ValueError(
+                f"{name}: query {qid!r} both excludes and counts as relevant {sorted(clash)[:3]}"
+            )
+        excluded[q_index[qid]] = np.asarray([d_index[d] for d in docs], dtype=np.int64)
+    return excluded
 
 
 class RetrievalEvaluator(DataEvaluator):
@@ -79,43 +140,9 @@ class RetrievalEvaluator(DataEvaluator):
             show_progress=show_progress,
         )
         q_items, d_items = _as_items(queries, "queries"), _as_items(corpus, "corpus")
-        if not q_items:
-            raise ValueError(f"{name}: no queries")
-        if not d_items:
-            raise ValueError(f"{name}: empty corpus")
-        for kind, items in (("query", q_items), ("document", d_items)):
-            ids = [i for i, _, _ in items]
-            if len(set(ids)) != len(ids):
-                dup = next(i for i in ids if ids.count(i) > 1)
-                raise ValueError(f"{name}: duplicate {kind} id {dup!r}")
-        q_index = {qid: i for i, (qid, _, _) in enumerate(q_items)}
-        d_index = {did: i for i, (did, _, _) in enumerate(d_items)}
-        unknown_q = sorted(set(qrels) - set(q_index))
-        if unknown_q:
-            raise ValueError(f"{name}: qrels name {len(unknown_q)} unknown query id(s): {unknown_q[:5]}")
-        unknown_d = sorted({d for rel in qrels.values() for d in rel} - set(d_index))
-        if unknown_d:
-            raise ValueError(f"{name}: qrels name {len(unknown_d)} unknown document id(s): {unknown_d[:5]}")
-        self.relevant: dict[int, np.ndarray] = {}
-        for qid, rel in qrels.items():
-            docs = sorted(d_index[d] for d, r in rel.items() if r > 0)
-            if docs:
-                self.relevant[q_index[qid]] = np.asarray(docs, dtype=np.int64)
-        if not self.relevant:
-            raise ValueError(f"{name}: no query has a relevant document in the qrels")
-        self.excluded: dict[int, np.ndarray] = {}
-        for qid, docs in (exclude or {}).items():
-            if qid not in q_index:
-                raise ValueError(f"{name}: exclude names unknown query id {qid!r}")
-            unknown = [d for d in docs if d not in d_index]
-            if unknown:
-                raise ValueError(f"{name}: exclude names unknown document id(s) {unknown[:5]}")
-            clash = set(docs) & set(qrels.get(qid, {}))
-            if clash:
-                raise ValueError(
-                    f"{name}: query {qid!r} both excludes and counts as relevant {sorted(clash)[:3]}"
-                )
-            self.excluded[q_index[qid]] = np.asarray([d_index[d] for d in docs], dtype=np.int64)
+        q_index, d_index = _unique_ids(name, q_items, d_items)
+        self.relevant = _relevant(name, qrels, q_index, d_index)
+        self.excluded = _excluded(name, exclude or {}, qrels, q_index, d_index)
         self.q_ids = [i for i, _, _ in q_items]
         self.q_langs = [_lang_label(lang) for _, lang, _ in q_items]
         self.q_texts = [t for _, _, t in q_items]
@@ -245,6 +272,28 @@ def first_sentence_of(text: str) -> str:
     return text[: m.end()].strip() if m else text.strip()
 
 
+def _translation_queries(
+    sources: Sequence[Document], corpus: Sequence[Document], first_sentence: bool
+) -> tuple[list[Query], dict[str, dict[str, int]], dict[str, list[str]]]:
+    """One query per source document (`q:<id>`), relevant: its translations in the corpus; its own
+    copy in the corpus is excluded from its ranking."""
+    by_pid: dict[str, list[Document]] = {}
+    for d in corpus:
+        by_pid.setdefault(d.metadata["parallel_id"], []).append(d)
+    corpus_ids = {d.id for d in corpus}
+    queries, qrels, exclude = [], {}, {}
+    for d in sources:
+        qid = f"q:{d.id}"
+        queries.append(Query(qid, d.lang, first_sentence_of(d.text) if first_sentence else d.text))
+        lang = canonical_lang(d.lang)
+        rel = {o.id: 1 for o in by_pid.get(d.metadata["parallel_id"], []) if canonical_lang(o.lang) != lang}
+        if rel:
+            qrels[qid] = rel
+        if d.id in corpus_ids:
+            exclude[qid] = [d.id]
+    return queries, qrels, exclude
+
+
 def parallel_corpus_retrieval(
     path: str | Path,
     *,
@@ -278,27 +327,12 @@ def parallel_corpus_retrieval(
         for d in docs
         if d.metadata["parallel_id"] in chosen and (dwant is None or canonical_lang(d.lang) in dwant)
     ]
-    by_pid: dict[str, list[Document]] = {}
-    for d in corpus:
-        by_pid.setdefault(d.metadata["parallel_id"], []).append(d)
-    queries, qrels, exclude = [], {}, {}
-    corpus_ids = {d.id for d in corpus}
-    for d in docs:
-        if d.metadata["parallel_id"] not in chosen or (
-            qwant is not None and canonical_lang(d.lang) not in qwant
-        ):
-            continue
-        qid = f"q:{d.id}"
-        queries.append(Query(qid, d.lang, first_sentence_of(d.text) if first_sentence else d.text))
-        rel = {
-            o.id: 1
-            for o in by_pid.get(d.metadata["parallel_id"], [])
-            if canonical_lang(o.lang) != canonical_lang(d.lang)
-        }
-        if rel:
-            qrels[qid] = rel
-        if d.id in corpus_ids:
-            exclude[qid] = [d.id]
+    sources = [
+        d
+        for d in docs
+        if d.metadata["parallel_id"] in chosen and (qwant is None or canonical_lang(d.lang) in qwant)
+    ]
+    queries, qrels, exclude = _translation_queries(sources, corpus, first_sentence)
     if not queries or not corpus:
         raise DataError(path, None, "no queries or documents in the selected languages")
     source = {

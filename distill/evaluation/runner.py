@@ -11,14 +11,11 @@ run.metrics["student"]["flores-deu_Latn_accuracy"]
 
 from __future__ import annotations
 
-import json
-import math
 import os
 import platform
 import subprocess
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -31,113 +28,13 @@ from distill.evaluation.base import (
     evaluator_entries,
     evaluator_info,
 )
+from distill.evaluation.report import write_report
+from distill.evaluation.results import EvaluationRun, ModelResult
+from distill.modelspec import display_name
 from distill.paths import REPO_ROOT
-
-SCHEMA = "xlsearch.evaluation/1"
-ROLES = ("teacher", "assistant", "student")
 
 # progress(fraction in [0, 1], message)
 Progress = Callable[[float, str], None]
-
-
-@dataclass
-class ModelResult:
-    label: str  # "teacher", "student", or a name
-    spec: str
-    metrics: dict[str, float]
-    entries: list[Entry]
-    info: dict[str, Any] = field(default_factory=dict)
-    seconds: float = 0.0
-
-    @property
-    def role(self) -> str | None:
-        return self.label if self.label in ROLES else None
-
-
-@dataclass
-class EvaluationRun:
-    """All results of one evaluation run: what `write_report` renders and metrics.json stores."""
-
-    models: list[ModelResult]
-    evaluators: list[dict[str, Any]]
-    software: dict[str, str]
-    created: str
-    wall_seconds: float
-    suite: str | None = None
-    notes: list[str] = field(default_factory=list)
-
-    @property
-    def metrics(self) -> dict[str, dict[str, float]]:
-        return {m.label: m.metrics for m in self.models}
-
-    def model(self, label: str) -> ModelResult:
-        for m in self.models:
-            if m.label == label:
-                return m
-        raise KeyError(f"no model labelled {label!r}; have {[m.label for m in self.models]}")
-
-    def reference(self) -> ModelResult:
-        """The model others are compared with: the teacher when labelled, else the first."""
-        for m in self.models:
-            if m.label == "teacher":
-                return m
-        return self.models[0]
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "schema": SCHEMA,
-            "created": self.created,
-            "wall_seconds": self.wall_seconds,
-            "suite": self.suite,
-            "notes": self.notes,
-            "software": self.software,
-            "data": self.evaluators,
-            "models": [
-                {"label": m.label, "role": m.role, "spec": m.spec, "info": m.info, "seconds": m.seconds}
-                for m in self.models
-            ],
-            "metrics": {m.label: {k: _json_number(v) for k, v in m.metrics.items()} for m in self.models},
-            "entries": [
-                {"model": m.label, **{k: _json_number(v) for k, v in asdict(e).items()}}
-                for m in self.models
-                for e in m.entries
-            ],
-        }
-
-    @classmethod
-    def from_json(cls, obj: dict[str, Any]) -> EvaluationRun:
-        if obj.get("schema") != SCHEMA:
-            raise ValueError(
-                f"not an xlsearch evaluation file (schema {obj.get('schema')!r}, expected {SCHEMA!r})"
-            )
-        entries: dict[str, list[Entry]] = {}
-        for e in obj["entries"]:
-            value = math.nan if e["value"] is None else float(e["value"])
-            entries.setdefault(e["model"], []).append(
-                Entry(e["task"], e["dataset"], e["evaluator"], e["lang_pair"], e["metric"], value)
-            )
-        models = [
-            ModelResult(
-                label=m["label"],
-                spec=m["spec"],
-                info=m.get("info", {}),
-                seconds=m.get("seconds", 0.0),
-                metrics={
-                    k: math.nan if v is None else float(v) for k, v in obj["metrics"][m["label"]].items()
-                },
-                entries=entries.get(m["label"], []),
-            )
-            for m in obj["models"]
-        ]
-        return cls(
-            models=models,
-            evaluators=obj["data"],
-            software=obj["software"],
-            created=obj["created"],
-            wall_seconds=obj["wall_seconds"],
-            suite=obj.get("suite"),
-            notes=obj.get("notes", []),
-        )
 
 
 def percent_progress(desc: str):
@@ -152,23 +49,6 @@ def percent_progress(desc: str):
         bar.refresh()
 
     return bar, progress
-
-
-def _json_number(v):
-    """NaN/inf are not JSON: store them as null."""
-    if isinstance(v, float) and not math.isfinite(v):
-        return None
-    return v
-
-
-def load_results(path: str | Path) -> EvaluationRun:
-    """Read a run back from `metrics.json` (or the directory holding it)."""
-    path = Path(path)
-    if path.is_dir():
-        path = path / "metrics.json"
-    if not path.is_file():
-        raise FileNotFoundError(f"no evaluation results at {path}")
-    return EvaluationRun.from_json(json.loads(path.read_text(encoding="utf-8")))
 
 
 # --- provenance -----------------------------------------------------------------------------
@@ -253,7 +133,7 @@ def parse_model_args(values: Sequence[str]) -> dict[str, str]:
         spec = spec.strip()
         if not spec:
             raise ValueError(f"empty model spec in {value!r}")
-        label = label or Path(spec.removeprefix("pkg:")).name or spec
+        label = label or display_name(spec)
         if label in out:
             raise ValueError(f"model label {label!r} given twice; name them label=SPEC")
         out[label] = spec
@@ -281,8 +161,6 @@ def evaluate_models(
     `write_report` writes metrics.json, report.md and report.html there. `progress(fraction,
     message)` is called as work advances (the app drives a progress bar with it).
     """
-    from distill.models import load_encoder
-
     if not models:
         raise ValueError("no models to evaluate")
     if not evaluators:
@@ -290,55 +168,23 @@ def evaluate_models(
     started = time.perf_counter()
     created = datetime.now(UTC).isoformat(timespec="seconds")
     evaluators = list(evaluators)
-    steps = len(models) * (len(evaluators) + 1)
-    done = 0
-
-    def report(message: str) -> None:
-        if progress:
-            progress(min(done / steps, 1.0), message)
-
+    steps = _Steps(len(models) * (len(evaluators) + 1), progress)
     results = []
     for label, spec in models.items():
-        report(f"{label}: loading {spec if isinstance(spec, str | Path) else getattr(spec, 'name', '')}")
+        steps.report(
+            f"{label}: loading {spec if isinstance(spec, str | Path) else getattr(spec, 'name', '')}"
+        )
         t0 = time.perf_counter()
-        if isinstance(spec, str | Path):
-            encoder = load_encoder(
-                spec, threads=threads, max_seq_length=max_seq_length, trust_remote_code=trust_remote_code
-            )
-            spec_text = str(spec)
-        else:
-            encoder, spec_text = spec, getattr(spec, "name", "") or label
+        encoder, spec_text = _encoder(label, spec, threads, max_seq_length, trust_remote_code)
         info = model_info(encoder)
         info["load_seconds"] = round(time.perf_counter() - t0, 2)
-        done += 1
-        metrics: dict[str, float] = {}
-        entries: list[Entry] = []
-        timings: dict[str, float] = {}
-        for ev in evaluators:
-            report(f"{label}: {ev.name}")
-            t_ev = time.perf_counter()
-            m = ev(encoder)
-            timings[ev.name] = round(time.perf_counter() - t_ev, 2)
-            clash = sorted(set(m) & set(metrics))
-            if clash:
-                raise ValueError(f"evaluator {ev.name!r} repeats metric keys {clash[:3]}")
-            metrics.update(m)
-            entries.extend(evaluator_entries(ev, m))
-            done += 1
-        info["seconds_per_evaluator"] = timings
-        results.append(
-            ModelResult(
-                label=label,
-                spec=spec_text,
-                metrics=metrics,
-                entries=entries,
-                info=info,
-                seconds=round(time.perf_counter() - t0, 2),
-            )
-        )
+        steps.done += 1
+        metrics, entries, info["seconds_per_evaluator"] = _run_evaluators(label, encoder, evaluators, steps)
+        seconds = round(time.perf_counter() - t0, 2)
+        results.append(ModelResult(label, spec_text, metrics, entries, info=info, seconds=seconds))
         del encoder
         (cache or DEFAULT_CACHE).clear()  # each model's embeddings are needed only during its own pass
-    report("writing report")
+    steps.report("writing report")
     run = EvaluationRun(
         models=results,
         evaluators=[evaluator_info(ev) for ev in evaluators],
@@ -349,9 +195,51 @@ def evaluate_models(
         notes=list(notes),
     )
     if out_dir is not None:
-        from distill.evaluation.report import write_report
-
         write_report(run, out_dir)
     if progress:
         progress(1.0, "done")
     return run
+
+
+def _encoder(label: str, spec, threads, max_seq_length, trust_remote_code: bool):
+    """(encoder, spec text) of a spec, loaded; or of an already loaded encoder."""
+    if not isinstance(spec, str | Path):
+        return spec, getattr(spec, "name", "") or label
+    from distill.models import load_encoder
+
+    encoder = load_encoder(
+        spec, threads=threads, max_seq_length=max_seq_length, trust_remote_code=trust_remote_code
+    )
+    return encoder, str(spec)
+
+
+class _Steps:
+    """Counts finished steps (a model's loading, one evaluator on one model) for `progress`."""
+
+    def __init__(self, total: int, progress: Progress | None) -> None:
+        self.total, self.done, self.progress = total, 0, progress
+
+    def report(self, message: str) -> None:
+        if self.progress:
+            self.progress(min(self.done / self.total, 1.0), message)
+
+
+def _run_evaluators(
+    label: str, encoder, evaluators: Sequence[Evaluator], steps: _Steps
+) -> tuple[dict[str, float], list[Entry], dict[str, float]]:
+    """One model's metrics, report entries and seconds per evaluator; metric keys must not repeat."""
+    metrics: dict[str, float] = {}
+    entries: list[Entry] = []
+    timings: dict[str, float] = {}
+    for ev in evaluators:
+        steps.report(f"{label}: {ev.name}")
+        t_ev = time.perf_counter()
+        m = ev(encoder)
+        timings[ev.name] = round(time.perf_counter() - t_ev, 2)
+        clash = sorted(set(m) & set(metrics))
+        if clash:
+            raise ValueError(f"evaluator {ev.name!r} repeats metric keys {clash[:3]}")
+        metrics.update(m)
+        entries.extend(evaluator_entries(ev, m))
+        steps.done += 1
+    return metrics, entries, timings

@@ -115,7 +115,6 @@ def dev_suite(
     wanted = list(dict.fromkeys(c for c in wanted if c != "en"))
     common = {"cache": cache, "batch_size": batch_size, "show_progress": show_progress}
     evaluators: list[Evaluator] = []
-
     if "questions" in chosen:
         evaluators.append(
             question_retrieval(
@@ -129,13 +128,30 @@ def dev_suite(
                 show_progress=show_progress,
             )
         )
+    if "bitext" in chosen:
+        evaluators += _bitext(root, size, wanted, every_lang=langs is None, common=common)
+    if "sts" in chosen:
+        sts_dir = root / "sts" / "stsb_multi_mt"
+        available = {p.name.split("-")[1] for p in sts_dir.glob("stsb-*-dev.tsv")}
+        sts_langs = [lang for lang in (size.sts_langs or wanted) if lang in available and lang in wanted]
+        evaluators += _stsb(sts_dir, sts_langs, size.sts, common)
+    if "retrieval" in chosen and size.xquad:
+        evaluators += _xquad_retrieval(root / "corpus" / "xquad_paragraphs.jsonl", size, wanted, common)
+    if include_cost and "cost" in chosen:
+        evaluators.append(CostEvaluator(flores_english(root, size.cost_texts), batch_size=32))
+    return evaluators
 
-    # FLORES: one script per language (zho_Hans, not also zho_Hant) to keep the suite small
-    flores_path = root / "dev" / "flores200_devtest.jsonl"
-    if wanted and "bitext" in chosen:
+
+def _bitext(
+    root: Path, size: SuiteSize, wanted: list[str], *, every_lang: bool, common: dict
+) -> list[Evaluator]:
+    """FLORES (full and short half) for the wanted languages, then Multi30k's fixed languages."""
+    out: list[Evaluator] = []
+    if wanted:
+        # one script per language (zho_Hans, not also zho_Hant) to keep the suite small
         seen: set[tuple[str, str]] = set()
         for ev in bitext_from_parallel_jsonl(
-            flores_path,
+            root / "dev" / "flores200_devtest.jsonl",
             langs=wanted,
             limit=size.flores,
             name_prefix="flores",
@@ -146,70 +162,40 @@ def dev_suite(
             key = (ev.dataset, canonical_lang(ev.src_lang))
             if key not in seen:
                 seen.add(key)
-                evaluators.append(ev)
-
-    m30k = [lang for lang in size.multi30k_langs if (langs is None or lang in wanted) and "bitext" in chosen]
-    for lang in m30k:
+                out.append(ev)
+    for lang in [lang for lang in size.multi30k_langs if every_lang or lang in wanted]:
         path = root / "parallel" / "multi30k" / f"multi30k.val.en-{lang}.tsv"
-        evaluators.append(
+        out.append(
             bitext_from_pair_tsv(
                 path, name=f"multi30k-{lang}", limit=size.multi30k, dataset="multi30k", **common
             )
         )
+    return out
 
-    sts_dir = root / "sts" / "stsb_multi_mt"
-    available = {p.name.split("-")[1] for p in sts_dir.glob("stsb-*-dev.tsv")}
-    sts_langs = [lang for lang in (size.sts_langs or wanted) if lang in available and lang in wanted]
-    if "sts" in chosen:
-        evaluators.extend(_stsb(sts_dir, sts_langs, size.sts, common))
 
-    xquad = root / "corpus" / "xquad_paragraphs.jsonl"
-    xq_langs = ["en"] + [
-        lang for lang in (size.xquad_langs or wanted) if lang in XQUAD_LANGS and lang in wanted
-    ]
-    if len(xq_langs) > 1 and "retrieval" in chosen and size.xquad:
-        evaluators.append(
-            parallel_corpus_retrieval(
-                xquad,
-                name="xquad",
-                query_langs=xq_langs,
-                doc_langs=xq_langs,
-                limit=size.xquad,
-                per_target_language=True,
-                dataset="xquad",
-                **common,
-            )
+def _xquad_retrieval(xquad: Path, size: SuiteSize, wanted: list[str], common: dict) -> list[Evaluator]:
+    """Paragraph -> its translations, per document language; with `xquad_pooled` also pooled over
+    languages, and from the first sentence only (a short query against paragraphs, as a question is)."""
+    langs = ["en"] + [lang for lang in (size.xquad_langs or wanted) if lang in XQUAD_LANGS and lang in wanted]
+    if len(langs) < 2:
+        return []
+    variants = [("xquad", True, False)]
+    if size.xquad_pooled:
+        variants += [("xquad-pooled", False, False), ("xquad-sentence", False, True)]
+    return [
+        parallel_corpus_retrieval(
+            xquad,
+            name=name,
+            query_langs=langs,
+            doc_langs=langs,
+            limit=size.xquad,
+            per_target_language=per_language,
+            first_sentence=first_sentence,
+            dataset=name,
+            **common,
         )
-        if size.xquad_pooled:
-            evaluators.append(
-                parallel_corpus_retrieval(
-                    xquad,
-                    name="xquad-pooled",
-                    query_langs=xq_langs,
-                    doc_langs=xq_langs,
-                    limit=size.xquad,
-                    per_target_language=False,
-                    dataset="xquad-pooled",
-                    **common,
-                )
-            )
-            # A short query against paragraphs (as a question is), also pooled over languages.
-            evaluators.append(
-                parallel_corpus_retrieval(
-                    xquad,
-                    name="xquad-sentence",
-                    query_langs=xq_langs,
-                    doc_langs=xq_langs,
-                    limit=size.xquad,
-                    per_target_language=False,
-                    first_sentence=True,
-                    dataset="xquad-sentence",
-                    **common,
-                )
-            )
-    if include_cost and "cost" in chosen:
-        evaluators.append(CostEvaluator(flores_english(root, size.cost_texts), batch_size=32))
-    return evaluators
+        for name, per_language, first_sentence in variants
+    ]
 
 
 def flores_english(root: Path, n: int) -> list[str]:

@@ -5,7 +5,9 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -13,6 +15,7 @@ from distill.models.backends import MIN_COSINE, Backend, BackendError
 from distill.models.encoder import Encoder, Role, torch_threads
 from distill.models.head import Dense, Pooling, mean_pool
 from distill.models.layout import (
+    SentenceLayout,
     UnsupportedModelError,
     read_layout,
     role_prompts,
@@ -67,62 +70,15 @@ def load_encoder(
     (ONNX Runtime; exported and checked once, then loaded from the cache without the torch
     weights). Raises `BackendError` when a backend cannot run the model or is refused.
     """
-    from transformers import AutoConfig, AutoModel, AutoTokenizer
-    from transformers.utils import logging as hf_logging
+    from transformers import AutoModel
 
     backend = Backend.parse(backend)
     if backend != Backend.TORCH and device not in (None, "cpu"):
         raise BackendError(f"the {backend.value} backend runs on the CPU, not on {device!r}")
-    hf_logging.set_verbosity_error()  # load reports list e.g. the unused BERT pooler: noise here
-    hf_logging.disable_progress_bar()
-    path = resolve_model(spec)
-    layout = read_layout(path)
-    check_remote_code(layout.transformer_dir, str(spec), trust_remote_code)
-    register_student()  # a student's auto_map then resolves to distill.student, not to the directory's copy
-    tokenizer = AutoTokenizer.from_pretrained(layout.transformer_dir, trust_remote_code=trust_remote_code)
-    if layout.do_lower_case:
-        _lowercase(tokenizer)
-    dense = [Dense.load(d) for d in layout.dense_dirs]
-
-    def encoder(model, which: Backend) -> Encoder:
-        limit = getattr(model.config, "max_position_embeddings", 512)
-        own = layout.max_seq_length or (
-            tokenizer.model_max_length if tokenizer.model_max_length < 1_000_000 else None
-        )
-        return Encoder(
-            model,
-            tokenizer,
-            pooling=layout.pooling,
-            normalize=layout.normalize,
-            prompts=layout.prompts,
-            max_seq_length=min(max_seq_length or own or limit, limit),
-            name=str(spec),
-            dense=dense,
-            threads=threads,
-            backend=which.value,
-        )
-
+    parts = _EncoderParts.load(spec, threads, max_seq_length, trust_remote_code)
     if backend.is_onnx:
-        from distill.models import backends
-
-        directory = backends.onnx_dir(spec, layout.transformer_dir)
-        onnx_path = backends.cached_onnx(
-            directory, backend, backends.source_fingerprint(layout.transformer_dir)
-        )
-        if onnx_path is None:  # first use: export from the torch model, checked against it
-            reference = load_encoder(
-                spec,
-                device="cpu",
-                threads=threads,
-                max_seq_length=max_seq_length,
-                trust_remote_code=trust_remote_code,
-            )
-            with torch_threads(threads):
-                onnx_path, _ = backends.export_onnx(reference, spec, layout.transformer_dir, backend)
-            del reference
-        config = AutoConfig.from_pretrained(layout.transformer_dir, trust_remote_code=trust_remote_code)
-        return encoder(backends.OnnxModel(onnx_path, config), backend)
-    model = AutoModel.from_pretrained(layout.transformer_dir, trust_remote_code=trust_remote_code)
+        return _onnx_encoder(parts, backend)
+    model = AutoModel.from_pretrained(parts.layout.transformer_dir, trust_remote_code=trust_remote_code)
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     if str(device).startswith("cpu") and next(model.parameters()).dtype in (torch.float16, torch.bfloat16):
         model.float()  # weights shipped in half precision (models/): half matmuls are slow on CPU
@@ -131,16 +87,87 @@ def load_encoder(
 
         # Quantised on every load (a second or two) and checked like an ONNX export: the fp32
         # vectors of the check texts first, then the model is quantised in place.
-        reference = encoder(model, Backend.TORCH).encode(
+        reference = parts.encoder(model, Backend.TORCH).encode(
             backends.CHECK_TEXTS, batch_size=3, prefix=Role.QUERY
         )
-        quantised = encoder(backends.quantize_int8(model.eval(), inplace=True), backend)
+        quantised = parts.encoder(backends.quantize_int8(model.eval(), inplace=True), backend)
         backends.require_agreement(quantised, reference, spec)
         return quantised
     model.to(device)
-    for layer in dense:
+    for layer in parts.dense:
         layer.to(device)
-    return encoder(model, backend)
+    return parts.encoder(model, backend)
+
+
+@dataclass
+class _EncoderParts:
+    """Everything of a model directory but the transformer itself, which each backend provides."""
+
+    spec: str | Path
+    layout: SentenceLayout
+    tokenizer: Any
+    dense: list[Dense]
+    threads: int | None
+    max_seq_length: int | None
+    trust_remote_code: bool
+
+    @classmethod
+    def load(cls, spec, threads, max_seq_length, trust_remote_code: bool) -> _EncoderParts:
+        from transformers import AutoTokenizer
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.set_verbosity_error()  # load reports list e.g. the unused BERT pooler: noise here
+        hf_logging.disable_progress_bar()
+        layout = read_layout(resolve_model(spec))
+        check_remote_code(layout.transformer_dir, str(spec), trust_remote_code)
+        register_student()  # a student's auto_map then resolves to distill.student, not to the directory's copy
+        tokenizer = AutoTokenizer.from_pretrained(layout.transformer_dir, trust_remote_code=trust_remote_code)
+        if layout.do_lower_case:
+            _lowercase(tokenizer)
+        dense = [Dense.load(d) for d in layout.dense_dirs]
+        return cls(spec, layout, tokenizer, dense, threads, max_seq_length, trust_remote_code)
+
+    def encoder(self, model, backend: Backend) -> Encoder:
+        limit = getattr(model.config, "max_position_embeddings", 512)
+        own = self.layout.max_seq_length or (
+            self.tokenizer.model_max_length if self.tokenizer.model_max_length < 1_000_000 else None
+        )
+        return Encoder(
+            model,
+            self.tokenizer,
+            pooling=self.layout.pooling,
+            normalize=self.layout.normalize,
+            prompts=self.layout.prompts,
+            max_seq_length=min(self.max_seq_length or own or limit, limit),
+            name=str(self.spec),
+            dense=self.dense,
+            threads=self.threads,
+            backend=backend.value,
+        )
+
+
+def _onnx_encoder(parts: _EncoderParts, backend: Backend) -> Encoder:
+    """An ONNX Runtime encoder; on first use exported from the torch model and checked against it."""
+    from transformers import AutoConfig
+
+    from distill.models import backends
+
+    transformer_dir = parts.layout.transformer_dir
+    directory = backends.onnx_dir(parts.spec, transformer_dir)
+    onnx_path = backends.cached_onnx(directory, backend, backends.source_fingerprint(transformer_dir))
+    if onnx_path is None:
+        reference = load_encoder(
+            parts.spec,
+            device="cpu",
+            threads=parts.threads,
+            max_seq_length=parts.max_seq_length,
+            trust_remote_code=parts.trust_remote_code,
+        )
+        with torch_threads(parts.threads):
+            onnx_path, _ = backends.export_onnx(reference, parts.spec, transformer_dir, backend)
+        del reference
+    config = AutoConfig.from_pretrained(transformer_dir, trust_remote_code=parts.trust_remote_code)
+    return parts.encoder(backends.OnnxModel(onnx_path, config), backend)
 
 
 def _lowercase(tokenizer) -> None:

@@ -18,7 +18,6 @@ import json
 import logging
 import os
 import re
-import uuid
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -29,6 +28,9 @@ from typing import Any
 
 import numpy as np
 import torch
+
+from distill.fileio import atomic_path, atomic_write_text
+from distill.modelspec import PACKAGED_PREFIX, parse_spec
 
 log = logging.getLogger("distill.models")
 
@@ -224,11 +226,10 @@ def require_agreement(
 def onnx_dir(spec: str | Path, transformer_dir: Path) -> Path:
     """Where the ONNX files of a model live: `<transformer dir>/onnx/` for a writable local
     directory, else `models_dir()/onnx-cache/<name>-<hash of the directory>/onnx/`."""
-    from distill.models.sources import PACKAGED_PREFIX
     from distill.paths import models_dir
 
-    text = str(spec)
-    local = not text.startswith(PACKAGED_PREFIX) and Path(text).expanduser().is_dir()
+    text, path = str(spec), parse_spec(spec).path
+    local = path is not None and path.is_dir()
     own = transformer_dir / "onnx"
     if local and (os.access(own, os.W_OK) if own.exists() else os.access(transformer_dir, os.W_OK)):
         return own
@@ -256,9 +257,7 @@ def _read_stamp(directory: Path) -> dict:
 
 
 def _write_stamp(directory: Path, stamp: dict) -> None:
-    tmp = directory / f".{STAMP_FILE}.{uuid.uuid4().hex[:8]}.tmp"
-    tmp.write_text(json.dumps(stamp, indent=2) + "\n")
-    os.replace(tmp, directory / STAMP_FILE)
+    atomic_write_text(directory / STAMP_FILE, json.dumps(stamp, indent=2) + "\n")
 
 
 def cached_onnx(directory: Path, backend: Backend, fingerprint: dict) -> Path | None:
@@ -339,8 +338,6 @@ def export_onnx(
     Returns the path and the agreement measured at export (None when the cached file was reused).
     Raises BackendError when the exported graph's vectors fall below MIN_COSINE on `texts`.
     """
-    from distill.models.encoder import Encoder, Role
-
     _onnxruntime()
     directory = onnx_dir(spec, transformer_dir)
     fingerprint = source_fingerprint(transformer_dir)
@@ -356,38 +353,43 @@ def export_onnx(
         export_onnx(encoder, spec, transformer_dir, Backend.ONNX, force=force, texts=texts)
         stamp = _read_stamp(directory)
     target = directory / backend.onnx_file
-    tmp = directory / f".{target.stem}.{uuid.uuid4().hex[:8]}.onnx.tmp"
     try:
-        if backend == Backend.ONNX:
-            _export_fp32(encoder.model, encoder.tokenize(list(texts[:2]), Role.QUERY), tmp)
-        else:
-            _quantize_onnx(fp32, tmp)
-        candidate = Encoder(
-            OnnxModel(tmp, encoder.model.config),
-            encoder.tokenizer,
-            pooling=encoder.pooling,
-            normalize=encoder.normalize,
-            prompts=encoder.prompts,
-            max_seq_length=encoder.max_seq_length,
-            name=str(spec),
-            dense=list(encoder.dense),
-            threads=encoder.threads,
-            backend=backend.value,
-        )
-        agree = require_agreement(
-            candidate, encoder.encode(texts, batch_size=3, prefix=Role.QUERY), spec, texts
-        )
-        os.replace(tmp, target)
+        with atomic_path(target) as tmp:  # a graph that fails the check never replaces a good one
+            agree = _export_checked(encoder, spec, backend, fp32, tmp, texts)
     except BackendError:
         raise
     except Exception as exc:  # the exporter or quantiser failing on an unusual architecture
         raise BackendError(f"cannot export {spec} for {backend.value}: {type(exc).__name__}: {exc}") from exc
-    finally:
-        tmp.unlink(missing_ok=True)
     stamp.setdefault("files", {})[backend.onnx_file] = {"check": agree.to_dict()}
     _write_stamp(directory, stamp)
     log.info("exported %s for %s to %s (cosine to torch min %.4f)", spec, backend.value, target, agree.min)
     return target, agree
+
+
+def _export_checked(
+    encoder, spec, backend: Backend, fp32: Path, out: Path, texts: Sequence[str]
+) -> Agreement:
+    """Write `encoder`'s `backend` graph to `out` (int8: quantised from `fp32`) and check its vectors
+    against the torch encoder's."""
+    from distill.models.encoder import Encoder, Role
+
+    if backend == Backend.ONNX:
+        _export_fp32(encoder.model, encoder.tokenize(list(texts[:2]), Role.QUERY), out)
+    else:
+        _quantize_onnx(fp32, out)
+    candidate = Encoder(
+        OnnxModel(out, encoder.model.config),
+        encoder.tokenizer,
+        pooling=encoder.pooling,
+        normalize=encoder.normalize,
+        prompts=encoder.prompts,
+        max_seq_length=encoder.max_seq_length,
+        name=str(spec),
+        dense=list(encoder.dense),
+        threads=encoder.threads,
+        backend=backend.value,
+    )
+    return require_agreement(candidate, encoder.encode(texts, batch_size=3, prefix=Role.QUERY), spec, texts)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -415,51 +417,6 @@ class BackendTrial:
             "error": self.error,
             "cosine_to_fp32": self.agreement.to_dict() if self.agreement else None,
         }
-
-
-def compare_backends(
-    spec: str | Path,
-    queries: Sequence[str],
-    passages: Sequence[str] = (),
-    *,
-    backends: Sequence[Backend] = tuple(Backend),
-    batch_size: int = 32,
-    rounds: int = 3,
-) -> list[BackendTrial]:
-    """Load `spec` on each backend (exporting where needed) and embed the texts in `rounds` rounds,
-    the backends taking turns within each round after a warm-up batch, so that a busy machine slows
-    them alike; speed is the median over rounds. torch fp32 is the reference for the cosine."""
-    import time
-
-    from distill.models import load_encoder
-
-    texts = [(t, "query") for t in queries] + [(t, "passage") for t in passages]
-    encoders, trials = {}, {}
-    for backend in [Backend.TORCH, *[b for b in backends if b != Backend.TORCH]]:
-        try:
-            encoders[backend] = load_encoder(spec, backend=backend, device="cpu")
-        except BackendError as exc:
-            trials[backend] = BackendTrial(backend.value, error=str(exc))
-    vectors: dict[Backend, list[np.ndarray]] = {b: [] for b in encoders}
-    speeds: dict[Backend, list[float]] = {b: [] for b in encoders}
-    for enc in encoders.values():
-        enc.encode(list(queries[:batch_size]), batch_size=batch_size, prefix="query")  # warm-up
-    for r in range(max(rounds, 1)):
-        part = texts[r::rounds]
-        if not part:
-            continue
-        for backend, enc in encoders.items():
-            t0 = time.perf_counter()
-            for role in ("query", "passage"):
-                chunk = [t for t, x in part if x == role]
-                if chunk:
-                    vectors[backend].append(enc.encode(chunk, batch_size=batch_size, prefix=role))
-            speeds[backend].append(len(part) / (time.perf_counter() - t0))
-    reference = np.concatenate(vectors[Backend.TORCH])
-    for backend in encoders:
-        agree = None if backend == Backend.TORCH else agreement(np.concatenate(vectors[backend]), reference)
-        trials[backend] = BackendTrial(backend.value, round(float(np.median(speeds[backend])), 2), agree)
-    return [trials[b] for b in dict.fromkeys([Backend.TORCH, *backends])]
 
 
 def fastest_faithful(trials: Sequence[BackendTrial], min_cosine: float | None = None) -> str:

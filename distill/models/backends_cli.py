@@ -22,7 +22,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # torch: imported when the command runs, not when the CLI starts
+    from distill.models.backends import Backend, BackendTrial
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -49,11 +55,59 @@ def read_texts(path: Path, n: int) -> list[str]:
     return [texts[int(i * step)] for i in range(min(n, len(texts)))]
 
 
+def compare_backends(
+    spec: str | Path,
+    queries: Sequence[str],
+    passages: Sequence[str] = (),
+    *,
+    backends: Sequence[Backend] | None = None,
+    batch_size: int = 32,
+    rounds: int = 3,
+) -> list[BackendTrial]:
+    """Load `spec` on each backend (exporting where needed) and embed the texts in `rounds` rounds,
+    the backends taking turns within each round after a warm-up batch, so that a busy machine slows
+    them alike; speed is the median over rounds. torch fp32 is the reference for the cosine.
+    `backends`: default all."""
+    import numpy as np
+
+    from distill.models import load_encoder
+    from distill.models.backends import Backend, BackendError, BackendTrial, agreement
+
+    backends = list(Backend) if backends is None else backends
+    texts = [(t, "query") for t in queries] + [(t, "passage") for t in passages]
+    encoders, trials = {}, {}
+    for backend in [Backend.TORCH, *[b for b in backends if b != Backend.TORCH]]:
+        try:
+            encoders[backend] = load_encoder(spec, backend=backend, device="cpu")
+        except BackendError as exc:
+            trials[backend] = BackendTrial(backend.value, error=str(exc))
+    vectors: dict[Backend, list[np.ndarray]] = {b: [] for b in encoders}
+    speeds: dict[Backend, list[float]] = {b: [] for b in encoders}
+    for enc in encoders.values():
+        enc.encode(list(queries[:batch_size]), batch_size=batch_size, prefix="query")  # warm-up
+    for r in range(max(rounds, 1)):
+        part = texts[r::rounds]
+        if not part:
+            continue
+        for backend, enc in encoders.items():
+            t0 = time.perf_counter()
+            for role in ("query", "passage"):
+                chunk = [t for t, x in part if x == role]
+                if chunk:
+                    vectors[backend].append(enc.encode(chunk, batch_size=batch_size, prefix=role))
+            speeds[backend].append(len(part) / (time.perf_counter() - t0))
+    reference = np.concatenate(vectors[Backend.TORCH])
+    for backend in encoders:
+        agree = None if backend == Backend.TORCH else agreement(np.concatenate(vectors[backend]), reference)
+        trials[backend] = BackendTrial(backend.value, round(float(np.median(speeds[backend])), 2), agree)
+    return [trials[b] for b in dict.fromkeys([Backend.TORCH, *backends])]
+
+
 def main(args: argparse.Namespace) -> int:
     import torch
 
     from distill.models import MIN_COSINE, ModelNotFoundError
-    from distill.models.backends import compare_backends, fastest_faithful
+    from distill.models.backends import fastest_faithful
     from distill.paths import shared_data_dir
 
     if args.threads:

@@ -25,10 +25,11 @@ def main(args: argparse.Namespace) -> int:
     import sys
 
     from distill.models import PACKAGED_MODELS, ModelNotFoundError, RemoteCodeError, load_encoder
+    from distill.modelspec import PACKAGED_PREFIX
 
     if not args.specs:
         for name in PACKAGED_MODELS:
-            print(f"pkg:{name}")
+            print(f"{PACKAGED_PREFIX}{name}")
         return 0
     for spec in args.specs:
         try:

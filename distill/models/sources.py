@@ -1,4 +1,4 @@
-"""Resolve a model spec to a local directory that transformers can load.
+"""Resolve a model spec (parsed by `distill.modelspec`) to a local directory that transformers can load.
 
 A spec is one of:
 - `pkg:NAME`: a model whose weights ship inside a pip package (works offline);
@@ -15,9 +15,8 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
+from distill.modelspec import PACKAGED_PREFIX, SpecKind, parse_spec
 from distill.paths import models_dir
-
-PACKAGED_PREFIX = "pkg:"
 
 
 class ModelNotFoundError(LookupError):
@@ -71,21 +70,21 @@ def _import(module: str, pip_name: str):
 
 def resolve_model(spec: str | Path) -> Path:
     """Return a local directory for `spec` (converting or fetching into the cache if needed)."""
-    text = str(spec)
-    if text.startswith(PACKAGED_PREFIX):
-        name = text[len(PACKAGED_PREFIX) :]
-        if name not in PACKAGED_MODELS:
+    parsed = parse_spec(spec)
+    if parsed.kind == SpecKind.PACKAGED:
+        if parsed.package_name not in PACKAGED_MODELS:
             raise ModelNotFoundError(
-                f"unknown packaged model {text!r}; available: "
+                f"unknown packaged model {parsed.text!r}; available: "
                 + ", ".join(PACKAGED_PREFIX + k for k in PACKAGED_MODELS)
             )
-        return PACKAGED_MODELS[name]()
-    path = Path(text).expanduser()
-    if path.is_dir():
-        return path
-    if path.exists():
-        raise ModelNotFoundError(f"{text} is a file; a model spec must be a directory, a hub id or pkg:NAME")
-    return _from_hub(text)
+        return PACKAGED_MODELS[parsed.package_name]()
+    if parsed.kind == SpecKind.PATH:
+        if not parsed.path.is_dir():
+            raise ModelNotFoundError(
+                f"{spec} is a file; a model spec must be a directory, a hub id or pkg:NAME"
+            )
+        return parsed.path
+    return _from_hub(parsed.text)
 
 
 def _from_hub(repo_id: str) -> Path:

@@ -17,7 +17,7 @@ def _fmt(v) -> str:
 def _scores_table(summary: dict) -> list[str]:
     rows: list[tuple[str, dict]] = []
     base = summary.get("baselines") or {}
-    from distill.train.evaluate import headline
+    from distill.evaluation.headline import headline
 
     if base.get("teacher"):
         rows.append(("T (teacher, English)", headline(base["teacher"])))
@@ -39,13 +39,16 @@ def _scores_table(summary: dict) -> list[str]:
 def model_card(
     cfg: RunConfig, student: XLSearchRecurrentModel, summary: dict, *, assistant_params: int | None
 ) -> str:
-    c = student.config
-    stored, effective = stored_parameters(student), effective_parameters(student)
-    emb = sum(p.numel() for p in student.embeddings.parameters())
-    ratio = f" ({stored / assistant_params:.1%} of A's {assistant_params:,})" if assistant_params else ""
     stages = summary.get("stages") or {}
-    vocab = stages.get("stage2") or {}
-    lines = [
+    vocab = stages.get("stage2") or {}  # stage 2 trims the vocabulary
+    lines = _intro(cfg) + _architecture(cfg, student, vocab, assistant_params) + _training(cfg, stages, vocab)
+    lines += _dev_scores(summary)
+    lines += ["", "## Full config", "", "```toml", dump_toml(cfg).rstrip(), "```", ""]
+    return "\n".join(lines)
+
+
+def _intro(cfg: RunConfig) -> list[str]:
+    return [
         "---",
         "library_name: sentence-transformers",
         "pipeline_tag: sentence-similarity",
@@ -74,6 +77,17 @@ def model_card(
         "passages (if `data.passages`) with the passage prompt.",
         "Pooling: mean over all tokens, then L2 normalisation.",
         "",
+    ]
+
+
+def _architecture(
+    cfg: RunConfig, student: XLSearchRecurrentModel, vocab: dict, assistant_params: int | None
+) -> list[str]:
+    c = student.config
+    stored, effective = stored_parameters(student), effective_parameters(student)
+    emb = sum(p.numel() for p in student.embeddings.parameters())
+    ratio = f" ({stored / assistant_params:.1%} of A's {assistant_params:,})" if assistant_params else ""
+    lines = [
         "## Architecture",
         "",
         f"- {'Bottleneck' if c.embedding_size < c.hidden_size else 'Full-width (no bottleneck)'} embedding: "
@@ -96,7 +110,11 @@ def model_card(
             )
             + "the saved tokenizer emits the new ids."
         )
-    lines += ["", "## Training", ""]
+    return lines
+
+
+def _training(cfg: RunConfig, stages: dict, vocab: dict) -> list[str]:
+    lines = ["", "## Training", ""]
     langs = (
         f"every language the files hold ({vocab.get('train_langs', '?')} languages)"
         if "*" in cfg.data.langs
@@ -118,7 +136,11 @@ def model_card(
             f"| {name} | {info.get('title', '')} | {info.get('steps')} | {info.get('pairs')} | "
             f"{_fmt(info.get('train_seconds'))} | {_fmt(info.get('loss_first'))} -> {_fmt(info.get('loss_last'))} |"
         )
-    lines += [
+    return lines
+
+
+def _dev_scores(summary: dict) -> list[str]:
+    lines = [
         "",
         "## Dev scores",
         "",
@@ -130,6 +152,4 @@ def model_card(
         "during the run, on whatever else the machine was doing: compare it within this table only.",
         "",
     ]
-    lines += _scores_table(summary)
-    lines += ["", "## Full config", "", "```toml", dump_toml(cfg).rstrip(), "```", ""]
-    return "\n".join(lines)
+    return lines + _scores_table(summary)

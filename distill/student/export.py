@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from distill.fileio import atomic_directory
 from distill.models import write_sentence_transformers_files
 from distill.student.modeling_xlsearch import XLSearchRecurrentConfig, XLSearchRecurrentModel
 
@@ -58,15 +59,11 @@ def ship_student(src: str | Path, dst: str | Path, *, note: str = "") -> Path:
 
     src, dst = Path(src), Path(dst)
     model = XLSearchRecurrentModel.from_pretrained(src)
-    tmp = dst.with_name(dst.name + ".partial")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    shutil.copytree(src, tmp, ignore=shutil.ignore_patterns("*.safetensors", "*.bin", "stage.json"))
-    model.to(torch.float16).save_pretrained(tmp)
-    if note:
-        card = tmp / "README.md"
-        card.write_text((card.read_text() if card.exists() else "") + "\n" + note.rstrip() + "\n")
-    if dst.exists():
-        shutil.rmtree(dst)
-    tmp.replace(dst)
+    with atomic_directory(dst) as tmp:
+        ignore = shutil.ignore_patterns("*.safetensors", "*.bin", "stage.json")
+        shutil.copytree(src, tmp, ignore=ignore, dirs_exist_ok=True)
+        model.to(torch.float16).save_pretrained(tmp)
+        if note:
+            card = tmp / "README.md"
+            card.write_text((card.read_text() if card.exists() else "") + "\n" + note.rstrip() + "\n")
     return dst

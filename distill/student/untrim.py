@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from distill.fileio import atomic_directory
 from distill.student.modeling_xlsearch import XLSearchRecurrentModel
 
 NOTE = """
@@ -119,19 +120,14 @@ def _write(model: XLSearchRecurrentModel, tokenizer, src: Path, dst: Path) -> No
     st = json.loads((src / "config_sentence_transformers.json").read_text())
     length = json.loads((src / "sentence_bert_config.json").read_text()).get("max_seq_length", 512)
     card = src / "README.md"
-    tmp = dst.with_name(dst.name + ".partial")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    save_student(
-        model,
-        tokenizer,
-        tmp,
-        prompts=st.get("prompts") or None,
-        max_seq_length=int(length),
-        model_card=(card.read_text() if card.is_file() else "") + NOTE,
-    )
-    if (src / "training_summary.json").is_file():
-        shutil.copy2(src / "training_summary.json", tmp / "training_summary.json")
-    if dst.exists():
-        shutil.rmtree(dst)
-    tmp.replace(dst)
+    with atomic_directory(dst) as tmp:
+        save_student(
+            model,
+            tokenizer,
+            tmp,
+            prompts=st.get("prompts") or None,
+            max_seq_length=int(length),
+            model_card=(card.read_text() if card.is_file() else "") + NOTE,
+        )
+        if (src / "training_summary.json").is_file():
+            shutil.copy2(src / "training_summary.json", tmp / "training_summary.json")

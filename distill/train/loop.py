@@ -10,7 +10,6 @@ uninterrupted run would have seen.
 from __future__ import annotations
 
 import json
-import os
 import random
 import signal
 import time
@@ -23,6 +22,7 @@ import torch
 from tqdm.auto import tqdm
 
 from distill.config import StageConfig
+from distill.fileio import atomic_open
 from distill.train import distributed
 
 LossFn = Callable[[np.ndarray], tuple[torch.Tensor, dict[str, float]]]
@@ -125,9 +125,8 @@ def save_checkpoint(path: Path, *, step: int, model, optimizer, scheduler, losse
         "elapsed": elapsed,
     }
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    with atomic_open(path) as f:
+        torch.save(state, f)
 
 
 class _GracefulInterrupt:
@@ -169,33 +168,23 @@ def train_loop(
     on_step: StepCallback | None = None,
     buckets: np.ndarray | None = None,
 ) -> LoopResult:
+    """`cfg.steps` steps on `compute_loss(batch indices)`, checkpointed periodically and on Ctrl-C."""
     params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, linear_warmup_decay(cfg.steps, cfg.warmup_ratio))
-    start, losses, elapsed = 0, [], 0.0
-
+    optimizer, scheduler = _optimizer(params, cfg)
     if resume and checkpoint.exists():
-        state = torch.load(checkpoint, map_location="cpu", weights_only=False)
-        missing = distributed.unwrap(model).load_state_dict(state["model"], strict=False).unexpected_keys
-        if missing:
-            raise RuntimeError(f"{checkpoint}: checkpoint does not fit the model ({missing[:3]} ...)")
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        _set_rng_state(state["rng"])
-        start, losses, elapsed = state["step"], state["losses"], state["elapsed"]
+        start, losses, elapsed = _resume(checkpoint, model, optimizer, scheduler)
         log.write(stage=name, event="resumed", step=start)
     else:
+        start, losses, elapsed = 0, [], 0.0
         torch.manual_seed(seed)  # dropout masks: same run, same result
-    resumed_from = start
 
     model.train()
-    world, rank = distributed.world_size(), distributed.rank()
-    # bf16 autocast on CUDA (no loss scaling needed, unlike fp16); CPU stays fp32, where bf16 is slower
-    on_cuda = next(model.parameters()).device.type == "cuda"
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=on_cuda)
+    rank, world = distributed.rank(), distributed.world_size()
+    autocast = _autocast(model)
     t0 = time.time() - elapsed
+    trained = {"model": model, "optimizer": optimizer, "scheduler": scheduler, "losses": losses}
     bar = tqdm(total=cfg.steps, initial=start, desc=name, unit="step", disable=not distributed.is_main())
-    with _GracefulInterrupt() as interrupt:
+    with _GracefulInterrupt() as interrupt, bar:
         for step in range(start, cfg.steps):
             # 1. this rank's share of the global batch (the data position is the step number)
             idx = batch_indices(step, cfg.batch_size, n_items, seed, buckets)[rank::world]
@@ -208,46 +197,52 @@ def train_loop(
             grad_norm = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
             optimizer.step()
             scheduler.step()
-            # 4. bookkeeping
+            # 4. bookkeeping: log, checkpoint (periodically and on Ctrl-C), report
             value = loss.item()
             losses.append((step + 1, value))
             bar.update(1)
             bar.set_postfix(loss=f"{value:.4g}")
             if (step + 1) % cfg.log_every == 0 or step + 1 == cfg.steps:
-                log.write(
-                    stage=name,
-                    step=step + 1,
-                    loss=value,
-                    **parts,
-                    lr=scheduler.get_last_lr()[0],
-                    grad_norm=float(grad_norm),
-                    seconds=round(time.time() - t0, 2),
-                )
+                _log_step(log, name, step + 1, value, parts, scheduler.get_last_lr()[0], grad_norm, t0)
             if (step + 1) % cfg.checkpoint_every == 0 and step + 1 < cfg.steps:
-                save_checkpoint(
-                    checkpoint,
-                    step=step + 1,
-                    model=model,
-                    optimizer=optimizer,
-                    scheduler=scheduler,
-                    losses=losses,
-                    elapsed=time.time() - t0,
-                )
+                save_checkpoint(checkpoint, step=step + 1, elapsed=time.time() - t0, **trained)
             if on_step is not None:
                 on_step(name, step + 1, value)
-            if interrupt.requested:
-                save_checkpoint(
-                    checkpoint,
-                    step=step + 1,
-                    model=model,
-                    optimizer=optimizer,
-                    scheduler=scheduler,
-                    losses=losses,
-                    elapsed=time.time() - t0,
-                )
+            if interrupt.requested:  # after on_step: a Ctrl-C during it still saves this step
+                save_checkpoint(checkpoint, step=step + 1, elapsed=time.time() - t0, **trained)
                 log.write(stage=name, event="interrupted", step=step + 1)
-                bar.close()
                 raise KeyboardInterrupt(f"{name} interrupted at step {step + 1}; checkpoint saved")
-    bar.close()
     model.eval()
-    return LoopResult(steps=cfg.steps, seconds=time.time() - t0, losses=losses, resumed_from=resumed_from)
+    return LoopResult(steps=cfg.steps, seconds=time.time() - t0, losses=losses, resumed_from=start)
+
+
+def _log_step(
+    log: MetricsLog, name: str, step: int, loss: float, parts: dict, lr: float, grad_norm, t0: float
+):
+    seconds = round(time.time() - t0, 2)
+    log.write(stage=name, step=step, loss=loss, **parts, lr=lr, grad_norm=float(grad_norm), seconds=seconds)
+
+
+def _optimizer(params: list, cfg: StageConfig):
+    """AdamW with linear warm-up then linear decay to 0."""
+    optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, linear_warmup_decay(cfg.steps, cfg.warmup_ratio))
+    return optimizer, scheduler
+
+
+def _autocast(model: torch.nn.Module):
+    """bf16 autocast on CUDA (no loss scaling needed, unlike fp16); CPU stays fp32, where bf16 is slower."""
+    on_cuda = next(model.parameters()).device.type == "cuda"
+    return torch.autocast("cuda", dtype=torch.bfloat16, enabled=on_cuda)
+
+
+def _resume(checkpoint: Path, model, optimizer, scheduler) -> tuple[int, list, float]:
+    """Load a checkpoint into the model, optimiser, scheduler and RNGs; return (step, losses, elapsed)."""
+    state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    missing = distributed.unwrap(model).load_state_dict(state["model"], strict=False).unexpected_keys
+    if missing:
+        raise RuntimeError(f"{checkpoint}: checkpoint does not fit the model ({missing[:3]} ...)")
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    _set_rng_state(state["rng"])
+    return state["step"], state["losses"], state["elapsed"]

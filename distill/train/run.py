@@ -7,558 +7,30 @@ Layout (`<out>` = data/students/<name> unless `out_dir` says otherwise):
   <out>.run/stageN/stage.json  written last: marks the stage complete (+ time, losses, dev scores)
   <out>.run/stageN.ckpt.pt   mid-stage checkpoint (removed when the stage completes)
   <out>/                     the final student with its model card
+
+The stages are in `stages.py`, the state they share (directories, data, encoders) in `state.py`.
 """
 
 from __future__ import annotations
 
 import json
 import platform
-import random
 import shutil
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import torch
 
-from distill.config import (
-    ConfigError,
-    ContrastiveVariant,
-    EmbeddingInit,
-    RunConfig,
-    dump_toml,
-    load_config,
-    to_dict,
-)
-from distill.data import TrainingPair
-from distill.losses import ContrastiveLoss, PairMSELoss
-from distill.models import (
-    Encoder,
-    load_encoder,
-    mean_pool,
-    read_layout,
-    register_student,
-    resolve_model,
-    write_sentence_transformers_files,
-)
+from distill.config import RunConfig, dump_toml, load_config, to_dict
+from distill.evaluation.headline import headline
+from distill.fileio import atomic_directory
 from distill.paths import data_dir
-from distill.student import (
-    XLSearchRecurrentConfig,
-    XLSearchRecurrentModel,
-    effective_parameters,
-    stored_parameters,
-)
-from distill.student.export import save_student
-from distill.targets import cached_embeddings
+from distill.student import XLSearchRecurrentModel
 from distill.train import distributed
-from distill.train.evaluate import DevEvaluation, headline
-from distill.train.loop import LoopResult, MetricsLog, StepCallback, train_loop
-from distill.train.pairs import load_pairs, passage_pairs, sample_pairs
-from distill.vocab import count_token_ids, select_vocab, trim_tokenizer
-
-STAGES = (1, 2, 3, 4)
-STAGE_TITLES = {
-    1: "multilingual KD T -> A",
-    2: "bottleneck embedding",
-    3: "parameter recurrence",
-    4: "multilingual contrastive learning",
-}
-
-
-class RunError(RuntimeError):
-    """A run that cannot proceed as asked (e.g. exists already, missing earlier stage)."""
-
-
-@dataclass
-class Run:
-    cfg: RunConfig
-    out_dir: Path
-    run_dir: Path
-    device: str
-    log: MetricsLog
-    on_step: StepCallback | None = None
-    resume: bool = False
-    evaluation: DevEvaluation | None = None
-    _pairs: list[TrainingPair] | None = field(default=None, repr=False)
-    _passages: list[TrainingPair] | None = field(default=None, repr=False)
-
-    # --- paths ---------------------------------------------------------------------------------
-    def stage_dir(self, n: int) -> Path:
-        return self.run_dir / f"stage{n}"
-
-    def checkpoint(self, n: int) -> Path:
-        return self.run_dir / f"stage{n}.ckpt.pt"
-
-    def done(self, n: int) -> bool:
-        return (self.stage_dir(n) / "stage.json").exists()
-
-    def stage_info(self, n: int) -> dict:
-        return json.loads((self.stage_dir(n) / "stage.json").read_text())
-
-    # --- data ----------------------------------------------------------------------------------
-    def all_pairs(self) -> list[TrainingPair]:
-        if self._pairs is None:
-            d = self.cfg.data
-            self._pairs = load_pairs(d.files, d.langs, stsb_dir=d.stsb_dir or None)
-            if not self._pairs:
-                raise RunError(f"no training pairs for languages {d.langs} in {d.files}")
-        return self._pairs
-
-    def pairs(self, n: int) -> list[TrainingPair]:
-        d = self.cfg.data
-        limit = self.cfg.stage(n).max_pairs or d.max_pairs
-        sample = sample_pairs(self.all_pairs(), limit, self.cfg.seed)
-        if d.passages:
-            if self._passages is None:
-                self._passages = passage_pairs(
-                    d.passage_file, d.passage_doc_ids, d.langs, sentences=d.passage_sentences
-                )
-            sample += sample_pairs(self._passages, d.passages, self.cfg.seed)
-            random.Random(self.cfg.seed).shuffle(sample)
-        return sample
-
-    @property
-    def prefix(self) -> str | None:
-        return self.cfg.models.prefix or None
-
-    def encoder(self, spec: str | Path) -> Encoder:
-        return load_encoder(
-            spec,
-            device=self.device,
-            max_seq_length=self.cfg.data.max_seq_length,
-            trust_remote_code=self.cfg.models.trust_remote_code,
-        )
-
-    def role(self, pair: TrainingPair) -> str | None:
-        """The prompt role of a pair's texts: its own ("query" / "passage") when the run uses prompts."""
-        return pair.role if self.prefix else None
-
-    def targets(self, spec: str | Path, items: list[tuple[str | None, str]], label: str) -> np.ndarray:
-        """Embeddings of (role, text) items by `spec`, each role with its prompt; cached per role on disk."""
-        enc = self.encoder(spec)
-        out = np.empty((len(items), enc.dim), dtype=np.float32)
-        for role in dict.fromkeys(r for r, _ in items):
-            rows = [i for i, (r, _) in enumerate(items) if r == role]
-            prefix = self.prefix if role == "query" else role
-            out[rows] = cached_embeddings(
-                enc,
-                spec,
-                [items[i][1] for i in rows],
-                prefix=prefix,
-                cache_dir=self.cfg.cache_dir or None,
-                batch_size=self.cfg.data.encode_batch_size,
-                label=f"{label} ({role})",
-            )
-        return out
-
-    def assistant_spec(self) -> str:
-        """A after stage 1 (its output directory), or the raw assistant when stage 1 is off."""
-        if self.cfg.stage1.enabled:
-            if not self.done(1):
-                raise RunError("stage 1 has not completed; run it first (or --stage1.enabled=false)")
-            return str(self.stage_dir(1))
-        return self.cfg.models.assistant
-
-    def train(
-        self,
-        n: int,
-        model: torch.nn.Module,
-        compute_loss,
-        n_items: int,
-        pairs: list[TrainingPair] | None = None,
-    ) -> LoopResult:
-        """Run stage n's loop; with `pairs`, each batch holds one role (sentences are not padded to passages)."""
-        buckets = np.array([p.role for p in pairs]) if pairs is not None else None
-        return train_loop(
-            name=f"stage{n}",
-            model=model,
-            compute_loss=compute_loss,
-            n_items=n_items,
-            cfg=self.cfg.stage(n),
-            seed=self.cfg.seed + n,
-            checkpoint=self.checkpoint(n),
-            log=self.log,
-            resume=self.resume,
-            on_step=self.on_step,
-            buckets=buckets,
-        )
-
-    def evaluate(self, name: str, spec_or_encoder) -> dict[str, float]:
-        if self.evaluation is None or not self.evaluation.enabled:
-            return {}
-        if isinstance(spec_or_encoder, str | Path):
-            enc = load_encoder(
-                spec_or_encoder, device=self.device, trust_remote_code=self.cfg.models.trust_remote_code
-            )
-        else:
-            enc = spec_or_encoder
-        t0 = time.time()
-        metrics = self.evaluation(enc)
-        if metrics:
-            self.log.write(
-                event="eval",
-                model=name,
-                seconds=round(time.time() - t0, 1),
-                **headline(metrics),
-                metrics=metrics,
-            )
-        return metrics
-
-
-def _texts_index(
-    run: Run, pairs: list[TrainingPair], side: str
-) -> tuple[list[tuple[str | None, str]], np.ndarray]:
-    """Unique (role, text) items of one side and, per pair, the row of its item (targets are cached per text)."""
-    rows: dict[tuple[str | None, str], int] = {}
-    index = np.array(
-        [rows.setdefault((run.role(p), getattr(p, side)), len(rows)) for p in pairs], dtype=np.int64
-    )
-    return list(rows), index
-
-
-def _embed_pairs(run: Run, enc: Encoder, batch: list[TrainingPair]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Embeddings of the en and the xx side, each with its role's prompt, from one padded forward
-    (fewer, larger matmuls are faster on CPU)."""
-    texts = [
-        enc.prompt(run.role(p)) + t
-        for side in ("en", "xx")
-        for p, t in ((p, getattr(p, side)) for p in batch)
-    ]
-    emb = enc.forward(enc.tokenize(texts, None))
-    return emb[: len(batch)], emb[len(batch) :]
-
-
-def _target_rows(targets: np.ndarray, rows: np.ndarray, like: torch.Tensor) -> torch.Tensor:
-    """Rows of a (memory-mapped) target array as a tensor on `like`'s device."""
-    return torch.from_numpy(np.asarray(targets[rows])).to(like.device)
-
-
-def _finish_stage(run: Run, n: int, result: LoopResult, extra: dict) -> dict:
-    losses = [v for _, v in result.losses]
-    k = max(1, min(10, len(losses) // 5))
-    info = {
-        "stage": n,
-        "title": STAGE_TITLES[n],
-        "steps": result.steps,
-        "train_seconds": round(result.seconds, 1),
-        "resumed_from_step": result.resumed_from,
-        "loss_first": float(np.mean(losses[:k])) if losses else None,
-        "loss_last": float(np.mean(losses[-k:])) if losses else None,
-        "losses": result.losses,
-        **extra,
-    }
-    return info
-
-
-def _write_stage_info(run: Run, n: int, info: dict) -> None:
-    if distributed.is_main():
-        (run.stage_dir(n) / "stage.json").write_text(json.dumps(info, indent=1))
-        run.checkpoint(n).unlink(missing_ok=True)
-        run.log.write(event="stage_done", **{k: v for k, v in info.items() if k not in ("losses", "dev")})
-
-
-# --- stage 1 -------------------------------------------------------------------------------------
-
-
-def stage1(run: Run) -> dict:
-    """A learns T's space: MSE(A(en), T(en)) + MSE(A(xx), T(en))."""
-    cfg, out = run.cfg, run.stage_dir(1)
-    pairs = run.pairs(1)
-    en_texts, en_row = _texts_index(run, pairs, "en")
-    t_en = run.targets(cfg.models.teacher, en_texts, "T(en) targets")
-    assistant = run.encoder(cfg.models.assistant)
-    if len(getattr(assistant, "dense", ())):  # stage 1 trains and saves the transformer only
-        raise ConfigError(f"assistant {cfg.models.assistant} has Dense layers; use a model without them as A")
-    if assistant.dim != t_en.shape[1]:
-        raise ConfigError(f"T ({t_en.shape[1]}-d) and A ({assistant.dim}-d) must have the same dimension")
-    model = assistant.model
-    if cfg.stage1.freeze_word_embeddings:
-        model.get_input_embeddings().weight.requires_grad_(False)
-    assistant.model = distributed.wrap(model)
-    loss_fn = PairMSELoss()
-
-    def compute_loss(idx: np.ndarray):
-        en, xx = _embed_pairs(run, assistant, [pairs[i] for i in idx])
-        target = _target_rows(t_en, en_row[idx], en)
-        return loss_fn(en, xx, target, target)
-
-    result = run.train(1, model, compute_loss, len(pairs))
-    if distributed.is_main():
-        layout = read_layout(resolve_model(cfg.models.assistant))
-        model.save_pretrained(out)
-        assistant.tokenizer.save_pretrained(out)
-        write_sentence_transformers_files(
-            out,
-            dim=assistant.dim,
-            pooling=layout.pooling.value,
-            normalize=layout.normalize,
-            prompts=layout.prompts,
-            max_seq_length=layout.max_seq_length or 512,
-        )
-    return _finish_stage(
-        run,
-        1,
-        result,
-        {"pairs": len(pairs), "assistant": cfg.models.assistant, "stored_params": stored_parameters(model)},
-    )
-
-
-# --- stage 2 -------------------------------------------------------------------------------------
-
-
-def build_vocab(run: Run, assistant: Encoder) -> tuple[list[int] | None, object, dict]:
-    """Trimmed ids + tokenizer (or the full ones when trimming is off), and a report."""
-    tokenizer = assistant.tokenizer
-    if not run.cfg.vocab.trim:
-        return None, tokenizer, {"vocab_trimmed": False, "vocab_size": len(tokenizer)}
-    pairs = run.all_pairs()  # every training pair, not just the sample, so more words are covered
-    texts = sorted({p.en for p in pairs} | {p.xx for p in pairs})
-    counts = count_token_ids(tokenizer, texts, prompt=assistant.prompt(run.prefix))
-    kept = select_vocab(
-        tokenizer,
-        counts,
-        min_count=run.cfg.vocab.min_count,
-        keep_single_chars=run.cfg.vocab.keep_single_chars,
-        max_pieces=run.cfg.vocab.max_pieces,
-    )
-    trimmed = trim_tokenizer(tokenizer, kept)
-    report = {
-        "vocab_trimmed": True,
-        "vocab_size": len(kept),
-        "vocab_full": len(tokenizer),
-        "vocab_seen_in_data": len(counts),
-        "vocab_texts": len(texts),
-    }
-    return kept, trimmed, report
-
-
-def init_student(run: Run, a_model, kept: list[int] | None) -> XLSearchRecurrentModel:
-    """S: bottleneck embeddings (SVD of A's rows, or random) + A's chosen layers; passes = 0 for now.
-
-    With embedding_size = A's hidden size the SVD start reproduces A's rows exactly (no bottleneck).
-    """
-    s, ac = run.cfg.student, a_model.config
-    layer_ids = s.layer_ids()
-    if max(layer_ids) >= ac.num_hidden_layers:
-        raise ConfigError(f"student.layers = {s.layers} but A has only layers 0..{ac.num_hidden_layers - 1}")
-    word = a_model.get_input_embeddings().weight.detach()
-    if kept is not None:
-        word = word[torch.as_tensor(kept)]
-    config = XLSearchRecurrentConfig(
-        vocab_size=word.shape[0],
-        embedding_size=s.embedding_size,
-        hidden_size=ac.hidden_size,
-        num_hidden_layers=len(layer_ids),
-        num_passes=0,
-        num_attention_heads=ac.num_attention_heads,
-        intermediate_size=ac.intermediate_size,
-        hidden_act=ac.hidden_act,
-        hidden_dropout_prob=ac.hidden_dropout_prob,
-        attention_probs_dropout_prob=ac.attention_probs_dropout_prob,
-        max_position_embeddings=ac.max_position_embeddings,
-        type_vocab_size=ac.type_vocab_size,
-        layer_norm_eps=ac.layer_norm_eps,
-        position_offset=(ac.pad_token_id + 1) if ac.model_type in ("roberta", "xlm-roberta") else 0,
-        pad_token_id=(kept.index(ac.pad_token_id) if kept else ac.pad_token_id),
-    )
-    torch.manual_seed(run.cfg.seed)
-    student = XLSearchRecurrentModel(config)
-    emb = student.embeddings
-    with torch.no_grad():
-        if s.init == EmbeddingInit.SVD:
-            # W (V x h) ~ U_e S_e V_e^T: rows U_e sqrt(S_e), projection sqrt(S_e) V_e^T.
-            u, sv, vt = torch.linalg.svd(word.float(), full_matrices=False)
-            e = min(s.embedding_size, sv.shape[0])
-            root = sv[:e].sqrt()
-            emb.word_embeddings.weight.zero_()
-            emb.word_embeddings.weight[:, :e] = u[:, :e] * root
-            emb.word_projection.weight.zero_()
-            emb.word_projection.weight[:, :e] = (root[:, None] * vt[:e]).T
-        a_emb = a_model.embeddings
-        emb.position_embeddings.weight.copy_(a_emb.position_embeddings.weight)
-        emb.token_type_embeddings.weight.copy_(a_emb.token_type_embeddings.weight)
-        emb.LayerNorm.load_state_dict(a_emb.LayerNorm.state_dict())
-        for i, a_layer in enumerate(layer_ids):
-            missing = student.layers[i].load_state_dict(
-                a_model.encoder.layer[a_layer].state_dict(), strict=False
-            )
-            if missing.missing_keys:
-                raise RuntimeError(
-                    f"A's layer {a_layer} does not fit the student layer: {missing.missing_keys}"
-                )
-    return student
-
-
-def student_encoder(run: Run, student: XLSearchRecurrentModel, tokenizer, prompts: dict) -> Encoder:
-    enc = Encoder(
-        student, tokenizer, prompts=prompts, max_seq_length=run.cfg.data.max_seq_length, name="student"
-    )
-    return enc
-
-
-def save_stage_student(
-    run: Run, n: int, student, tokenizer, prompts: dict, extra_files: dict | None = None
-) -> None:
-    if not distributed.is_main():
-        return
-    save_student(
-        distributed.unwrap(student), tokenizer, run.stage_dir(n), prompts=prompts, max_seq_length=512
-    )
-    for name, obj in (extra_files or {}).items():
-        (run.stage_dir(n) / name).write_text(json.dumps(obj))
-
-
-def stage2(run: Run) -> dict:
-    """Bottleneck embedding: pool(E_S(x)) ~ pool(E_A(x)) for x in {en, xx}."""
-    a_spec = run.assistant_spec()
-    assistant = run.encoder(a_spec)
-    a_model = assistant.model.eval()
-    prompts = read_layout(resolve_model(a_spec)).prompts
-    kept, tokenizer, vocab_report = build_vocab(run, assistant)
-    student = init_student(run, a_model, kept).to(run.device)
-    for p in student.layers.parameters():  # stage 2 trains the embeddings only
-        p.requires_grad_(False)
-    pairs = run.pairs(2)
-    s_enc = student_encoder(run, student, tokenizer, prompts)
-    wrapped = distributed.wrap(student.embeddings)
-    loss_fn = PairMSELoss()
-
-    def pooled(embed, batch) -> torch.Tensor:
-        batch = {k: v.to(run.device) for k, v in batch.items()}
-        return mean_pool(embed(batch["input_ids"], batch.get("token_type_ids")), batch["attention_mask"])
-
-    def a_embed(ids, types):
-        return a_model.embeddings(input_ids=ids, token_type_ids=types)
-
-    def compute_loss(idx: np.ndarray):
-        batch = [pairs[i] for i in idx]
-        texts = [p.en for p in batch] + [p.xx for p in batch]
-        s = pooled(wrapped, s_enc.tokenize(texts, run.prefix))
-        with torch.no_grad():
-            a = pooled(a_embed, assistant.tokenize(texts, run.prefix))
-        b = len(batch)
-        return loss_fn(s[:b], s[b:], a[:b], a[b:])
-
-    result = run.train(2, student, compute_loss, len(pairs))
-    for p in student.layers.parameters():
-        p.requires_grad_(True)
-    save_stage_student(run, 2, student, tokenizer, prompts, {"vocab.json": {"kept_ids": kept}})
-    params = stored_parameters(student)
-    return _finish_stage(
-        run,
-        2,
-        result,
-        {
-            "pairs": len(pairs),
-            "train_langs": len({p.lang for p in run.all_pairs()}),
-            "init": run.cfg.student.init.value,
-            **vocab_report,
-            "stored_params": params,
-            "assistant": a_spec,
-        },
-    )
-
-
-# --- stages 3 and 4 ------------------------------------------------------------------------------
-
-
-def load_stage_student(run: Run, n: int) -> tuple[XLSearchRecurrentModel, object, dict, Encoder]:
-    """The student saved by stage `n`, with the run's passes, and a trainable encoder around it."""
-    from transformers import AutoTokenizer
-
-    if not run.done(n):
-        raise RunError(f"stage {n} has not completed; run it first")
-    path = run.stage_dir(n)
-    student = XLSearchRecurrentModel.from_pretrained(path).to(run.device)
-    student.config.num_passes = run.cfg.student.passes
-    if run.cfg.student.freeze_embeddings:
-        student.embeddings.word_embeddings.weight.requires_grad_(False)
-    register_student()  # the tokenizer may read config.json: resolve its model_type to the installed code
-    tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=False)
-    prompts = read_layout(path).prompts
-    s_enc = student_encoder(run, student, tokenizer, prompts)
-    s_enc.model = distributed.wrap(student)
-    return student, tokenizer, prompts, s_enc
-
-
-def stage3(run: Run) -> dict:
-    """Recurrence: S = embeddings + (L1..Lk) x r, trained with MSE(S(en), A(en)) + MSE(S(xx), A(xx))."""
-    student, tokenizer, prompts, s_enc = load_stage_student(run, 2)
-    a_spec = run.assistant_spec()
-    pairs = run.pairs(3)
-    en_texts, en_row = _texts_index(run, pairs, "en")
-    xx_texts, xx_row = _texts_index(run, pairs, "xx")
-    a_en = run.targets(a_spec, en_texts, "A(en) targets")
-    a_xx = run.targets(a_spec, xx_texts, "A(xx) targets")
-    loss_fn = PairMSELoss()
-
-    def compute_loss(idx: np.ndarray):
-        en, xx = _embed_pairs(run, s_enc, [pairs[i] for i in idx])
-        return loss_fn(en, xx, _target_rows(a_en, en_row[idx], en), _target_rows(a_xx, xx_row[idx], en))
-
-    result = run.train(3, student, compute_loss, len(pairs), pairs)
-    save_stage_student(run, 3, student, tokenizer, prompts)
-    return _finish_stage(
-        run,
-        3,
-        result,
-        {
-            "pairs": len(pairs),
-            "stored_params": stored_parameters(student),
-            "effective_params": effective_parameters(student),
-        },
-    )
-
-
-def stage4(run: Run) -> dict:
-    """Multilingual contrastive learning against T (variant mcl / infonce / bool / mse)."""
-    cfg, st = run.cfg, run.cfg.stage4
-    prev = 3 if cfg.stage3.enabled else 2
-    student, tokenizer, prompts, s_enc = load_stage_student(run, prev)
-    pairs = run.pairs(4)
-    en_texts, en_row = _texts_index(run, pairs, "en")
-    t_en = run.targets(cfg.models.teacher, en_texts, "T(en) targets")
-    t_xx = xx_row = None
-    if st.variant == ContrastiveVariant.KL:  # the teacher's in-batch scores need its view of xx too
-        xx_texts, xx_row = _texts_index(run, pairs, "xx")
-        t_xx = run.targets(cfg.models.teacher, xx_texts, "T(xx) targets")
-    loss_fn = ContrastiveLoss(
-        st.variant,
-        weight_en=st.weight_en,
-        weight_xx=st.weight_xx,
-        weight_cos=st.weight_cos,
-        infonce_weight=st.infonce_weight,
-        infonce_scale=st.infonce_scale,
-        kl_weight=st.kl_weight,
-        kl_temperature=st.kl_temperature,
-    )
-
-    def compute_loss(idx: np.ndarray):
-        en, xx = _embed_pairs(run, s_enc, [pairs[i] for i in idx])
-        target_xx = None if t_xx is None else _target_rows(t_xx, xx_row[idx], en)
-        return loss_fn(en, xx, _target_rows(t_en, en_row[idx], en), target_xx)
-
-    result = run.train(4, student, compute_loss, len(pairs), pairs)
-    save_stage_student(run, 4, student, tokenizer, prompts)
-    return _finish_stage(
-        run,
-        4,
-        result,
-        {
-            "pairs": len(pairs),
-            "variant": st.variant.value,
-            "stored_params": stored_parameters(student),
-            "effective_params": effective_parameters(student),
-        },
-    )
-
-
-STAGE_FUNCS: dict[int, Callable[[Run], dict]] = {1: stage1, 2: stage2, 3: stage3, 4: stage4}
-
-
-# --- the run -------------------------------------------------------------------------------------
+from distill.train.evaluate import DevEvaluation
+from distill.train.loop import MetricsLog, StepCallback
+from distill.train.stages import STAGE_FUNCS, write_stage_info
+from distill.train.state import STAGES, Run, RunError
 
 
 def resolve_device(name: str) -> str:
@@ -646,16 +118,8 @@ def run(
         event="run_start", stage=stage, resume=resume, device=device, world_size=distributed.world_size()
     )
 
-    baselines_file = run_dir / "baselines.json"
-    if cfg.eval.enabled and cfg.eval.baselines and not baselines_file.exists() and distributed.is_main():
-        teacher = r.evaluate("teacher", cfg.models.teacher)
-        same = cfg.models.assistant == cfg.models.teacher  # T = A (the offline presets): score it once
-        baselines = {
-            "teacher": teacher,
-            "assistant_raw": teacher if same else r.evaluate("assistant_raw", cfg.models.assistant),
-        }
-        baselines_file.write_text(json.dumps(baselines, indent=1))
-
+    if cfg.eval.enabled and cfg.eval.baselines and distributed.is_main():
+        _evaluate_baselines(r)
     todo = [stage] if stage else [n for n in STAGES if cfg.stage(n).enabled]
     for n in todo:
         if stage is None and r.done(n):
@@ -670,7 +134,7 @@ def run(
         info["dev"] = r.evaluate(f"stage{n}", r.stage_dir(n))
         info["dev_headline"] = headline(info["dev"])
         info["wall_seconds"] = round(time.time() - t0, 1)
-        _write_stage_info(r, n, info)
+        write_stage_info(r, n, info)
         distributed.barrier()  # the next stage reads this one's output, which rank 0 writes
 
     summary = summarize(r)
@@ -679,6 +143,20 @@ def run(
         export_final(r, last, summary)
     r.log.write(event="run_done", out_dir=str(out_dir))
     return summary
+
+
+def _evaluate_baselines(r: Run) -> None:
+    """The dev scores of T and of A before stage 1, once per run (`baselines.json`)."""
+    baselines_file = r.run_dir / "baselines.json"
+    if baselines_file.exists():
+        return
+    teacher = r.evaluate("teacher", r.cfg.models.teacher)
+    same = r.cfg.models.assistant == r.cfg.models.teacher  # T = A (the offline presets): score it once
+    baselines = {
+        "teacher": teacher,
+        "assistant_raw": teacher if same else r.evaluate("assistant_raw", r.cfg.models.assistant),
+    }
+    baselines_file.write_text(json.dumps(baselines, indent=1))
 
 
 def summarize(r: Run) -> dict:
@@ -703,17 +181,12 @@ def export_final(r: Run, last: int, summary: dict) -> None:
     from distill.student.card import model_card
 
     src = r.stage_dir(last)
-    tmp = r.out_dir.with_name(r.out_dir.name + ".partial")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    shutil.copytree(src, tmp, ignore=shutil.ignore_patterns("stage.json"))
     a_params = None
     if r.cfg.stage1.enabled and r.done(1):
         a_params = r.stage_info(1).get("stored_params")
     student = XLSearchRecurrentModel.from_pretrained(src)
     summary = {**summary, "environment": {"python": platform.python_version(), "torch": torch.__version__}}
-    (tmp / "README.md").write_text(model_card(r.cfg, student, summary, assistant_params=a_params))
-    (tmp / "training_summary.json").write_text(json.dumps(summary, indent=1))
-    if r.out_dir.exists():
-        shutil.rmtree(r.out_dir)
-    tmp.rename(r.out_dir)
+    with atomic_directory(r.out_dir) as tmp:
+        shutil.copytree(src, tmp, ignore=shutil.ignore_patterns("stage.json"), dirs_exist_ok=True)
+        (tmp / "README.md").write_text(model_card(r.cfg, student, summary, assistant_params=a_params))
+        (tmp / "training_summary.json").write_text(json.dumps(summary, indent=1))

@@ -1,0 +1,176 @@
+"""House rules of the code base, checked from the source: no import cycles, every module imports on
+its own in any order, and modules and functions stay small enough to read."""
+
+from __future__ import annotations
+
+import ast
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGES = ("distill", "indexer", "app")
+MAX_MODULE_LINES = 600
+MAX_FUNCTION_LINES = 60
+
+
+def _modules() -> dict[str, Path]:
+    """Dotted module name -> file, for every module of PACKAGES."""
+    out = {}
+    for package in PACKAGES:
+        for path in sorted((ROOT / package).rglob("*.py")):
+            parts = list(path.relative_to(ROOT).with_suffix("").parts)
+            if parts[-1] == "__init__":
+                parts.pop()
+            out[".".join(parts)] = path
+    return out
+
+
+def _is_type_checking(node: ast.If) -> bool:
+    test = node.test
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+    )
+
+
+def _runtime_imports(tree: ast.Module) -> list[ast.Import | ast.ImportFrom]:
+    """Every import statement that can run: module level and inside functions alike, but not under
+    `if TYPE_CHECKING:`."""
+    found: list[ast.Import | ast.ImportFrom] = []
+    todo: list[ast.AST] = [tree]
+    while todo:
+        node = todo.pop()
+        if isinstance(node, ast.Import | ast.ImportFrom):
+            found.append(node)
+        elif isinstance(node, ast.If) and _is_type_checking(node):
+            todo += node.orelse
+        else:
+            todo += ast.iter_child_nodes(node)
+    return found
+
+
+def _targets(node: ast.Import | ast.ImportFrom, module: str, is_package: bool, known: set[str]) -> set[str]:
+    """The project modules an import statement needs: the modules it names and the packages above
+    them, except `module`'s own packages (they finished importing before `module` started, or are
+    importing it) unless the statement reads a name their `__init__` defines."""
+    if isinstance(node, ast.Import):
+        named, from_package = [a.name for a in node.names], False
+    else:
+        base = node.module or ""
+        if node.level:
+            anchor = module.split(".")
+            anchor = anchor[: len(anchor) - node.level + (1 if is_package else 0)]
+            base = ".".join([*anchor, base] if base else anchor)
+        subs = [f"{base}.{a.name}" for a in node.names if f"{base}.{a.name}" in known]
+        named, from_package = [base, *subs], len(subs) < len(node.names)
+    out = set()
+    for name in named:
+        parts = name.split(".")
+        for i in range(1, len(parts) + 1):
+            target = ".".join(parts[:i])
+            own_package = module == target or module.startswith(target + ".")
+            if target in known and (not own_package or (target == named[0] and from_package)):
+                out.add(target)
+    out.discard(module)
+    return out
+
+
+def import_graph() -> dict[str, set[str]]:
+    """Module -> the project modules its module-level imports execute."""
+    modules = _modules()
+    known = set(modules)
+    graph = {}
+    for name, path in modules.items():
+        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+        is_package = path.name == "__init__.py"
+        graph[name] = set().union(*(_targets(n, name, is_package, known) for n in _runtime_imports(tree)))
+    return graph
+
+
+def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    """One cycle of `graph` as [a, b, ..., a], or None (iterative DFS, three colours)."""
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    for start in sorted(graph):
+        if state.get(start):
+            continue
+        path, stack = [start], [iter(sorted(graph[start]))]
+        state[start] = 1
+        while stack:
+            nxt = next(stack[-1], None)
+            if nxt is None:
+                state[path.pop()] = 2
+                stack.pop()
+            elif state.get(nxt) == 1:
+                return path[path.index(nxt) :] + [nxt]
+            elif not state.get(nxt):
+                state[nxt] = 1
+                path.append(nxt)
+                stack.append(iter(sorted(graph.get(nxt, ()))))
+    return None
+
+
+def test_the_cycle_finder_finds_cycles_and_only_cycles():
+    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": set()}) is None
+    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+    assert find_cycle({"a": {"b", "c"}, "b": {"c"}, "c": set()}) is None  # a diamond is no cycle
+
+
+def test_the_import_graph_sees_relative_submodule_lazy_and_package_imports():
+    known = {"p", "p.a", "p.b", "p.c", "p.d"}
+    tree = ast.parse(
+        "from . import a\nfrom .b import x\ntry:\n    import p.c\nexcept ImportError:\n    pass\n"
+        "if TYPE_CHECKING:\n    import p.x\ndef f():\n    from p.d import y\n"
+    )
+    targets = set().union(*(_targets(n, "p.m", False, known) for n in _runtime_imports(tree)))
+    assert targets == {"p.a", "p.b", "p.c", "p.d"}  # p itself is p.m's own package, imported first
+    # ... unless p.m reads a name that p/__init__.py defines: that needs p to have finished.
+    name_from_package = ast.parse("from p import Thing").body[0]
+    assert _targets(name_from_package, "p.m", False, known) == {"p"}
+
+
+def test_imports_are_acyclic():
+    """Module-level and function-level imports both count. A function-level import defers a cost
+    (torch, faiss, matplotlib) until it is needed; it is still a dependency, and a cycle hidden in
+    one becomes an ImportError the day someone moves it to the top of the file. A module importing
+    a submodule of its own package (`from indexer import faiss_index` in indexer.collection) is no
+    edge to the package: the package is imported before the module, and the submodule is what the
+    statement needs."""
+    cycle = find_cycle(import_graph())
+    assert cycle is None, "import cycle: " + " -> ".join(cycle)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_every_module_imports_in_a_shuffled_order(seed):
+    """Each module imported first in some process would catch a cycle the graph misses (for example
+    one through `importlib`); one process per order keeps this to a few seconds."""
+    names = [m for m in _modules() if not m.endswith("__main__") and m != "app.streamlit_app"]
+    random.Random(seed).shuffle(names)
+    code = "import importlib, sys\nfor name in sys.argv[1:]:\n    importlib.import_module(name)\n"
+    proc = subprocess.run(
+        [sys.executable, "-c", code, *names], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+
+
+def _function_lengths(tree: ast.Module):
+    for node in ast.walk(tree):
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            first = min([node.lineno, *(d.lineno for d in node.decorator_list)])
+            yield node.name, node.lineno, node.end_lineno - first + 1
+
+
+def test_modules_and_functions_stay_small():
+    too_long = []
+    for path in _modules().values():
+        rel = path.relative_to(ROOT).as_posix()
+        text = path.read_text(encoding="utf-8")
+        lines = len(text.splitlines())
+        if lines > MAX_MODULE_LINES:
+            too_long.append(f"{rel}: {lines} lines (at most {MAX_MODULE_LINES})")
+        for func, lineno, length in _function_lengths(ast.parse(text)):
+            if length > MAX_FUNCTION_LINES:
+                too_long.append(f"{rel}:{lineno} {func}: {length} lines (at most {MAX_FUNCTION_LINES})")
+    assert not too_long, "\n".join(too_long)
