@@ -337,7 +337,9 @@ def cmd_delete(args: argparse.Namespace) -> int:
 
 
 def _one_line(text: str) -> str:
-    return " ".join(text.split())
+    """One terminal line: whitespace runs and unprintable characters (C1 controls are allowed in
+    texts, and some terminals act on them) become single spaces."""
+    return " ".join("".join(ch if ch.isprintable() else " " for ch in text).split())
 
 
 def _fit(text: str, width: int) -> str:
@@ -369,9 +371,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     print(f"model {model}")
     print(f"{'#':>3}  {'score':<6}  {'lang':<4}  {'id':<{id_w}}  {'title':<{title_w}}  snippet")
     for h in hits:
-        head = (
-            f"{h.rank:>3}  {h.score:<6.4f}  {h.lang:<4}  {_fit(h.doc_id, id_w)}  {_fit(h.title, title_w)}  "
-        )
+        head = f"{h.rank:>3}  {h.score:<6.4f}  {h.lang:<4}  {_fit(h.doc_id, id_w)}  {_fit(_one_line(h.title), title_w)}  "
         print(head + _fit(_one_line(h.snippet), max(width - len(head), 30)).rstrip())
     return 0
 

@@ -8,9 +8,11 @@ is `notes.de`; language from `--lang`, else from `NAME.xx.txt`). Two `.txt` file
 would get the same id (`a/notes.txt`, `b/notes.txt`) are refused before anything is written (see
 `txt_id_clashes`). Fields other than id/lang/title/text become the document's metadata.
 
-Texts, titles and ids must not contain control characters (other than tab, newline and carriage
-return in texts and titles): a NUL ends a string for SQLite's `length()` and is refused by
-PostgreSQL, and the others are invisible in every listing.
+Ids must not contain control characters; texts and titles must not contain C0 controls or DEL
+(tab, newline and carriage return excepted): a NUL ends a string for SQLite's `length()` and is
+refused by PostgreSQL, and the others are invisible in every listing. C1 controls (U+0080-U+009F)
+are allowed in texts and titles: real text carries them as mojibake (the XQuAD demo corpus has
+U+0081 and U+0097), and the CLI prints them as spaces.
 
 Each record carries its file and line so a rejected one can be reported and written to a rejects
 file; validation that needs the collection (language codes, size limit, duplicates) happens in
@@ -258,7 +260,7 @@ def records_from_documents(docs: Iterable[Document | dict], source: str = "<docu
         )
 
 
-_TEXT_CONTROLS = "\t\n\r"
+_TEXT_CONTROLS = "\t\n\r" + "".join(map(chr, range(0x80, 0xA0)))  # allowed in texts and titles
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
@@ -305,7 +307,7 @@ class Validator:
             if bad is not None:
                 return rec.reject(
                     f"field {name!r} contains the control character U+{ord(value[bad]):04X} at "
-                    f"character {bad + 1} (only tab and line breaks are allowed in texts and titles)"
+                    f"character {bad + 1} (of the control characters only tab, line breaks and U+0080-U+009F are allowed in texts and titles)"
                 )
         if not is_known_lang(doc.lang):
             return rec.reject(f"unknown language code {doc.lang!r}")

@@ -345,6 +345,31 @@ def test_d7_control_characters_are_rejected_with_file_and_line(tmp_path, specs, 
         assert col.verify().ok
 
 
+def test_d7_c1_controls_in_real_text_are_indexed_and_printed_as_spaces(tmp_path, specs, encoders, capsys):
+    """The XQuAD demo corpus carries U+0081 and U+0097 (mojibake): `make demo` must index it. Ids
+    still refuse them, and the CLI never writes a C1 control (U+009B is CSI) to the terminal."""
+    from indexer.cli import main as indexer_main
+
+    src = tmp_path / "in.jsonl"
+    lines = [
+        {"id": "moji", "lang": "en", "title": "Caf\u00c3\u0081", "text": "a \u0081 b \u0097 c \u009b31m red"},
+        {"id": "bad\u0085id", "lang": "en", "text": "x"},
+    ]
+    src.write_text("".join(json.dumps(x) + "\n" for x in lines), encoding="utf-8")
+    with make(tmp_path / "c", specs, encoders) as col:
+        with pytest.raises(InputError) as exc:
+            col.add_files([src])
+        assert [p.split(": ")[0] for p in exc.value.problems] == [
+            f"{src}:2"
+        ] and "U+0085" in exc.value.problems[0]
+        assert col.add_files([src], on_error="skip", rejects=tmp_path / "r.jsonl").added == 1
+        assert col.get("moji").text == lines[0]["text"]  # stored as given
+    capsys.readouterr()
+    assert indexer_main(["search", str(tmp_path / "c"), "red", "--k", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "moji" in out and not any("\x80" <= ch <= "\x9f" for ch in out)
+
+
 # ---------------------------------------------------------------------------------------------
 # D8, D9: index parameters that FAISS cannot build (now, or once the collection grows)
 
