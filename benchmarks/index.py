@@ -25,7 +25,6 @@ Examples:
 from __future__ import annotations
 
 import hashlib
-import re
 import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -114,17 +113,11 @@ def collection_sizes(path: Path, info: dict, n: int) -> dict:
     }
 
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
-
-
 def documents(sents, start: int, stop: int):
-    from distill.data import Document
+    from distill.documents import Document
 
-    # A few corpus sentences carry C1 control characters (U+0097), which the indexer rejects as bad input.
-    return [
-        Document(id=sents.ids[i], lang=sents.langs[i], text=_CONTROL.sub(" ", sents.texts[i]))
-        for i in range(start, stop)
-    ]
+    # Some sentences carry C1 controls (U+0097): the indexer accepts them in texts, as it must real text.
+    return [Document(id=sents.ids[i], lang=sents.langs[i], text=sents.texts[i]) for i in range(start, stop)]
 
 
 def build_collections(
