@@ -61,16 +61,8 @@ def _evaluator(args):
         raise BenchmarkError(f"{exc} (set XLSEARCH_SHARED_DATA)") from exc
 
 
-def _paragraphs(ev, encoder) -> tuple[np.ndarray, np.ndarray]:
-    """`encoder`'s vectors of the paragraph chunks, and where each paragraph's chunks start."""
-    texts, owner = ev.chunks(encoder)
-    chunks = ev.embed(encoder, texts, "passage")
-    return chunks, np.flatnonzero(np.r_[True, owner[1:] != owner[:-1]])
-
-
 def _score(ev, q: np.ndarray, paragraphs: tuple[np.ndarray, np.ndarray]) -> dict[str, float]:
-    chunks, starts = paragraphs
-    metrics = ev.score(np.maximum.reduceat(q @ chunks.T, starts, axis=1))  # a paragraph = its best chunk
+    metrics = ev.score(ev.paragraph_scores(q, paragraphs))
     return {m: round(float(metrics[f"{NAME}_{m}"]), 4) for m in METRICS}
 
 
@@ -90,11 +82,12 @@ def _score_model(ev, role: str, spec: str, backends, threads: int, results, refu
             log(f"{name}: refused: {exc}")
             continue
         t0 = time.perf_counter()
-        q = ev.embed(encoder, [x.text for x in ev.questions], "query")
+        q = ev.question_vectors(encoder)
         results[name] = {"model": role, "backend": backend.value, "index": role}
-        results[name] |= _score(ev, q, _paragraphs(ev, encoder)) | {
-            "seconds": round(time.perf_counter() - t0, 1)
-        }
+        paragraphs = ev.paragraph_vectors(encoder)
+        if backend == "torch":
+            torch_paragraphs = paragraphs
+        results[name] |= _score(ev, q, paragraphs) | {"seconds": round(time.perf_counter() - t0, 1)}
         log(f"{name}: {results[name]}")
         if a_index is not None:
             results[f"{name} -> A index"] = {"model": role, "backend": backend.value, "index": "A"}
@@ -158,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     log(f"{len(ev.questions)} questions, {len(ev.paragraphs)} paragraphs")
     a_index = _score_model(ev, "A", args.assistant, backends, args.threads, results, refused)
     if student and a_index is None:  # torch not among --backends: A's index still needs it
-        a_index = _paragraphs(ev, load_encoder(args.assistant, threads=args.threads))
+        a_index = ev.paragraph_vectors(load_encoder(args.assistant, threads=args.threads))
     if student and a_index[0].shape[1] != load_encoder(student).dim:
         notes.append("S and A embed in different dimensions: no S -> A index rows")
         a_index = None

@@ -114,15 +114,27 @@ class QuestionEvaluator(DataEvaluator):
                 owner.append(i)
         return texts, np.asarray(owner, dtype=np.int64)
 
-    def __call__(self, encoder) -> dict[str, float]:
+    def paragraph_vectors(self, encoder) -> tuple[np.ndarray, np.ndarray]:
+        """`encoder`'s vectors of every paragraph chunk, and the index of each paragraph's first chunk."""
         chunk_texts, owner = self.chunks(encoder)
-        q = self.embed(encoder, [x.text for x in self.questions], "query")
-        c = self.embed(encoder, chunk_texts, "passage")
-        chunk_scores = q @ c.T
-        # a document scores as its best chunk; owners are sorted, so each document is one run of columns
-        starts = np.flatnonzero(np.r_[True, owner[1:] != owner[:-1]])
-        doc_scores = np.maximum.reduceat(chunk_scores, starts, axis=1)
-        first_chunk = c[starts]
+        # owners are sorted, so each paragraph is one run of chunks
+        return self.embed(encoder, chunk_texts, "passage"), np.flatnonzero(
+            np.r_[True, owner[1:] != owner[:-1]]
+        )
+
+    @staticmethod
+    def paragraph_scores(q: np.ndarray, paragraphs: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+        """(questions, paragraphs) scores: a paragraph scores as its best chunk, as the indexer's search."""
+        chunks, starts = paragraphs
+        return np.maximum.reduceat(q @ chunks.T, starts, axis=1)
+
+    def question_vectors(self, encoder) -> np.ndarray:
+        return self.embed(encoder, [x.text for x in self.questions], "query")
+
+    def __call__(self, encoder) -> dict[str, float]:
+        q, paragraphs = self.question_vectors(encoder), self.paragraph_vectors(encoder)
+        doc_scores = self.paragraph_scores(q, paragraphs)
+        first_chunk = paragraphs[0][paragraphs[1]]
         return {**self.score(doc_scores), **self.collapse(q, first_chunk, doc_scores)}
 
     # -- scoring -------------------------------------------------------------------------------
