@@ -335,8 +335,13 @@ def test_stage_evaluation_uses_the_dev_suite(tiny_setup, shared_data):
     metrics = evaluation(load_encoder(tiny_setup["assistant"], device="cpu"))
     head = headline(metrics)
     assert 0 <= head["flores_acc"] <= 1 and 0 <= head["multi30k_acc"] <= 1 and -1 <= head["sts_spearman"] <= 1
-    table = "\n".join(_scores_table({"baselines": {"teacher": metrics}, "stages": {}}))
-    assert "| T (teacher, English) |" in table and "flores_acc" in table
+    from distill.config import load_config
+
+    summary = {"baselines": {"teacher": metrics}, "stages": {}}
+    table = "\n".join(_scores_table(summary, load_config(None, [])))  # default: T = MiniLM, A = e5
+    assert "| T (teacher) |" in table and "flores_acc" in table
+    same = load_config(None, ['--models.teacher="pkg:multilingual-e5-small"'])
+    assert "| T = A (teacher) |" in "\n".join(_scores_table(summary, same))
 
 
 def _final_weights(out: Path) -> dict[str, torch.Tensor]:

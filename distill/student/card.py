@@ -14,13 +14,14 @@ def _fmt(v) -> str:
     return str(v)
 
 
-def _scores_table(summary: dict) -> list[str]:
+def _scores_table(summary: dict, cfg: RunConfig) -> list[str]:
     rows: list[tuple[str, dict]] = []
     base = summary.get("baselines") or {}
     from distill.evaluation.headline import headline
 
     if base.get("teacher"):
-        rows.append(("T (teacher, English)", headline(base["teacher"])))
+        same = cfg.models.teacher == cfg.models.assistant
+        rows.append(("T = A (teacher)" if same else "T (teacher)", headline(base["teacher"])))
     if base.get("assistant_raw"):
         rows.append(("A raw (before stage 1)", headline(base["assistant_raw"])))
     for name, info in (summary.get("stages") or {}).items():
@@ -42,7 +43,7 @@ def model_card(
     stages = summary.get("stages") or {}
     vocab = stages.get("stage2") or {}  # stage 2 trims the vocabulary
     lines = _intro(cfg) + _architecture(cfg, student, vocab, assistant_params) + _training(cfg, stages, vocab)
-    lines += _dev_scores(summary)
+    lines += _dev_scores(summary, cfg)
     lines += ["", "## Full config", "", "```toml", dump_toml(cfg).rstrip(), "```", ""]
     return "\n".join(lines)
 
@@ -139,7 +140,7 @@ def _training(cfg: RunConfig, stages: dict, vocab: dict) -> list[str]:
     return lines
 
 
-def _dev_scores(summary: dict) -> list[str]:
+def _dev_scores(summary: dict, cfg: RunConfig) -> list[str]:
     lines = [
         "",
         "## Dev scores",
@@ -152,4 +153,4 @@ def _dev_scores(summary: dict) -> list[str]:
         "during the run, on whatever else the machine was doing: compare it within this table only.",
         "",
     ]
-    return lines + _scores_table(summary)
+    return lines + _scores_table(summary, cfg)
