@@ -107,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--teacher", default=ASSISTANT_SPEC, help="the app's teacher (default: %(default)s)")
     parser.add_argument(
         "--student",
-        help="the student (default: the shipped models/student-offline, else data/students/offline when trained)",
+        help="the student (default: the student the demo serves, distill.paths.default_student())",
     )
     parser.add_argument("--queries", type=int, help="real queries (default 200; quick 40)")
     parser.add_argument(
@@ -138,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
         specs["student"] = student
     else:
         notes.append(
-            "no student (neither models/student-offline nor a trained data/students/offline) and no --student: teacher only"
+            "no student (distill.paths.default_student() does not exist yet) and no --student: teacher only"
         )
     collection_path = Path(args.collection) if args.collection else data_dir() / "collections" / "xquad"
 

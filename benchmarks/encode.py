@@ -3,7 +3,7 @@
 All models embed the same real sentences (2,000 by default, mixed languages from FLORES-200 devtest
 and NTREX-128, fixed seed) at batch 64 and batch 1 (a 300-sentence subset), with 1 and 2 threads.
 Models: teacher T (all-MiniLM-L6-v2), assistant A (multilingual-e5-small, the app's teacher),
-student S (the shipped models/student-offline, else data/students/offline once trained, or --student). Each runs on every
+student S (the one the demo serves, `distill.paths.default_student()`, or --student). Each runs on every
 backend of `distill.models.Backend`, loaded exactly as the product loads it: `torch` (fp32), `int8`
 (dynamic int8, FFN output projections fp32), `onnx` and `onnx-int8` (ONNX Runtime, when installed;
 exported into the model's cache on first use). A backend the product refuses for a model (below
@@ -303,7 +303,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--assistant", default=ASSISTANT_SPEC, help="assistant A spec (default: %(default)s)")
     parser.add_argument(
         "--student",
-        help="student S spec (default: the shipped models/student-offline, else data/students/offline)",
+        help="student S spec (default: the student the demo serves, distill.paths.default_student())",
     )
     parser.add_argument(
         "--variants", help=f"comma list from {', '.join(ALL_VARIANTS)} (default: all available)"
@@ -353,7 +353,7 @@ def main(argv: list[str] | None = None) -> int:
     student = args.student or default_student()
     if student is None:
         notes.append(
-            "no student: neither models/student-offline nor a trained data/students/offline (pass --student); "
+            "no student: distill.paths.default_student() does not exist yet (pass --student); "
             "student variants skipped"
         )
     specs = {"teacher": args.teacher, "assistant": args.assistant}

@@ -116,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
         "--assistant", default=ASSISTANT_SPEC, help="A, the app's teacher (default: %(default)s)"
     )
     parser.add_argument(
-        "--student", help="S (default: the shipped models/student-offline, else data/students/offline)"
+        "--student", help="S (default: the student the demo serves, distill.paths.default_student())"
     )
     parser.add_argument("--with-teacher", action="store_true", help=f"also score T ({TEACHER_SPEC})")
     parser.add_argument(
@@ -142,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     set_threads(args.threads)
     ev = _evaluator(args)
     student = args.student or default_student()
-    notes = [] if student else ["no student (models/student-offline or data/students/offline): A only"]
+    notes = [] if student else ["no student (see distill.paths.default_student): A only"]
     load = LoadMonitor()
     results: dict[str, dict] = {}
     refused: dict[str, str] = {}
