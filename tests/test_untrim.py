@@ -63,6 +63,27 @@ def test_untrimmed_student_tokenizes_as_the_assistant_and_loads_everywhere(trimm
     assert float((onnx.encode([rare]) * u.encode([rare])).sum()) > 0.999
 
 
+def test_extra_rows_give_the_most_probable_dropped_pieces_the_assistants_own_row(trimmed, tmp_path):
+    from distill.models import load_encoder
+    from distill.student.untrim import extra_pieces, kept_ids, untrim_student
+
+    setup, student = trimmed
+    report = untrim_student(student, tmp_path / "x", assistant=setup["assistant"], extra_rows=5)
+    a, s, u = (load_encoder(p) for p in (setup["assistant"], student, tmp_path / "x"))
+    kept = kept_ids(s.tokenizer, a.tokenizer)
+    extra = extra_pieces(a.tokenizer, kept, 5)
+    assert report["rows"] == len(kept) + 5 and not set(extra) & set(kept)
+    emb = u.model.embeddings
+    rows = emb.token_rows[torch.as_tensor(extra)].long()
+    assert sorted(rows.tolist()) == list(range(len(kept), len(kept) + 5))  # each its own new row
+    projected = emb.word_projection(emb.word_embeddings(rows)).detach()
+    a_rows = a.model.get_input_embeddings().weight[torch.as_tensor(extra)].detach()
+    torch.testing.assert_close(projected, a_rows, atol=1e-4, rtol=1e-4)
+    # the student's own rows are untouched: covered text embeds as before
+    same = [t for t in COVERED if len(s.tokenizer(t)["input_ids"]) == len(a.tokenizer(t)["input_ids"])]
+    np.testing.assert_allclose(u.encode(same, prefix="query"), s.encode(same, prefix="query"), atol=1e-5)
+
+
 def test_untrim_refuses_what_it_cannot_do(trimmed, tmp_path, capsys):
     from distill.cli import main as distill_main
     from distill.student.untrim import untrim_student
@@ -75,6 +96,7 @@ def test_untrim_refuses_what_it_cannot_do(trimmed, tmp_path, capsys):
     with pytest.raises(UntrimError, match="not trimmed from this assistant"):
         untrim_student(student, tmp_path / "x", assistant=setup["teacher"])  # another tokenizer
     assert distill_main(["untrim", str(student), "--out", str(student)]) == 2
+    assert distill_main(["untrim", str(student), "--out", str(tmp_path / "z"), "--extra-rows", "-1"]) == 2
     assert distill_main(["untrim", str(tmp_path / "nope"), "--out", str(tmp_path / "y")]) == 1
     assert "not a saved student" in capsys.readouterr().err
     assert not (tmp_path / "x").exists() and not (tmp_path / "x.partial").exists()

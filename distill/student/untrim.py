@@ -75,8 +75,40 @@ def nearest_rows(assistant_rows: np.ndarray, kept: np.ndarray, *, batch: int = 8
     return rows
 
 
-def untrim_student(src: str | Path, dst: str | Path, *, assistant: str = "pkg:multilingual-e5-small") -> dict:
-    """Write `src` with `assistant`'s full tokenizer and a nearest-row table to `dst`; return a report."""
+def extra_pieces(tokenizer, kept: np.ndarray, n: int) -> np.ndarray:
+    """The `n` pieces not in `kept` that `tokenizer`'s Unigram model scores most probable (its own
+    frequency estimate over its training corpus, ties by lower id)."""
+    import json
+
+    model = json.loads(tokenizer.backend_tokenizer.to_str())["model"]
+    if model["type"] != "Unigram":
+        raise UntrimError(f"extra rows need a Unigram (SentencePiece) tokenizer, not {model['type']}")
+    scores = np.asarray([score for _, score in model["vocab"]], dtype=np.float64)
+    scores[kept] = -np.inf
+    order = np.lexsort((np.arange(len(scores)), -scores))
+    return np.sort(order[: min(n, len(scores) - len(kept))])
+
+
+def _add_rows(model: XLSearchRecurrentModel, a_rows: np.ndarray) -> None:
+    """Append rows whose projection is `a_rows` (least squares through the student's projection)."""
+    import torch
+
+    emb, proj = model.embeddings.word_embeddings, model.embeddings.word_projection.weight.detach().float()
+    new = torch.linalg.lstsq(proj, torch.as_tensor(a_rows, dtype=torch.float32).T).solution.T
+    weight = torch.cat([emb.weight.detach().float(), new]).to(emb.weight.dtype)
+    model.embeddings.word_embeddings = torch.nn.Embedding.from_pretrained(
+        weight, freeze=False, padding_idx=emb.padding_idx
+    )
+    model.config.vocab_size = weight.shape[0]
+
+
+def untrim_student(
+    src: str | Path, dst: str | Path, *, assistant: str = "pkg:multilingual-e5-small", extra_rows: int = 0
+) -> dict:
+    """Write `src` with `assistant`'s full tokenizer and a nearest-row table to `dst`; return a report.
+
+    `extra_rows` > 0 first gives that many more pieces (the tokenizer's most probable ones) their own
+    row, the assistant's (the student's rows are the assistant's when its embeddings were frozen)."""
     import torch
 
     from distill.models import load_encoder
@@ -95,6 +127,10 @@ def untrim_student(src: str | Path, dst: str | Path, *, assistant: str = "pkg:mu
     kept = kept_ids(AutoTokenizer.from_pretrained(src), a.tokenizer)
     if len(kept) != model.config.vocab_size:
         raise UntrimError(f"{src}: {len(kept)} tokenizer pieces but {model.config.vocab_size} rows")
+    if extra_rows:
+        extra = extra_pieces(a.tokenizer, kept, extra_rows)
+        _add_rows(model, a_rows[extra])
+        kept = np.concatenate([kept, extra])
     rows = nearest_rows(a_rows, kept)
     model.config.token_map_size = len(rows)
     full = XLSearchRecurrentModel(model.config).to(model.dtype)

@@ -24,6 +24,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="pkg:multilingual-e5-small",
         help="the assistant the student was distilled from (default: %(default)s)",
     )
+    parser.add_argument(
+        "--extra-rows",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also give the N most probable dropped pieces their own (the assistant's) row: "
+        "+N x hidden parameters (default: %(default)s)",
+    )
 
 
 def main(args: argparse.Namespace) -> int:
@@ -34,11 +42,14 @@ def main(args: argparse.Namespace) -> int:
     if not (src / "config.json").is_file():
         print(f"distill untrim: error: {src} is not a saved student (no config.json)", file=sys.stderr)
         return 1
+    if args.extra_rows < 0:
+        print("distill untrim: error: --extra-rows must be >= 0", file=sys.stderr)
+        return 2
     if args.out.resolve() == src.resolve():
         print("distill untrim: error: --out must differ from the student's directory", file=sys.stderr)
         return 2
     try:
-        report = untrim_student(src, args.out, assistant=args.assistant)
+        report = untrim_student(src, args.out, assistant=args.assistant, extra_rows=args.extra_rows)
     except (UntrimError, ModelNotFoundError, OSError, ValueError) as exc:
         print(f"distill untrim: error: {exc}", file=sys.stderr)
         return 1
