@@ -139,15 +139,20 @@ def test_sigkill_at_random_moments_loses_nothing(
     assert _check(path, encoders, expected) == N_DOCS
     with Collection.open(path, encoders=encoders, threads=1, read_only=True) as col:
         assert {d.id for d in col.documents()} == set(expected)
-        # Vectors belong to their chunks: a chunk's text finds that chunk (model b has no prompts).
+    # Vectors belong to their chunks: a chunk's text finds that chunk (model b has no prompts). Checked
+    # by exact search over the stored (float16) vectors, which every rebuild and recovery starts from:
+    # a tiny random model gives near-identical vectors to texts its 300 pieces cannot read, and HNSW
+    # does not rank near-duplicates exactly (its top-1 missed the chunk for ~0.3% of documents).
+    with Collection.open(path, encoders=encoders, threads=1) as col:
+        col.rebuild("flat", models=[specs[1]])
         chunker = col._chunker_for()
         for doc in random.Random(0).sample(docs, 10):
             span = chunker.chunk(doc.text)[-1]
-            hit = col.search(doc.text[span.start : span.end], model=specs[1], k=1)[0]
-            assert np.isclose(hit.score, 1.0, atol=1e-4)
-            assert (hit.doc_id, hit.chunk_start) == (doc.id, span.start) or hit.snippet == doc.text[
-                span.start : span.end
-            ]
+            hits = col.search(doc.text[span.start : span.end], model=specs[1], k=10)
+            assert any(
+                np.isclose(h.score, 1.0, atol=1e-3) and (h.doc_id, h.chunk_start) == (doc.id, span.start)
+                for h in hits
+            ), (doc.id, [(h.doc_id, h.score) for h in hits[:3]])
 
 
 def test_readers_never_see_a_half_written_index(
