@@ -89,7 +89,7 @@ def _score_model(ev, role: str, spec: str, backends, threads: int, results, refu
             torch_paragraphs = paragraphs
         results[name] |= _score(ev, q, paragraphs) | {"seconds": round(time.perf_counter() - t0, 1)}
         log(f"{name}: {results[name]}")
-        if a_index is not None:
+        if a_index is not None and a_index[0].shape[1] == encoder.dim:  # A's space, if S shares its width
             results[f"{name} -> A index"] = {"model": role, "backend": backend.value, "index": "A"}
             results[f"{name} -> A index"] |= _score(ev, q, a_index)
             log(f"{name} -> A index: {results[f'{name} -> A index']}")
@@ -152,11 +152,10 @@ def main(argv: list[str] | None = None) -> int:
     a_index = _score_model(ev, "A", args.assistant, backends, args.threads, results, refused)
     if student and a_index is None:  # torch not among --backends: A's index still needs it
         a_index = ev.paragraph_vectors(load_encoder(args.assistant, threads=args.threads))
-    if student and a_index[0].shape[1] != load_encoder(student).dim:
-        notes.append("S and A embed in different dimensions: no S -> A index rows")
-        a_index = None
     if student:
         _score_model(ev, "S", student, backends, args.threads, results, refused, a_index)
+        if not any(name.endswith("-> A index") for name in results):
+            notes.append("S and A embed in different dimensions: no S -> A index rows")
     if args.with_teacher:
         _score_model(ev, "T", TEACHER_SPEC, backends, args.threads, results, refused)
     table = _table(results)

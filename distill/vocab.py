@@ -37,7 +37,7 @@ def count_token_ids(tokenizer, texts: Iterable[str], *, prompt: str = "", batch_
     return counts
 
 
-def _model_json(tokenizer) -> dict:
+def tokenizer_json(tokenizer) -> dict:
     return json.loads(tokenizer.backend_tokenizer.to_str())
 
 
@@ -50,7 +50,7 @@ def select_vocab(
     lower id, so the choice is deterministic). Dropped words re-segment into the kept sub-words.
     """
     required = set(tokenizer.all_special_ids)
-    spec = _model_json(tokenizer)
+    spec = tokenizer_json(tokenizer)
     model = spec["model"]
     if model["type"] == "Unigram":
         required.add(model["unk_id"])
@@ -76,7 +76,7 @@ def trim_tokenizer(tokenizer, kept_ids: Sequence[int]):
     from tokenizers import Tokenizer
     from transformers import PreTrainedTokenizerFast
 
-    spec = _model_json(tokenizer)
+    spec = tokenizer_json(tokenizer)
     model = spec["model"]
     if model["type"] != "Unigram":
         raise VocabError(

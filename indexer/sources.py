@@ -260,16 +260,8 @@ def records_from_documents(docs: Iterable[Document | dict], source: str = "<docu
         )
 
 
-_TEXT_CONTROLS = "\t\n\r" + "".join(map(chr, range(0x80, 0xA0)))  # allowed in texts and titles
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
-
-
-def _control_character(value: str, allowed: str) -> int | None:
-    """Position of the first control character of `value` not in `allowed`, or None."""
-    for match in _CONTROL.finditer(value):
-        if match.group() not in allowed:
-            return match.start()
-    return None
+_ID_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")  # every C0 and C1 control, and DEL
+_TEXT_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")  # tab, line breaks and C1 allowed
 
 
 class Validator:
@@ -298,13 +290,14 @@ class Validator:
             )
         if any("\ud800" <= ch <= "\udfff" for ch in doc.text):
             return rec.reject("text contains invalid UTF-8 / lone surrogates")
-        for name, value, allowed in (
-            ("id", doc.id, ""),
-            ("title", doc.title or "", _TEXT_CONTROLS),
-            ("text", doc.text, _TEXT_CONTROLS),
+        for name, value, pattern in (
+            ("id", doc.id, _ID_CONTROL),
+            ("title", doc.title or "", _TEXT_CONTROL),
+            ("text", doc.text, _TEXT_CONTROL),
         ):
-            bad = _control_character(value, allowed)
-            if bad is not None:
+            found = pattern.search(value)
+            if found is not None:
+                bad = found.start()
                 return rec.reject(
                     f"field {name!r} contains the control character U+{ord(value[bad]):04X} at "
                     f"character {bad + 1} (of the control characters only tab, line breaks and U+0080-U+009F are allowed in texts and titles)"

@@ -78,9 +78,9 @@ def nearest_rows(assistant_rows: np.ndarray, kept: np.ndarray, *, batch: int = 8
 def extra_pieces(tokenizer, kept: np.ndarray, n: int) -> np.ndarray:
     """The `n` pieces not in `kept` that `tokenizer`'s Unigram model scores most probable (its own
     frequency estimate over its training corpus, ties by lower id)."""
-    import json
+    from distill.vocab import tokenizer_json
 
-    model = json.loads(tokenizer.backend_tokenizer.to_str())["model"]
+    model = tokenizer_json(tokenizer)["model"]
     if model["type"] != "Unigram":
         raise UntrimError(f"extra rows need a Unigram (SentencePiece) tokenizer, not {model['type']}")
     scores = np.asarray([score for _, score in model["vocab"]], dtype=np.float64)
@@ -144,20 +144,18 @@ def untrim_student(
 
 def _write(model: XLSearchRecurrentModel, tokenizer, src: Path, dst: Path) -> None:
     """Save with `src`'s prompts, length and card, atomically (a half-written model never loads)."""
-    import json
-
+    from distill.models import read_layout
     from distill.student.export import save_student
 
-    st = json.loads((src / "config_sentence_transformers.json").read_text())
-    length = json.loads((src / "sentence_bert_config.json").read_text()).get("max_seq_length", 512)
+    layout = read_layout(src)
     card = src / "README.md"
     with atomic_directory(dst) as tmp:
         save_student(
             model,
             tokenizer,
             tmp,
-            prompts=st.get("prompts") or None,
-            max_seq_length=int(length),
+            prompts=layout.prompts or None,
+            max_seq_length=layout.max_seq_length or 512,
             model_card=(card.read_text() if card.is_file() else "") + NOTE,
         )
         if (src / "training_summary.json").is_file():
