@@ -48,7 +48,9 @@ fi
 
 if [ "${XLSEARCH_DEMO_STUDENT:-}" != "train" ] && [ "${XLSEARCH_DEMO_STUDENT:-}" != "standin" ] \
    && [ -f "$SHIPPED/modules.json" ]; then
-  if [ -f "$UNTRIMMED/model.safetensors" ] && ! [ "$SHIPPED/model.safetensors" -nt "$UNTRIMMED/model.safetensors" ]; then
+  # distill.paths.default_student holds the rule: the untrimmed copy counts while it is newer than the shipped weights
+  if $PY -c 'import sys; from pathlib import Path; from distill.paths import default_student as d
+sys.exit(d(Path(sys.argv[1])) != Path(sys.argv[2]))' "$DATA" "$UNTRIMMED"; then
     step "student: reusing $UNTRIMMED (the shipped $SHIPPED, untrimmed)"
   else
     step "student: untrimming the shipped $SHIPPED into $UNTRIMMED (e5's full tokenizer; XLSEARCH_DEMO_STUDENT=train distils one instead)"
