@@ -81,6 +81,9 @@ class VocabConfig:
     # > 0: keep at most this many pieces, the most frequent in the training text (specials and, with
     # keep_single_chars, single characters first): full-width rows then fit the size budget.
     max_pieces: int = 0
+    # Train and ship with A's full tokenizer: each dropped piece reads the row of the kept piece
+    # nearest by A's embedding cosine (`distill untrim`), so S segments text as A does in training too.
+    untrim: bool = False
 
 
 @dataclass
@@ -151,6 +154,9 @@ class EvalConfig:
     quick: bool = True
     langs: list[str] = field(default_factory=lambda: list(DEFAULT_LANGS))
     baselines: bool = True  # also score T and the raw assistant once per run
+    # > 0: also score S every this many steps of stages 3-4 (a learning curve: "eval" events with a
+    # "step" in metrics.jsonl); scoring time is not counted as training time
+    every: int = 0
 
 
 @dataclass
@@ -385,6 +391,11 @@ def validate(cfg: RunConfig) -> None:
         _at_least(f"data.{name}", getattr(d, name), minimum)
     _at_least("vocab.min_count", cfg.vocab.min_count, 1)
     _at_least("vocab.max_pieces", cfg.vocab.max_pieces, 0)
+    if cfg.vocab.untrim and not cfg.vocab.trim:
+        raise ConfigError(
+            "vocab.untrim = true needs vocab.trim = true (an untrimmed vocabulary has nothing to map)"
+        )
+    _at_least("eval.every", cfg.eval.every, 0)
     for n in (1, 2, 3, 4):
         _validate_stage(n, cfg.stage(n))
     for name in ("weight_en", "weight_xx", "weight_cos", "infonce_weight", "kl_weight"):

@@ -3,6 +3,7 @@ vocabulary, passages with the passage prompt, and the score-distillation loss.""
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 
 import numpy as np
@@ -156,6 +157,7 @@ def test_four_stages_with_passages_list_layers_and_kl(tiny_setup, tmp_path):
     assert summary["stages"]["stage4"]["variant"] == "kl"
     card = (out / "README.md").read_text()
     assert "initialised from A's layers [0, 3]" in card and "Full-width" in card
+    assert "of A's " in card  # the size against A, with stage 1 off too
 
 
 def test_shipped_student_is_half_precision_and_loads_as_fp32(tiny_setup, tmp_path):
@@ -190,3 +192,61 @@ def test_bucketed_batches_keep_one_role_per_batch_and_cover_every_item():
     assert not np.array_equal(
         batch_indices(0, 8, 64, seed=3, buckets=roles), batch_indices(0, 8, 64, seed=4, buckets=roles)
     )
+
+
+def test_learning_curve_scores_the_model_every_n_steps_in_eval_mode(tmp_path):
+    """`eval.every`: the loop hands the model to the scorer every N steps (not at the last step, which
+    the stage's own evaluation scores), in eval mode, and trains on in train mode afterwards."""
+    from distill.config import StageConfig
+    from distill.train.loop import MetricsLog, train_loop
+
+    model = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.Dropout(0.5))
+    data = torch.randn(16, 4)
+    seen, modes = [], []
+
+    def compute_loss(idx):
+        modes.append(model.training)
+        return model(data[idx]).pow(2).mean(), {}
+
+    def score(step: int, seconds: float) -> None:
+        seen.append((step, model.training, seconds >= 0))
+
+    cfg = StageConfig(steps=7, batch_size=4, lr=1e-2, checkpoint_every=100, log_every=1)
+    log = MetricsLog(tmp_path / "m.jsonl")
+    result = train_loop(
+        name="s",
+        model=model,
+        compute_loss=compute_loss,
+        n_items=16,
+        cfg=cfg,
+        seed=0,
+        checkpoint=tmp_path / "c.pt",
+        log=log,
+        evaluate=score,
+        eval_every=3,
+    )
+    assert seen == [(3, False, True), (6, False, True)]
+    assert modes == [True] * 7 and result.steps == 7
+
+
+@pytest.mark.slow
+def test_learning_curve_lands_in_the_run_metrics_with_pairs_and_training_seconds(
+    tiny_setup, tmp_path, shared_data
+):
+    from distill.train.run import run
+
+    out = tmp_path / "students" / "curve"
+    extra = {"student.layers": "[0,3]", "student.embedding_size": 32, "student.passes": 1}
+    extra |= {"stage1.enabled": "false", "stage2.steps": 0, "stage3.steps": 4, "stage4.steps": 4}
+    extra |= {"eval.enabled": "true", "eval.baselines": "false", "eval.langs": '["de"]', "eval.every": 2}
+    run(load_config(None, tiny_overrides(tiny_setup, out, tmp_path / "cache", steps=2, **extra)))
+    lines = (out.with_name("curve.run") / "metrics.jsonl").read_text().splitlines()
+    curve = [e for e in map(json.loads, lines) if e.get("event") == "eval" and "step" in e]
+    assert [(e["stage"], e["step"], e["pairs_seen"]) for e in curve] == [(3, 2, 16), (4, 2, 16)]
+    assert all(e["train_seconds"] >= 0 and e["metrics"] for e in curve)
+    # The summary and the card give the curve with the stage ends, pairs counted from stage 3's start.
+    summary = json.loads((out / "training_summary.json").read_text())
+    points = [(p["stage"], p["step"], p["pairs_seen"]) for p in summary["curve"]]
+    assert points == [(3, 2, 16), (3, 4, 32), (4, 2, 48), (4, 4, 64)]
+    assert all("question_xling_r@1" in p for p in summary["curve"])
+    assert "## Learning curve" in (out / "README.md").read_text()

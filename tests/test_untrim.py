@@ -121,3 +121,45 @@ def test_default_student_is_the_untrimmed_copy_only_while_it_is_current(tmp_path
     assert paths.default_student(data) == shipped
     monkeypatch.setattr(paths, "shipped_student", lambda: None)
     assert paths.default_student(data) == data / "students" / "offline"
+
+
+def test_untrim_in_training_starts_where_distill_untrim_ends_and_ships_the_assistants_tokenizer(
+    trimmed, tmp_path
+):
+    """`vocab.untrim = true`: stages 3-4 already read the assistant's ids; stage 2's student is
+    exactly what `distill untrim` makes of the trimmed run's stage-2 student."""
+    from distill.models import load_encoder
+    from distill.student.untrim import untrim_student
+    from distill.train.run import run
+
+    setup, trimmed_out = trimmed
+    out = tmp_path / "students" / "u"
+    extra = {"student.layers": "[0,3]", "student.embedding_size": 32, "student.passes": 1}
+    extra |= {"stage1.enabled": "false", "stage2.steps": 0, "vocab.max_pieces": 200, "vocab.untrim": "true"}
+    summary = run(load_config(None, tiny_overrides(setup, out, tmp_path / "cache", steps=2, **extra)))
+    assert summary["stages"]["stage2"]["vocab_untrimmed"] is True
+    a = load_encoder(setup["assistant"])
+    u = load_encoder(out)
+    assert len(u.tokenizer) == len(a.tokenizer) == u.model.config.token_map_size
+    assert u.model.config.vocab_size <= 200
+    assert "the saved tokenizer is A's own" in (out / "README.md").read_text()
+
+    derived = tmp_path / "derived"
+    untrim_student(trimmed_out.with_name("s.run") / "stage2", derived, assistant=setup["assistant"])
+    texts = COVERED + ["Zebras quizzically juxtapose xylophones"]
+    np.testing.assert_allclose(
+        load_encoder(out.with_name("u.run") / "stage2").encode(texts, prefix="query"),
+        load_encoder(derived).encode(texts, prefix="query"),
+        atol=1e-6,
+    )
+
+
+def test_untrim_in_training_needs_a_trimmed_vocabulary_and_the_curve_a_sane_interval():
+    from distill.config import ConfigError
+
+    with pytest.raises(ConfigError, match="vocab.untrim = true needs vocab.trim = true"):
+        load_config(None, ["--vocab.untrim=true", "--vocab.trim=false"])
+    with pytest.raises(ConfigError, match="eval.every"):
+        load_config(None, ["--eval.every=-1"])
+    with pytest.raises(ConfigError, match="eval.every"):
+        load_config(None, ["--eval.every=often"])

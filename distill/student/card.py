@@ -109,7 +109,12 @@ def _architecture(
                 if cfg.vocab.max_pieces
                 else "(the pieces the training data uses, plus specials and single characters); "
             )
-            + "the saved tokenizer emits the new ids."
+            + (
+                "the saved tokenizer is A's own: dropped pieces read the row of the kept piece nearest by A's "
+                "embedding cosine (`embeddings.token_rows`)."
+                if vocab.get("vocab_untrimmed")
+                else "the saved tokenizer emits the new ids."
+            )
         )
     return lines
 
@@ -153,4 +158,29 @@ def _dev_scores(summary: dict, cfg: RunConfig) -> list[str]:
         "during the run, on whatever else the machine was doing: compare it within this table only.",
         "",
     ]
-    return lines + _scores_table(summary, cfg)
+    return lines + _scores_table(summary, cfg) + _curve_table(summary)
+
+
+CURVE_COLUMNS = ("question_xling_r@1", "question_ndcg@10", "flores_short_acc", "sts_xling_spearman")
+
+
+def _curve_table(summary: dict) -> list[str]:
+    """The `eval.every` learning curve of stages 3-4, when the run recorded one."""
+    curve = summary.get("curve") or []
+    if not curve:
+        return []
+    lines = [
+        "",
+        "## Learning curve",
+        "",
+        "Dev headline while stages 3-4 trained (`eval.every`); pairs and seconds count from the start of",
+        "stage 3, each pair embedded on both sides. A point inside a stage is scored before its learning",
+        "rate has decayed.",
+        "",
+        "| stage | step | pairs seen | train time (s) | " + " | ".join(CURVE_COLUMNS) + " |",
+        "|---|---|---|---|" + "---|" * len(CURVE_COLUMNS),
+    ]
+    for p in curve:
+        cells = [str(p["stage"]), str(p["step"]), f"{p['pairs_seen']:,}", _fmt(p["train_seconds"])]
+        lines.append("| " + " | ".join(cells + [_fmt(p.get(c)) for c in CURVE_COLUMNS]) + " |")
+    return lines

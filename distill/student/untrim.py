@@ -16,6 +16,7 @@ shipped.
 
 from __future__ import annotations
 
+import copy
 import shutil
 from pathlib import Path
 
@@ -102,6 +103,31 @@ def _add_rows(model: XLSearchRecurrentModel, a_rows: np.ndarray) -> None:
     model.config.vocab_size = weight.shape[0]
 
 
+def assistant_rows(a_model, tokenizer) -> np.ndarray:
+    """A's word-embedding rows, one per id of its tokenizer."""
+    rows = a_model.get_input_embeddings().weight.detach().float().cpu().numpy()
+    if len(tokenizer) > len(rows):
+        raise UntrimError(f"{len(tokenizer)} tokenizer ids but {len(rows)} embedding rows")
+    return rows[: len(tokenizer)]  # e5 pads its table past the tokenizer (250,037 rows, 250,002 ids)
+
+
+def with_token_rows(
+    model: XLSearchRecurrentModel, kept: np.ndarray, a_rows: np.ndarray
+) -> XLSearchRecurrentModel:
+    """`model` (row i = A's id kept[i]) reading A's ids: a copy with the table `embeddings.token_rows`."""
+    import torch
+
+    rows = nearest_rows(a_rows, kept)
+    config = copy.deepcopy(model.config)
+    config.token_map_size = len(rows)
+    full = XLSearchRecurrentModel(config).to(model.dtype)
+    missing = full.load_state_dict(model.state_dict(), strict=False).missing_keys
+    if missing != ["embeddings.token_rows"]:  # the student's own weights must all carry over
+        raise UntrimError(f"weights missing after untrimming: {missing}")
+    full.embeddings.token_rows.copy_(torch.as_tensor(rows, dtype=torch.int32))
+    return full
+
+
 def untrim_student(
     src: str | Path, dst: str | Path, *, assistant: str = "pkg:multilingual-e5-small", extra_rows: int = 0
 ) -> dict:
@@ -109,7 +135,7 @@ def untrim_student(
 
     `extra_rows` > 0 first gives that many more pieces (the tokenizer's most probable ones) their own
     row, the assistant's (the student's rows are the assistant's when its embeddings were frozen)."""
-    import torch
+    from transformers import AutoTokenizer
 
     from distill.models import load_encoder
 
@@ -117,13 +143,11 @@ def untrim_student(
     model = XLSearchRecurrentModel.from_pretrained(src)
     if getattr(model.config, "token_map_size", 0):
         raise UntrimError(f"{src} already maps a full tokenizer's ids to its rows")
-    from transformers import AutoTokenizer
-
     a = load_encoder(assistant, device="cpu")
-    a_rows = a.model.get_input_embeddings().weight.detach().float().numpy()
-    if len(a.tokenizer) > len(a_rows):
-        raise UntrimError(f"{assistant}: {len(a.tokenizer)} tokenizer ids but {len(a_rows)} embedding rows")
-    a_rows = a_rows[: len(a.tokenizer)]  # e5 pads its table past the tokenizer (250,037 rows, 250,002 ids)
+    try:
+        a_rows = assistant_rows(a.model, a.tokenizer)
+    except UntrimError as exc:
+        raise UntrimError(f"{assistant}: {exc}") from None
     kept = kept_ids(AutoTokenizer.from_pretrained(src), a.tokenizer)
     if len(kept) != model.config.vocab_size:
         raise UntrimError(f"{src}: {len(kept)} tokenizer pieces but {model.config.vocab_size} rows")
@@ -131,15 +155,12 @@ def untrim_student(
         extra = extra_pieces(a.tokenizer, kept, extra_rows)
         _add_rows(model, a_rows[extra])
         kept = np.concatenate([kept, extra])
-    rows = nearest_rows(a_rows, kept)
-    model.config.token_map_size = len(rows)
-    full = XLSearchRecurrentModel(model.config).to(model.dtype)
-    missing = full.load_state_dict(model.state_dict(), strict=False).missing_keys
-    if missing != ["embeddings.token_rows"]:  # the student's own weights must all carry over
-        raise UntrimError(f"{src}: weights missing after untrimming: {missing}")
-    full.embeddings.token_rows.copy_(torch.as_tensor(rows, dtype=torch.int32))
+    try:
+        full = with_token_rows(model, kept, a_rows)
+    except UntrimError as exc:
+        raise UntrimError(f"{src}: {exc}") from None
     _write(full, a.tokenizer, src, dst)
-    return {"rows": int(model.config.vocab_size), "ids": len(rows), "shared": len(rows) - len(kept)}
+    return {"rows": int(model.config.vocab_size), "ids": len(a_rows), "shared": len(a_rows) - len(kept)}
 
 
 def _write(model: XLSearchRecurrentModel, tokenizer, src: Path, dst: Path) -> None:

@@ -27,6 +27,7 @@ from distill.train import distributed
 
 LossFn = Callable[[np.ndarray], tuple[torch.Tensor, dict[str, float]]]
 StepCallback = Callable[[str, int, float], None]  # (stage name, steps done, loss)
+EvalCallback = Callable[[int, float], None]  # (steps done, training seconds so far)
 
 
 @dataclass
@@ -167,8 +168,11 @@ def train_loop(
     resume: bool = False,
     on_step: StepCallback | None = None,
     buckets: np.ndarray | None = None,
+    evaluate: EvalCallback | None = None,
+    eval_every: int = 0,
 ) -> LoopResult:
-    """`cfg.steps` steps on `compute_loss(batch indices)`, checkpointed periodically and on Ctrl-C."""
+    """`cfg.steps` steps on `compute_loss(batch indices)`, checkpointed periodically and on Ctrl-C;
+    with `evaluate`, the model is scored every `eval_every` steps (a learning curve)."""
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer, scheduler = _optimizer(params, cfg)
     if resume and checkpoint.exists():
@@ -206,6 +210,12 @@ def train_loop(
                 _log_step(log, name, step + 1, value, parts, scheduler.get_last_lr()[0], grad_norm, t0)
             if (step + 1) % cfg.checkpoint_every == 0 and step + 1 < cfg.steps:
                 save_checkpoint(checkpoint, step=step + 1, elapsed=time.time() - t0, **trained)
+            if evaluate is not None and eval_every and (step + 1) % eval_every == 0 and step + 1 < cfg.steps:
+                paused = time.time()
+                model.eval()
+                evaluate(step + 1, paused - t0)
+                model.train()
+                t0 += time.time() - paused  # scoring is not training time
             if on_step is not None:
                 on_step(name, step + 1, value)
             if interrupt.requested:  # after on_step: a Ctrl-C during it still saves this step

@@ -25,7 +25,7 @@ from distill.config import RunConfig, dump_toml, load_config, to_dict
 from distill.evaluation.headline import headline
 from distill.fileio import atomic_directory
 from distill.paths import data_dir
-from distill.student import XLSearchRecurrentModel
+from distill.student import XLSearchRecurrentModel, stored_parameters
 from distill.train import distributed
 from distill.train.evaluate import DevEvaluation
 from distill.train.loop import MetricsLog, StepCallback
@@ -174,6 +174,42 @@ def summarize(r: Run) -> dict:
         "out_dir": str(r.out_dir),
         "stages": stages,
         "baselines": baselines,
+        "curve": learning_curve(r.cfg, r.log.path, stages),
+    }
+
+
+def learning_curve(cfg: RunConfig, metrics: Path, stages: dict) -> list[dict]:
+    """Dev headline against pairs seen and training seconds, counted from the start of stage 3: the
+    `eval.every` points of stages 3-4 and each stage's end. Empty without `eval.every`."""
+    points: dict[tuple[int, int], dict] = {}
+    if metrics.exists():
+        for line in metrics.read_text().splitlines():
+            e = json.loads(line)
+            if e.get("event") == "eval" and "step" in e:
+                points[(e["stage"], e["step"])] = e  # a redone stage: its latest scores
+    if not points:
+        return []
+    curve, pairs, seconds = [], 0, 0.0
+    for n in (3, 4):
+        info = stages.get(f"stage{n}")
+        if not info:
+            break
+        for step in sorted(s for m, s in points if m == n and s < info["steps"]):
+            e = points[(n, step)]
+            curve.append(_point(n, step, pairs + e["pairs_seen"], seconds + e["train_seconds"], e["metrics"]))
+        pairs += info["steps"] * cfg.stage(n).batch_size
+        seconds += info["train_seconds"]
+        curve.append(_point(n, info["steps"], pairs, seconds, info.get("dev") or {}))
+    return curve
+
+
+def _point(stage: int, step: int, pairs: int, seconds: float, metrics: dict) -> dict:
+    return {
+        "stage": stage,
+        "step": step,
+        "pairs_seen": pairs,
+        "train_seconds": round(seconds, 1),
+        **headline(metrics),
     }
 
 
@@ -181,9 +217,10 @@ def export_final(r: Run, last: int, summary: dict) -> None:
     from distill.student.card import model_card
 
     src = r.stage_dir(last)
-    a_params = None
     if r.cfg.stage1.enabled and r.done(1):
         a_params = r.stage_info(1).get("stored_params")
+    else:  # stage 1 off: A is the raw assistant
+        a_params = stored_parameters(r.encoder(r.cfg.models.assistant).model)
     student = XLSearchRecurrentModel.from_pretrained(src)
     summary = {**summary, "environment": {"python": platform.python_version(), "torch": torch.__version__}}
     with atomic_directory(r.out_dir) as tmp:

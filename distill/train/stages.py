@@ -28,6 +28,7 @@ from distill.student import (
     stored_parameters,
 )
 from distill.student.export import save_student
+from distill.student.untrim import assistant_rows, with_token_rows
 from distill.train import distributed
 from distill.train.loop import LoopResult
 from distill.train.state import STAGE_TITLES, Run, RunError
@@ -244,7 +245,12 @@ def stage2(run: Run) -> dict:
     a_model = assistant.model.eval()
     prompts = read_layout(resolve_model(a_spec)).prompts
     kept, tokenizer, vocab_report = build_vocab(run, assistant)
-    student = init_student(run, a_model, kept).to(run.device)
+    student = init_student(run, a_model, kept)
+    if run.cfg.vocab.untrim:  # S reads A's ids from here on, in training as in serving
+        student = with_token_rows(student, np.asarray(kept), assistant_rows(a_model, assistant.tokenizer))
+        tokenizer = assistant.tokenizer
+        vocab_report["vocab_untrimmed"] = True
+    student = student.to(run.device)
     for p in student.layers.parameters():  # stage 2 trains the embeddings only
         p.requires_grad_(False)
     pairs = run.pairs(2)
@@ -325,7 +331,9 @@ def stage3(run: Run) -> dict:
         en, xx = _embed_pairs(run, s_enc, [pairs[i] for i in idx])
         return loss_fn(en, xx, _target_rows(a_en, en_row[idx], en), _target_rows(a_xx, xx_row[idx], en))
 
-    result = run.train(3, student, compute_loss, len(pairs), pairs)
+    result = run.train(
+        3, student, compute_loss, len(pairs), pairs, curve=student_encoder(run, student, tokenizer, prompts)
+    )
     save_stage_student(run, 3, student, tokenizer, prompts)
     return _finish_stage(
         run,
@@ -367,7 +375,9 @@ def stage4(run: Run) -> dict:
         target_xx = None if t_xx is None else _target_rows(t_xx, xx_row[idx], en)
         return loss_fn(en, xx, _target_rows(t_en, en_row[idx], en), target_xx)
 
-    result = run.train(4, student, compute_loss, len(pairs), pairs)
+    result = run.train(
+        4, student, compute_loss, len(pairs), pairs, curve=student_encoder(run, student, tokenizer, prompts)
+    )
     save_stage_student(run, 4, student, tokenizer, prompts)
     return _finish_stage(
         run,

@@ -17,6 +17,7 @@ from distill.data import TrainingPair
 from distill.evaluation.headline import headline
 from distill.models import Encoder, load_encoder
 from distill.targets import cached_embeddings
+from distill.train import distributed
 from distill.train.evaluate import DevEvaluation
 from distill.train.loop import LoopResult, MetricsLog, StepCallback, train_loop
 from distill.train.pairs import load_pairs, passage_pairs, sample_pairs
@@ -131,9 +132,25 @@ class Run:
         compute_loss,
         n_items: int,
         pairs: list[TrainingPair] | None = None,
+        curve: Encoder | None = None,
     ) -> LoopResult:
-        """Run stage n's loop; with `pairs`, each batch holds one role (sentences are not padded to passages)."""
+        """Run stage n's loop; with `pairs`, each batch holds one role (sentences are not padded to passages);
+        with `curve` (an encoder around the unwrapped model), the dev suite every `eval.every` steps."""
         buckets = np.array([p.role for p in pairs]) if pairs is not None else None
+        batch_size = self.cfg.stage(n).batch_size
+
+        def score(step: int, seconds: float) -> None:
+            if distributed.is_main():
+                self.evaluate(
+                    f"stage{n} step {step}",
+                    curve,
+                    stage=n,
+                    step=step,
+                    pairs_seen=step * batch_size,
+                    train_seconds=round(seconds, 1),
+                )
+            distributed.barrier()
+
         return train_loop(
             name=f"stage{n}",
             model=model,
@@ -146,9 +163,11 @@ class Run:
             resume=self.resume,
             on_step=self.on_step,
             buckets=buckets,
+            evaluate=score if curve is not None else None,
+            eval_every=self.cfg.eval.every,
         )
 
-    def evaluate(self, name: str, spec_or_encoder) -> dict[str, float]:
+    def evaluate(self, name: str, spec_or_encoder, **extra) -> dict[str, float]:
         if self.evaluation is None or not self.evaluation.enabled:
             return {}
         if isinstance(spec_or_encoder, str | Path):
@@ -164,6 +183,7 @@ class Run:
                 event="eval",
                 model=name,
                 seconds=round(time.time() - t0, 1),
+                **extra,
                 **headline(metrics),
                 metrics=metrics,
             )
