@@ -171,17 +171,12 @@ def train_loop(
     evaluate: EvalCallback | None = None,
     eval_every: int = 0,
 ) -> LoopResult:
-    """`cfg.steps` steps on `compute_loss(batch indices)`, checkpointed periodically and on Ctrl-C;
-    with `evaluate`, the model is scored every `eval_every` steps (a learning curve)."""
+    """`cfg.steps` steps of `compute_loss(indices)`: checkpoints periodically and on Ctrl-C, scores every `eval_every`."""
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer, scheduler = _optimizer(params, cfg)
-    if resume and checkpoint.exists():
-        start, losses, elapsed = _resume(checkpoint, model, optimizer, scheduler)
-        log.write(stage=name, event="resumed", step=start)
-    else:
-        start, losses, elapsed = 0, [], 0.0
-        torch.manual_seed(seed)  # dropout masks: same run, same result
-
+    start, losses, elapsed = _start(
+        name, checkpoint, model, optimizer, scheduler, log, resume=resume, seed=seed
+    )
     model.train()
     rank, world = distributed.rank(), distributed.world_size()
     autocast = _autocast(model)
@@ -211,11 +206,7 @@ def train_loop(
             if (step + 1) % cfg.checkpoint_every == 0 and step + 1 < cfg.steps:
                 save_checkpoint(checkpoint, step=step + 1, elapsed=time.time() - t0, **trained)
             if evaluate is not None and eval_every and (step + 1) % eval_every == 0 and step + 1 < cfg.steps:
-                paused = time.time()
-                model.eval()
-                evaluate(step + 1, paused - t0)
-                model.train()
-                t0 += time.time() - paused  # scoring is not training time
+                t0 += _score(model, evaluate, step + 1, time.time() - t0)  # scoring is not training time
             if on_step is not None:
                 on_step(name, step + 1, value)
             if interrupt.requested:  # after on_step: a Ctrl-C during it still saves this step
@@ -224,6 +215,27 @@ def train_loop(
                 raise KeyboardInterrupt(f"{name} interrupted at step {step + 1}; checkpoint saved")
     model.eval()
     return LoopResult(steps=cfg.steps, seconds=time.time() - t0, losses=losses, resumed_from=start)
+
+
+def _start(
+    name: str, checkpoint: Path, model, optimizer, scheduler, log: MetricsLog, *, resume: bool, seed: int
+):
+    """(first step, losses so far, training seconds so far): from the checkpoint when resuming."""
+    if resume and checkpoint.exists():
+        start, losses, elapsed = _resume(checkpoint, model, optimizer, scheduler)
+        log.write(stage=name, event="resumed", step=start)
+        return start, losses, elapsed
+    torch.manual_seed(seed)  # dropout masks: same run, same result
+    return 0, [], 0.0
+
+
+def _score(model: torch.nn.Module, evaluate: EvalCallback, step: int, seconds: float) -> float:
+    """Score the model in eval mode, then return to training; the seconds it took."""
+    paused = time.time()
+    model.eval()
+    evaluate(step, seconds)
+    model.train()
+    return time.time() - paused
 
 
 def _log_step(
