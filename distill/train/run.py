@@ -25,7 +25,7 @@ from distill.config import RunConfig, dump_toml, load_config, to_dict
 from distill.evaluation.headline import headline
 from distill.fileio import atomic_directory
 from distill.paths import data_dir
-from distill.student import XLSearchRecurrentModel, stored_parameters
+from distill.student import XLSearchRecurrentModel
 from distill.train import distributed
 from distill.train.evaluate import DevEvaluation
 from distill.train.loop import MetricsLog, StepCallback
@@ -217,10 +217,7 @@ def export_final(r: Run, last: int, summary: dict) -> None:
     from distill.student.card import model_card
 
     src = r.stage_dir(last)
-    if r.cfg.stage1.enabled and r.done(1):
-        a_params = r.stage_info(1).get("stored_params")
-    else:  # stage 1 off: A is the raw assistant
-        a_params = stored_parameters(r.encoder(r.cfg.models.assistant).model)
+    a_params = r.stage_info(2).get("assistant_params") if r.done(2) else None  # stage 2 counted A
     student = XLSearchRecurrentModel.from_pretrained(src)
     summary = {**summary, "environment": {"python": platform.python_version(), "torch": torch.__version__}}
     with atomic_directory(r.out_dir) as tmp:

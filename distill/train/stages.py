@@ -290,6 +290,7 @@ def stage2(run: Run) -> dict:
             **vocab_report,
             "stored_params": params,
             "assistant": a_spec,
+            "assistant_params": stored_parameters(a_model),  # A as S was built from it (after stage 1)
         },
     )
 
