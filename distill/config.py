@@ -45,6 +45,13 @@ class ContrastiveVariant(StrEnum):
     KL = "kl"  # MSE terms + score distillation: KL(softmax(T_xx T_en^T / t) || softmax(S_xx S_en^T / t)), both ways
 
 
+class Stage3Variant(StrEnum):
+    POOLED = "pooled"  # MSE(S(en), A(en)) + MSE(S(xx), A(xx)) on pooled vectors of translation pairs
+    LAYERWISE = (
+        "layerwise"  # frozen prefix cached; token states + cross-lingual pseudo-query scores (layerwise.py)
+    )
+
+
 @dataclass
 class ModelsConfig:
     teacher: str = "pkg:all-MiniLM-L6-v2"  # T: defines the target space
@@ -131,6 +138,20 @@ class Stage2Config(StageConfig):
 @dataclass
 class Stage3Config(StageConfig):
     lr: float = 1e-4
+    variant: Stage3Variant = Stage3Variant.POOLED
+    # layerwise only (distill/train/layerwise.py); batch_size counts window groups there
+    frozen_layers: int = 4  # S's first layers, A's own: their outputs are computed once, never trained
+    weight_tokens: float = 1.0  # MSE of the last layer's token states to A's
+    weight_layers: float = 0.5  # MSE of the other trained layers' token states to A's at their layer
+    weight_scores: float = 1.0  # KL of the teacher's query -> in-batch passage distribution
+    weight_pooled: float = 0.0  # MSE of pooled vectors to A's
+    kl_temperature: float = 0.02
+    # pseudo-queries: windows of data.passage_sentences sentences of data.passage_file's documents
+    window_langs: list[str] = field(
+        default_factory=lambda: ["en", "de", "es", "el", "ru", "tr", "ar", "vi", "th", "zh", "hi", "ro"]
+    )
+    window_group: int = 4  # consecutive windows of one document per group: each other's hard negatives
+    max_windows: int = 0  # a seeded sample of whole groups up to this many windows; 0 = all
 
 
 @dataclass
@@ -307,7 +328,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
         found = find_config(path)
         if found is None:
             raise ConfigError(f"config file {path} not found; presets by name: {', '.join(preset_names())}")
-        values = _read_toml(found)
+        values = _read_preset(found)
     # Only a command-line value may stand for a one-element list (`--data.langs=de`); in a file,
     # `langs = "de"` is a type error like any other.
     given = apply_overrides({}, overrides or [])
@@ -315,6 +336,23 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     cfg = _build(RunConfig, _merge(values, given))
     validate(cfg)
     return cfg
+
+
+def _read_preset(path: Path, seen: tuple[Path, ...] = ()) -> dict:
+    """A TOML file with `base = "<preset or path>"` resolved: the base's values, then this file's over them."""
+    values = _read_toml(path)
+    base = values.pop("base", None)
+    if base is None:
+        return values
+    if not isinstance(base, str) or not base:
+        raise ConfigError(f"{path}: base must be a preset name or a path, got {base!r}")
+    found = find_config(base) or find_config(path.parent / base)
+    if found is None:
+        raise ConfigError(f"{path}: base {base!r} not found; presets by name: {', '.join(preset_names())}")
+    chain = (*seen, path.resolve())
+    if found.resolve() in chain:
+        raise ConfigError(f"{path}: base {base!r} makes a cycle ({' -> '.join(p.name for p in chain)})")
+    return _merge(_read_preset(found, chain), values)
 
 
 def _read_toml(path: Path) -> dict:
@@ -377,6 +415,33 @@ def _validate_stage(n: int, st) -> None:
         raise ConfigError(f"stage{n}.warmup_ratio must be in [0, 1)")
 
 
+def _validate_layerwise(cfg: RunConfig) -> None:
+    st = cfg.stage3
+    _at_least("stage3.frozen_layers", st.frozen_layers, 0)
+    _at_least("stage3.window_group", st.window_group, 1)
+    _at_least("stage3.max_windows", st.max_windows, 0)
+    for name in ("weight_tokens", "weight_layers", "weight_scores", "weight_pooled"):
+        _at_least(f"stage3.{name}", getattr(st, name), 0)
+    _positive("stage3.kl_temperature", st.kl_temperature)
+    if st.variant != Stage3Variant.LAYERWISE:
+        return
+    if cfg.student.passes != 1:
+        raise ConfigError(
+            "stage3.variant = 'layerwise' needs student.passes = 1 (a second pass re-enters the frozen layers)"
+        )
+    if st.frozen_layers >= len(cfg.student.layer_ids()):
+        raise ConfigError(
+            f"stage3.frozen_layers = {st.frozen_layers} leaves none of the student's {len(cfg.student.layer_ids())} layers to train"
+        )
+    if not st.window_langs:
+        raise ConfigError("stage3.window_langs is empty")
+    if cfg.vocab.trim and not cfg.vocab.untrim:
+        raise ConfigError(
+            "stage3.variant = 'layerwise' regresses S's token states onto A's, so S must read A's tokens: "
+            "set vocab.untrim = true (or vocab.trim = false)"
+        )
+
+
 def validate(cfg: RunConfig) -> None:
     _validate_student(cfg.student)
     _at_least("threads", cfg.threads, 0)
@@ -396,6 +461,7 @@ def validate(cfg: RunConfig) -> None:
             "vocab.untrim = true needs vocab.trim = true (an untrimmed vocabulary has nothing to map)"
         )
     _at_least("eval.every", cfg.eval.every, 0)
+    _validate_layerwise(cfg)
     for n in (1, 2, 3, 4):
         _validate_stage(n, cfg.stage(n))
     for name in ("weight_en", "weight_xx", "weight_cos", "infonce_weight", "kl_weight"):

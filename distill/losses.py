@@ -116,3 +116,31 @@ def score_distillation(
         F.log_softmax(s, dim=0).T, F.log_softmax(t, dim=0).T, log_target=True, reduction="batchmean"
     )
     return (rows + cols) / 2
+
+
+class TokenMSELoss(nn.Module):
+    """Token-level (TinyBERT/MiniLM-style) distillation: MSE between S's and A's hidden states,
+    averaged over the real tokens of the batch (padding masked out)."""
+
+    def forward(self, states: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        m = mask.unsqueeze(-1).to(states.dtype)
+        return (((states - targets) ** 2) * m).sum() / (m.sum() * states.shape[-1]).clamp(min=1)
+
+
+class ScoreKLLoss(nn.Module):
+    """KL(softmax(T_q T_p^T / t) || softmax(S_q S_p^T / t)) over each query's row of in-batch passages:
+    the teacher's ranking of every passage in the batch (hard negatives included) is the target."""
+
+    def __init__(self, temperature: float = 0.02) -> None:
+        super().__init__()
+        self.temperature = temperature
+
+    def forward(
+        self, s_q: torch.Tensor, s_p: torch.Tensor, t_q: torch.Tensor, t_p: torch.Tensor
+    ) -> torch.Tensor:
+        s = cos_matrix(s_q, s_p) / self.temperature
+        with torch.no_grad():
+            t = cos_matrix(t_q, t_p) / self.temperature
+        return F.kl_div(
+            F.log_softmax(s, dim=1), F.log_softmax(t, dim=1), log_target=True, reduction="batchmean"
+        )

@@ -10,8 +10,9 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from distill.config import ConfigError, ContrastiveVariant, EmbeddingInit
+from distill.config import ConfigError, ContrastiveVariant, EmbeddingInit, Stage3Variant
 from distill.data import TrainingPair
+from distill.fileio import atomic_open
 from distill.losses import ContrastiveLoss, PairMSELoss
 from distill.models import (
     Encoder,
@@ -29,9 +30,10 @@ from distill.student import (
 )
 from distill.student.export import save_student
 from distill.student.untrim import assistant_rows, with_token_rows
-from distill.train import distributed
+from distill.train import distributed, layerwise
 from distill.train.loop import LoopResult
 from distill.train.state import STAGE_TITLES, Run, RunError
+from distill.train.windows import read_windows
 from distill.vocab import count_token_ids, select_vocab, trim_tokenizer
 
 
@@ -319,6 +321,8 @@ def load_stage_student(run: Run, n: int) -> tuple[XLSearchRecurrentModel, object
 
 def stage3(run: Run) -> dict:
     """Recurrence: S = embeddings + (L1..Lk) x r, trained with MSE(S(en), A(en)) + MSE(S(xx), A(xx))."""
+    if run.cfg.stage3.variant == Stage3Variant.LAYERWISE:
+        return stage3_layerwise(run)
     student, tokenizer, prompts, s_enc = load_stage_student(run, 2)
     a_spec = run.assistant_spec()
     pairs = run.pairs(3)
@@ -346,6 +350,83 @@ def stage3(run: Run) -> dict:
             "effective_params": effective_parameters(student),
         },
     )
+
+
+def stage3_layerwise(run: Run) -> dict:
+    """Stage 3, variant layerwise (layerwise.py): frozen prefix cached, the layers above trained on
+    A's token states and the teacher's scores of cross-lingual pseudo-queries."""
+    cfg, st = run.cfg, run.cfg.stage3
+    student, tokenizer, prompts, _ = load_stage_student(run, 2)
+    plain = student_encoder(run, student, tokenizer, prompts)
+    d = cfg.data
+    windows = read_windows(
+        d.passage_file,
+        d.passage_doc_ids,
+        st.window_langs,
+        sentences=d.passage_sentences,
+        group=st.window_group,
+        seed=cfg.seed,
+    ).sample(st.max_windows, cfg.seed)
+    a_layers = cfg.student.layer_ids()[st.frozen_layers :]
+    states = _layerwise_states(run, student, plain, windows, a_layers)
+    for p in student.parameters():
+        p.requires_grad_(False)
+    top = layerwise.TopLayers(student.layers[st.frozen_layers :])
+    for p in top.parameters():
+        p.requires_grad_(True)
+    wrapped = distributed.wrap(top)
+    loss_fn = layerwise.LayerwiseLoss(
+        tokens=st.weight_tokens,
+        layers=st.weight_layers,
+        scores=st.weight_scores,
+        pooled=st.weight_pooled,
+        temperature=st.kl_temperature,
+    )
+
+    def compute_loss(idx: np.ndarray):
+        x, mask, targets, t_pooled, n_q = layerwise.batch_tensors(states, windows, idx, run.device)
+        return loss_fn(wrapped(x, mask), targets, mask, t_pooled, n_q)
+
+    result = run.train(3, student, compute_loss, len(windows.groups), curve=plain)
+    save_stage_student(run, 3, student, tokenizer, prompts)
+    return _finish_stage(
+        run,
+        3,
+        result,
+        {
+            "variant": st.variant.value,
+            "windows": len(windows),
+            "window_langs": list(windows.langs),
+            "groups": len(windows.groups),
+            "frozen_layers": st.frozen_layers,
+            "stored_params": stored_parameters(student),
+            "effective_params": effective_parameters(student),
+        },
+    )
+
+
+def _layerwise_states(run: Run, student, s_enc: Encoder, windows, a_layers: list[int]) -> dict:
+    """The windows' frozen-prefix outputs and A's targets: computed once per run, kept beside the
+    checkpoint so a resumed stage does not recompute them."""
+    path = run.run_dir / "stage3.states.pt"
+    if run.resume and path.exists():
+        raw = torch.load(path, weights_only=True)
+        return {k: layerwise.TokenStates(**v) for k, v in raw.items()}
+    assistant = run.encoder(run.assistant_spec())
+    student.eval()
+    states = layerwise.window_states(
+        student,
+        s_enc,
+        assistant,
+        windows,
+        frozen=run.cfg.stage3.frozen_layers,
+        a_layers=a_layers,
+        batch_size=run.cfg.data.encode_batch_size,
+    )
+    if distributed.is_main():
+        with atomic_open(path) as f:
+            torch.save({k: vars(v) for k, v in states.items()}, f)
+    return states
 
 
 def stage4(run: Run) -> dict:
