@@ -189,10 +189,13 @@ def test_layerwise_batches_are_a_function_of_their_groups(tiny_setup, tmp_path, 
     rows = [torch.full((2 + i % 3, 4), float(i)) for i in range(n)]
     st = layerwise.TokenStates(rows, [rows], torch.randn(n, 4))
     states = {"query": st, "passage": st}
-    a = layerwise.batch_tensors(states, ws, np.array([0, 1]), "cpu")
-    b = layerwise.batch_tensors(states, ws, np.array([0, 1]), "cpu")
-    assert all(torch.equal(x, y) for x, y in zip(a[:2], b[:2], strict=True)) and a[4] == b[4] == 3
-    assert a[0].shape[0] == 3 * 3  # 3 windows: one query and two passages each
+    a = layerwise.batch_parts(states, ws, np.array([0, 1]), "cpu")
+    b = layerwise.batch_parts(states, ws, np.array([0, 1]), "cpu")
+    for x, y in zip(a, b, strict=True):
+        assert torch.equal(x.inputs, y.inputs) and torch.equal(x.pooled, y.pooled)
+    q, p = a
+    assert q.inputs.shape[0] == 3 and p.inputs.shape[0] == 6  # 3 windows: one query, two passages each
+    assert q.mask.sum(1).tolist() == [r.shape[0] for r in (q.inputs[i][q.mask[i] > 0] for i in range(3))]
 
 
 @pytest.mark.parametrize(

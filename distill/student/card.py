@@ -132,6 +132,16 @@ def _training(cfg: RunConfig, stages: dict, vocab: dict) -> list[str]:
         + (f", and STSb Multi MT train translations (`{cfg.data.stsb_dir}`)" if cfg.data.stsb_dir else "")
         + ". No dev/test file and no demo corpus was trained on."
     )
+    layerwise = stages.get("stage3", {})
+    if layerwise.get("variant") == "layerwise":
+        lines.append(
+            f"\nStage 3 is layerwise: S's first {layerwise.get('frozen_layers')} layers (A's own) stay frozen and "
+            "the layers above learn A's token states at the layers they stand for, plus the teacher's scores "
+            f"of cross-lingual pseudo-queries: {layerwise.get('windows'):,} windows of "
+            f"{cfg.data.passage_sentences} sentences of `{cfg.data.passage_file}` in "
+            f"{', '.join(layerwise.get('window_langs', []))}; a query is one sentence of a window in one language, "
+            "the passages are windows of its document in others. Its pairs column counts windows."
+        )
     lines += [
         "",
         "| stage | what | steps | pairs | train time (s) | loss first -> last |",

@@ -158,61 +158,63 @@ def window_states(
     }
 
 
+@dataclass
+class Part:
+    """One padded sub-batch (the queries, or the passages): each is padded to its own longest text."""
+
+    inputs: torch.Tensor
+    mask: torch.Tensor
+    targets: list[torch.Tensor]  # A's states per trained layer
+    pooled: torch.Tensor  # A's pooled vectors
+
+
 class LayerwiseLoss(nn.Module):
-    """The layerwise stage's loss over one batch of (query, passage) items; see the module docstring."""
+    """The layerwise stage's loss over a batch of queries and passages; see the module docstring."""
 
     def __init__(
         self, *, tokens: float, layers: float, scores: float, pooled: float, temperature: float
     ) -> None:
         super().__init__()
-        self.w_tokens, self.w_layers, self.w_scores, self.w_pooled = tokens, layers, scores, pooled
+        self.weights = {"tokens": tokens, "layers": layers, "scores": scores, "pooled": pooled}
         self.token_mse, self.score_kl = TokenMSELoss(), ScoreKLLoss(temperature)
 
-    def forward(
-        self,
-        outs: list[torch.Tensor],
-        targets: list[torch.Tensor],
-        mask: torch.Tensor,
-        t_pooled: torch.Tensor,
-        n_queries: int,
-    ) -> tuple[torch.Tensor, dict[str, float]]:
-        tokens = self.token_mse(outs[-1], targets[-1], mask)
-        layers = (
-            torch.stack(
-                [self.token_mse(o, t, mask) for o, t in zip(outs[:-1], targets[:-1], strict=True)]
-            ).mean()
-            if len(outs) > 1
-            else tokens.new_zeros(())
-        )
-        s = F.normalize(mean_pool(outs[-1], mask), dim=-1)
-        scores = self.score_kl(s[:n_queries], s[n_queries:], t_pooled[:n_queries], t_pooled[n_queries:])
-        pooled = F.mse_loss(s, t_pooled)
-        parts = {"tokens": tokens, "layers": layers, "scores": scores, "pooled": pooled}
-        weights = {
-            "tokens": self.w_tokens,
-            "layers": self.w_layers,
-            "scores": self.w_scores,
-            "pooled": self.w_pooled,
+    def _token_terms(self, outs: list[torch.Tensor], part: Part) -> tuple[torch.Tensor, torch.Tensor]:
+        last = self.token_mse(outs[-1], part.targets[-1], part.mask)
+        if len(outs) == 1:
+            return last, last.new_zeros(())
+        others = [self.token_mse(o, t, part.mask) for o, t in zip(outs[:-1], part.targets[:-1], strict=True)]
+        return last, torch.stack(others).mean()
+
+    def forward(self, q_outs: list[torch.Tensor], q: Part, p_outs: list[torch.Tensor], p: Part):
+        n_q, n_p = q.mask.sum(), p.mask.sum()
+        (q_last, q_mid), (p_last, p_mid) = self._token_terms(q_outs, q), self._token_terms(p_outs, p)
+        s_q = F.normalize(mean_pool(q_outs[-1], q.mask), dim=-1)
+        s_p = F.normalize(mean_pool(p_outs[-1], p.mask), dim=-1)
+        parts = {
+            "tokens": (q_last * n_q + p_last * n_p) / (n_q + n_p),  # per token over both sub-batches
+            "layers": (q_mid * n_q + p_mid * n_p) / (n_q + n_p),
+            "scores": self.score_kl(s_q, s_p, q.pooled, p.pooled),
+            "pooled": F.mse_loss(torch.cat([s_q, s_p]), torch.cat([q.pooled, p.pooled])),
         }
-        total = sum(weights[k] * v for k, v in parts.items())
+        total = sum(self.weights[k] * v for k, v in parts.items())
         return total, {k: float(v.item()) for k, v in parts.items()}
 
 
-def batch_tensors(
+def batch_parts(
     states: dict[str, TokenStates], windows: WindowSet, groups: np.ndarray, device
-) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor], torch.Tensor, int]:
-    """(inputs, mask, A's targets per trained layer, A's pooled vectors, number of queries) of one batch.
+) -> tuple[Part, Part]:
+    """The query and the passage sub-batch for the windows of `groups`.
 
     The languages of a batch are drawn from a generator seeded by its groups, so a resumed run sees
     the batches an uninterrupted one would."""
     rng = random.Random(",".join(map(str, groups.tolist())))
     queries, passages = batch_windows(windows, groups, rng)
     n_lang = len(windows.langs)
-    rows = [("query", w * n_lang + lang) for w, lang in queries] + [
-        ("passage", w * n_lang + lang) for w, lang in passages
-    ]
-    x, mask = pad([states[r].inputs[i] for r, i in rows], device)
-    n_layers = len(states["query"].targets)
-    targets = [pad([states[r].targets[k][i] for r, i in rows], device)[0] for k in range(n_layers)]
-    t_pooled = torch.stack([states[r].pooled[i] for r, i in rows]).to(device)
-    return x, mask, targets, t_pooled, len(queries)
+
+    def part(role: str, items: list[tuple[int, int]]) -> Part:
+        st, rows = states[role], [w * n_lang + lang for w, lang in items]
+        x, mask = pad([st.inputs[i] for i in rows], device)
+        targets = [pad([layer[i] for i in rows], device)[0] for layer in st.targets]
+        return Part(x, mask, targets, st.pooled[rows].to(device))
+
+    return part("query", queries), part("passage", passages)

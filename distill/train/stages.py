@@ -384,8 +384,8 @@ def stage3_layerwise(run: Run) -> dict:
     )
 
     def compute_loss(idx: np.ndarray):
-        x, mask, targets, t_pooled, n_q = layerwise.batch_tensors(states, windows, idx, run.device)
-        return loss_fn(wrapped(x, mask), targets, mask, t_pooled, n_q)
+        q, p = layerwise.batch_parts(states, windows, idx, run.device)
+        return loss_fn(wrapped(q.inputs, q.mask), q, wrapped(p.inputs, p.mask), p)
 
     result = run.train(3, student, compute_loss, len(windows.groups), curve=plain)
     save_stage_student(run, 3, student, tokenizer, prompts)
@@ -395,6 +395,7 @@ def stage3_layerwise(run: Run) -> dict:
         result,
         {
             "variant": st.variant.value,
+            "pairs": len(windows),
             "windows": len(windows),
             "window_langs": list(windows.langs),
             "groups": len(windows.groups),
