@@ -57,17 +57,19 @@ def measure(spec: str) -> dict:
     return {"best": fastest_faithful(trials), "trials": [t.to_dict() for t in trials]}
 
 
-def sources(spec: str) -> list[Path]:
-    """Where shipped measurements of `spec` may be, in order (see the module docstring)."""
+def sources(spec: str, name: str = FILE, suffix: str = ".backends.json") -> list[Path]:
+    """Where shipped files about `spec` may be, in order (see the module docstring): `name` in its
+    directory, `models/<model name><suffix>` in the checkout, the shipped student's `name` for its
+    untrimmed copy."""
     from distill import paths
     from distill.modelspec import display_name, parse_spec
 
     directory = parse_spec(spec).path
-    out = [directory / FILE] if directory is not None else []
-    out.append(paths.REPO_ROOT / "models" / f"{display_name(spec)}.backends.json")
+    out = [directory / name] if directory is not None else []
+    out.append(paths.REPO_ROOT / "models" / f"{display_name(spec)}{suffix}")
     shipped = paths.shipped_student()
     if directory is not None and shipped is not None and directory.name == paths.UNTRIMMED_STUDENT:
-        out.append(shipped / FILE)
+        out.append(shipped / name)
     return out
 
 

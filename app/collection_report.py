@@ -31,7 +31,7 @@ from app.calibration import NO_MATCH_BELOW, load
 RESULT, PROGRESS = "collection.json", "progress.json"
 K = 10
 BATCH = 64
-THRESHOLDS = (2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0)
+THRESHOLDS = (2.0, 2.25, 2.5, 2.75, 3.0, 3.5, 4.0, 5.0)
 
 
 def group_of(doc_id: str, metadata: dict | None = None) -> str:

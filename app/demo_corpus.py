@@ -53,6 +53,7 @@ def write_demo_corpus(src: Path, dst: Path) -> int:
     numbers = {paragraph_number(r) for r in records}
     if len(chosen) != len(numbers):
         raise ValueError(f"{src}: {len(numbers)} paragraphs but {len(chosen)} in their demo language")
+    dst.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(dst, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in chosen))
     return len(chosen)
 

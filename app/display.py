@@ -14,6 +14,8 @@ import re
 import string
 from html import escape
 
+from app.calibration import NO_MATCH_BELOW
+
 _MD_SPECIAL = re.compile("([" + re.escape(string.punctuation) + "])")
 
 LANGUAGE_NAMES = {
@@ -140,8 +142,8 @@ def strength_html(strength: float | None, threshold: float) -> str:
         return ""
     weak = " weak" if strength < threshold else ""
     tip = (
-        "match strength: how far this cosine stands above what the same model gives this query and "
-        f"unrelated paragraphs, in units of their spread; below {threshold:.0f} is no good match"
+        "match strength: how far this cosine stands above this query's level on unrelated paragraphs, in "
+        f"units of the spread of this model's cosines of unrelated pairs; below {threshold:g} is no good match"
     )
     return f'<span class="xl-strength{weak}" title="{escape(tip)}">match {strength:.1f}</span>'
 
@@ -169,7 +171,7 @@ def hit_html(
     in_both: bool = False,
     strength: float | None = None,
     sentence: bool = False,
-    threshold: float = 5.0,
+    threshold: float = NO_MATCH_BELOW,
 ) -> str:
     """One result card. Every argument that comes from a document is escaped."""
     both = '<span class="xl-both" title="also in the other column\'s top-k">in both</span>' if in_both else ""

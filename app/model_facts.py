@@ -84,6 +84,8 @@ def model_facts(spec: str, backend: str) -> ModelFacts:
 
 
 def _millions(n: int) -> str:
+    if n < 100_000:
+        return f"{n / 1e3:.0f}k"
     return f"{n / 1e6:.0f}M" if n >= 10e6 else f"{n / 1e6:.1f}M"
 
 

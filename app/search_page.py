@@ -60,7 +60,7 @@ def _header(role: Role, model: ColumnModel, backend: str, teacher_facts) -> None
     tip = f"model: {model.spec} · backend: {backend}"
     if facts.measured_in:
         tip += f" · speed ({facts.texts_per_s} texts/s on {backend}) from {facts.measured_in}"
-    st.subheader(md_text(label), help=tip)
+    st.subheader(label, help=tip)  # the app's own words and numbers; the spec only in the tooltip
 
 
 def _column(role: Role, result: ColumnSearch, model: ColumnModel, other_ids: set[str]) -> None:
@@ -79,7 +79,7 @@ def _column(role: Role, result: ColumnSearch, model: ColumnModel, other_ids: set
     if faded:
         st.warning(
             f"No good match: the best hit's match strength is {result.strengths[0]:.1f}, below "
-            f"{NO_MATCH_BELOW:.0f} (what this model gives unrelated texts); the list below is a guess."
+            f"{NO_MATCH_BELOW:g} (near what this model gives unrelated texts); the list below is a guess."
         )
     strengths = result.strengths or [None] * len(result.hits)
     cards = [

@@ -129,7 +129,7 @@ if [ ! "$COLLECTION/calibration.npz" -nt "$STAMP" ]; then
   $PY -m app.calibration "$COLLECTION"
 fi
 
-REPORT_CMD=($PY -m app.collection_report "$COLLECTION" --out "$REPORT")
+REPORT_CMD=($PY -m app.collection_report "$COLLECTION" --out "$REPORT" --model "teacher=$TEACHER" --model "student=$STUDENT")
 if [ -f "$REPORT/collection.json" ] && [ "$REPORT/collection.json" -nt "$COLLECTION/calibration.npz" ]; then
   step "quality report: reusing $REPORT"
   REPORT_CMD=()
