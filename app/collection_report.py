@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from app.calibration import NO_MATCH_BELOW, load
+from app.calibration import NO_MATCH_BELOW, load, sample_reference
 
 RESULT, PROGRESS = "collection.json", "progress.json"
 K = 10
@@ -132,7 +132,10 @@ def evaluate_collection(
             done += n
             progress(done / total, f"{label}: {done}/{total} questions embedded and searched")
 
-        result["models"][label] = evaluate_model(col, spec, questions, groups, refs.get(spec), tick)
+        ref = refs.get(spec)
+        if ref is None:  # no calibration.npz: drawn from the stored vectors as the app does (app.common)
+            ref = sample_reference(col.stored_vectors(spec)[1])
+        result["models"][label] = evaluate_model(col, spec, questions, groups, ref, tick)
     result.update(
         documents=sum(len(g) for g in groups.values()),
         languages=langs,

@@ -78,8 +78,8 @@ def _column(role: Role, result: ColumnSearch, model: ColumnModel, other_ids: set
     faded = result.no_good_match
     if faded:
         st.warning(
-            f"No good match: the best hit's match strength is {result.strengths[0]:.1f}, below "
-            f"{NO_MATCH_BELOW:g} (near what this model gives unrelated texts); the list below is a guess."
+            f"No good match: the best hit's strength {result.strengths[0]:.1f} is below {NO_MATCH_BELOW:g}; "
+            "these hits are guesses."
         )
     strengths = result.strengths or [None] * len(result.hits)
     cards = [

@@ -54,7 +54,7 @@ class DemoRun:
         env = {**os.environ, "XLSEARCH_DATA": str(data), "PORT": str(port), "PYTHONPATH": str(REPO)}
         self.t0 = time.monotonic()
         self.steps: list[tuple[float, str]] = []
-        self.log = open(log_file, "a", encoding="utf-8")  # noqa: SIM115 - closed in stop()
+        self.log = open(log_file, "a", encoding="utf-8", buffering=1)  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
             command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
             text=True, start_new_session=True,

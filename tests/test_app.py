@@ -218,7 +218,8 @@ def test_quality_page_computes_the_report(app_env, shared_data, tmp_path):
     at = _app().run()
     at.switch_page("quality_page.py").run()
     assert not at.exception
-    assert any("No quality report" in i.value for i in at.info)
+    assert any("No report on this collection yet" in i.value for i in at.info)
+    assert at.button(key="compute-report").label == "Compute the full evaluation"
     at.button(key="compute-report").click().run(timeout=300)
     assert not at.exception, at.exception
     assert not at.error, [e.value for e in at.error]
@@ -233,6 +234,38 @@ def test_quality_page_computes_the_report(app_env, shared_data, tmp_path):
     assert set(summary["data set"]) == {"xquad-questions", "xquad", "xquad-pooled"}
     assert any("Collapse check" in e.label for e in at.expander)
     assert len(at.image) >= 4, "figures: question heat maps, per language pair, ratios, size versus quality"
+
+
+def test_quality_page_shows_progress_then_the_collections_own_report(app_env, tmp_path, collections_dir):
+    import json
+    import time
+
+    from app.collection_report import evaluate_collection, write_json
+    from indexer import Collection
+
+    out = tmp_path / "reports" / "tiny"
+    write_json(
+        out / "progress.json", {"fraction": 0.4, "message": "teacher: 40/100 questions", "time": time.time()}
+    )
+    at = _app().run()
+    at.switch_page("quality_page.py").run()
+    assert not at.exception
+    assert "teacher: 40/100" in at.get("progress")[0].proto.text
+    questions = tmp_path / "q.jsonl"
+    questions.write_text(
+        "".join(json.dumps({"id": f"q{i}", "lang": "en", "parallel_id": d.id.split(".")[0], "text": d.text})
+                + "\n" for i, d in enumerate(DOCS))
+    )  # fmt: skip
+    with Collection.open(collections_dir / "tiny", read_only=True) as col:
+        write_json(out / "collection.json", evaluate_collection(col, questions, {s: s for s in col.models}))
+    (out / "progress.json").unlink()
+    at.run()
+    assert not at.exception
+    table = at.dataframe[0].value
+    assert list(table["model"]) == ["Teacher", "Student"]
+    assert {"R@1 other language", "R@1 same language", "2,880 set: R@1 other"} <= set(table.columns)
+    calibration = at.dataframe[1].value
+    assert list(calibration["threshold"]) == [2.75, 2.75]
 
 
 def test_quality_page_flags_a_report_of_other_models(app_env, shared_data, tmp_path, tiny_model_dir):
@@ -261,9 +294,15 @@ def test_demo_check_decides_reuse_resume_or_rebuild(
     specs = [str(tiny_model_dir), str(tiny_model_dir_b)]
     corpus = tmp_path / "corpus.jsonl"
     corpus.write_text("".join(json.dumps({"id": d.id}) + "\n" for d in DOCS))
-    assert main([col, "--stamp", str(stamp), "--write-stamp", *specs]) == COMPLETE
+    assert main([col, "--corpus", str(corpus), "--stamp", str(stamp), "--write-stamp", *specs]) == COMPLETE
     assert main([col, "--corpus", str(corpus), "--stamp", str(stamp), *specs]) == COMPLETE
+    # issue 25: a collection of another corpus (the parallel set vs the one-language demo corpus) is rebuilt
+    other = tmp_path / "other.jsonl"
+    other.write_text('{"id": "cat.en"}\n')
+    assert main([col, "--corpus", str(other), "--stamp", str(stamp), *specs]) == REBUILD
+    # created for a corpus it does not hold all of yet (an interrupted `indexer add`): resume
     corpus.write_text(corpus.read_text() + '{"id": "one.more"}\n')
+    main([col, "--corpus", str(corpus), "--stamp", str(stamp), "--write-stamp", *specs])
     assert main([col, "--corpus", str(corpus), "--stamp", str(stamp), *specs]) == RESUME
     assert main([col, "--stamp", str(stamp), specs[0], "pkg:all-MiniLM-L6-v2"]) == REBUILD
     weights = next(tiny_model_dir_b.glob("*.safetensors"))
