@@ -142,6 +142,7 @@ def evaluate_collection(
         question_languages=sorted({q["lang"] for q in questions}),
         questions=len(questions),
         no_match_below=NO_MATCH_BELOW,
+        backends=col.model_backends(),
         wall_seconds=round(time.time() - t0, 1),
         created=time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
     )

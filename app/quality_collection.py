@@ -62,12 +62,10 @@ def question_table(result: dict, labels: dict[str, str]) -> tuple[pd.DataFrame, 
         rows.append(
             {
                 "model": labels.get(m["spec"], key),
-                "R@1 other language": _fmt(m["other"]["r@1"]),
-                "R@1 same language": _fmt(m["same"]["r@1"]),
-                "R@1 all": _fmt(m["all"]["r@1"]),
+                "R@1 other lang.": _fmt(m["other"]["r@1"]),
+                "R@1 same lang.": _fmt(m["same"]["r@1"]),
                 "nDCG@10 other": _fmt(m["other"]["ndcg@10"]),
                 "nDCG@10 same": _fmt(m["same"]["ndcg@10"]),
-                "questions (other / same)": f"{m['other']['questions']:,} / {m['same']['questions']:,}",
                 "2,880 set: R@1 other": _fmt(p.get("r@1 other-language")),
                 "2,880 set: R@1 same": _fmt(p.get("r@1 same-language")),
                 "2,880 set: nDCG@10": _fmt(p.get("ndcg@10")),
@@ -94,6 +92,11 @@ def calibration_frame(
                     }
                 )
     return pd.DataFrame(rows)
+
+
+def _counts(result: dict) -> str:
+    m = next(iter(result["models"].values()))
+    return f"{m['other']['questions']:,} with the answer in another language, {m['same']['questions']:,} in their own"
 
 
 def _progress(out: Path) -> bool:
@@ -132,10 +135,12 @@ def render_collection_section(name: str, out: Path, labels: dict[str, str]) -> N
             )
         return
     st.caption(
-        f"The {result['questions']:,} XQuAD dev questions in {len(result['question_languages'])} languages "
+        f"The {result['questions']:,} XQuAD dev questions ({_counts(result)}) in {len(result['question_languages'])} languages "
         f"({', '.join(result['question_languages'])}), each searched as the Search page does (all languages, "
         f"k = 10) over the {result['documents']:,} documents of this collection, with the vectors it stored; "
-        f"only the questions were embedded. {result['created']}, {result['wall_seconds']:.0f} s."
+        f"only the questions were embedded, on the backends search serves "
+        f"({', '.join(sorted(set(result.get('backends', {}).values()))) or 'as recorded'}). "
+        f"{result['created']}, {result['wall_seconds']:.0f} s."
     )
     table, settings = question_table(result, labels)
     st.dataframe(table, hide_index=True, width="stretch")

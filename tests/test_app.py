@@ -263,7 +263,9 @@ def test_quality_page_shows_progress_then_the_collections_own_report(app_env, tm
     assert not at.exception
     table = at.dataframe[0].value
     assert list(table["model"]) == ["Teacher", "Student"]
-    assert {"R@1 other language", "R@1 same language", "2,880 set: R@1 other"} <= set(table.columns)
+    assert {"R@1 other lang.", "R@1 same lang.", "nDCG@10 other", "2,880 set: R@1 other"} <= set(
+        table.columns
+    )
     calibration = at.dataframe[1].value
     assert list(calibration["threshold"]) == [2.75, 2.75]
 
