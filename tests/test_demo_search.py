@@ -219,3 +219,18 @@ def test_calibration_on_the_dev_questions_separates_right_from_wrong_first_hits(
         assert m["other"]["questions"] > 10 * m["same"]["questions"]  # 11 in 12 answers in another language
     teacher = next(m for m in result["models"].values() if "e5" in m["spec"])
     assert next(r for r in teacher["calibration"] if r["threshold"] == NO_MATCH_BELOW)["below"] < 0.35 * 3542
+
+
+def test_best_sentence_is_one_of_the_hits_sentences(small_collection):
+    from app.matching import best_sentences, search_column
+    from indexer import Collection
+
+    with Collection.open(small_collection, read_only=True) as col:
+        spec = col.models[0]
+        result = search_column(col, spec, "topic 3", 8, [], None)
+        assert not result.error and len(result.hits) == 8 and result.strengths == []
+        assert set(result.marks) == set(range(5))  # the first five hits, single-chunk ones included
+        for i, (a, b) in result.marks.items():
+            hit = result.hits[i]
+            assert (a, b) in sentence_spans(hit.text, hit.chunk_start, hit.chunk_end, hit.lang)
+        assert best_sentences(col.encoder(spec), col.embed_queries(["x"], spec)[0], []) == {}
