@@ -58,9 +58,18 @@ def sentence_spans(
         piece = part[pos:stop]
         lead = len(piece) - len(piece.lstrip())
         if piece.strip():
-            spans.append((start + pos + lead, start + pos + len(piece.rstrip())))
+            span = (start + pos + lead, start + pos + len(piece.rstrip()))
+            # "Y. pestis", "z. B. der": no sentence ends before a lowercase word or after a <= 3-letter "word."
+            if spans and splitter is _END and (piece.lstrip()[0].islower() or _short_end(text, spans[-1])):
+                span = (spans.pop()[0], span[1])
+            spans.append(span)
         pos = m.end() if m else len(part)
     return spans
+
+
+def _short_end(text: str, span: tuple[int, int]) -> bool:
+    words = text[span[0] : span[1]].split()
+    return bool(words) and len(words[-1]) <= 3 and words[-1][-1] == "."
 
 
 def best_sentences(encoder, query: np.ndarray, hits: list[Any]) -> dict[int, tuple[int, int]]:

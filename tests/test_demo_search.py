@@ -79,6 +79,10 @@ def test_no_good_match_state_and_sentence_spans():
     assert [text[a:b] for a, b in sentence_spans(text)] == [
         "Erste Aussage.", "Zweite Aussage!", "Dritte?", "第四句。", "第五句",
     ]  # fmt: skip
+    abbreviated = "Y. pestis wurde z. B. gefunden. Danach mehr."
+    assert [abbreviated[a:b] for a, b in sentence_spans(abbreviated)] == [
+        "Y. pestis wurde z. B. gefunden.", "Danach mehr.",
+    ]  # fmt: skip
     thai = "ตลาดหลักทรัพย์แห่งแรก ก่อตั้งในปี 1817"
     assert len(sentence_spans(thai, lang="th")) == 3
     assert sentence_spans("  one. two", 2, 6) == [(2, 6)]
