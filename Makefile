@@ -45,9 +45,9 @@ models: install  ## convert and cache the packaged models under data/models/
 demo: install  ## build what is missing (student, collection, report) and start the app on PORT (8501)
 	bash scripts/demo.sh
 
-screenshot: install  ## docs/screenshot.png: the browser test against a running `make demo` (PORT, default 8501)
-	XLSEARCH_E2E_URL=http://localhost:$${PORT:-8501} XLSEARCH_SCREENSHOT=docs/screenshot.png \
-	  $(PY) -m pytest tests/test_app_browser.py -q -s -p no:cacheprovider
+screenshot: install  ## docs/*.png: the browser tests against a running `make demo` (PORT, default 8501)
+	XLSEARCH_E2E_DEMO_URL=http://localhost:$${PORT:-8501} XLSEARCH_SCREENSHOT_DIR=docs \
+	  $(PY) -m pytest tests/test_app_browser.py -q -s -p no:cacheprovider -k "german or nonsense"
 
 clean-data:  ## remove generated artefacts under data/ (models, students, collections, reports)
 	rm -rf data/models data/students data/collections data/reports data/cache

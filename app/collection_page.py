@@ -37,10 +37,7 @@ def render() -> None:
 
 
 def _overview(info: dict) -> None:
-    st.caption(
-        f"{md_code(info['path'])} · database {md_code(info['database'])} · created {_when(info.get('created_at'))} · "
-        f"last update {_when(info.get('last_update'))}"
-    )
+    st.caption(f"Created {_when(info.get('created_at'))} · last update {_when(info.get('last_update'))}")
     cols = st.columns(4)
     cols[0].metric("Documents", f"{info['documents']:,}")
     cols[1].metric("Chunks", f"{info['chunks']:,}")
@@ -71,19 +68,29 @@ def _models(info: dict, roles: dict[str, str]) -> None:
         {
             "role": roles.get(m["spec"], ""),
             "model": m["name"],
-            "spec": m["spec"],
+            "backend": m.get("backend", ""),
             "dim": m["dim"],
-            "index type": m["index_type"],
-            "FAISS": m["factory"],
+            "index": m["index_type"],
             "vectors": m["vectors"],
-            "index MB": _mb(m["index_bytes"]),
-            "stored vectors MB": _mb(m["stored_vector_bytes"]),
-            "updated": _when(m.get("updated_at")),
+            "MB": _mb(m["index_bytes"]),
             "state": m["broken"] or "ok",
         }
         for m in info["models"]
     ]
     st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+    with st.expander("Details: model specs, FAISS factories, stored vectors, files"):
+        details = [
+            {
+                "model": m["name"],
+                "spec": m["spec"],
+                "FAISS": m["factory"],
+                "stored vectors MB": _mb(m["stored_vector_bytes"]),
+                "updated": _when(m.get("updated_at")),
+            }
+            for m in info["models"]
+        ]
+        st.dataframe(pd.DataFrame(details), hide_index=True, width="stretch")
+        st.caption(f"Directory {md_code(info['path'])} · database {md_code(info['database'])}")
     chunking = info.get("settings", {})
     st.caption(
         f"Chunking: {chunking.get('chunk_tokens', '?')} tokens per chunk, {chunking.get('chunk_overlap', '?')} "

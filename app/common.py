@@ -88,6 +88,30 @@ def open_collection(s: AppSettings, name: str) -> OpenCollection:
     return OpenCollection(name=name, path=path, collection=collection)
 
 
+@st.cache_resource(show_spinner=False, max_entries=4)
+def _references(path: str, stamp: float, calibration_stamp: float, _collection: Any) -> dict:
+    """spec -> app.calibration.Reference: the collection's calibration.npz, else drawn now from its
+    stored vectors (a collection built without `make demo`), so every column gets a match strength."""
+    from app.calibration import load, sample_reference
+
+    refs = load(path)
+    for spec in _collection.models:
+        if spec not in refs:
+            _, vectors = _collection.stored_vectors(spec)
+            if len(vectors) >= 2:
+                refs[spec] = sample_reference(vectors)
+    return refs
+
+
+def references(oc: OpenCollection) -> dict:
+    from app.calibration import FILE
+
+    cal = oc.path / FILE
+    return _references(
+        str(oc.path.resolve()), _stamp(oc.path), cal.stat().st_mtime if cal.exists() else 0.0, oc.collection
+    )
+
+
 @st.cache_resource
 def compute_lock() -> threading.Lock:
     """One quality-report computation per process: two at once would only halve each other's speed."""
@@ -121,8 +145,16 @@ def collection_or_message(s: AppSettings) -> OpenCollection | None:
             f"No collection yet in {md_code(s.collections_dir)}. Run `make demo` to build the demo collection."
         )
         return None
+    loading = st.empty()
+    loading.info(
+        f"Loading collection {md_code(name)} and its models (the first visit after a start takes about "
+        "15 seconds; later ones are instant)…",
+        icon=":material/hourglass_top:",
+    )
     try:
         return open_collection(s, name)
     except CollectionError as exc:
         st.error(str(exc))
         return None
+    finally:
+        loading.empty()

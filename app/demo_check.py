@@ -4,8 +4,9 @@
     python -m app.demo_check data/collections/xquad --stamp STAMP.json --write-stamp SPEC [SPEC ...]
 
 Exit 0: the collection indexes every SPEC, holds every document of CORPUS, none pending, and the
-model files are those it was built with (STAMP, written after the last complete build).
-Exit 1: a SPEC is missing, a model was retrained since (its files differ from STAMP), or the
+model files and CORPUS are those it was built with (STAMP, written when it was created).
+Exit 1: a SPEC is missing, a model was retrained since (its files differ from STAMP), the corpus
+changed (e.g. XLSEARCH_DEMO_CORPUS), or the
 collection cannot be opened: rebuild it.
 Exit 3: documents are missing or pending (an interrupted `indexer add`): run `indexer add` again,
 which skips the documents already indexed.
@@ -14,6 +15,7 @@ which skips the documents already indexed.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import sys
 from pathlib import Path
@@ -41,6 +43,15 @@ def fingerprint(specs: list[str]) -> dict[str, object]:
     return out
 
 
+def stamp(specs: list[str], corpus: str | None) -> dict[str, object]:
+    """The models' fingerprints, and the corpus's digest: the one-language demo corpus and the
+    parallel set hold the same ids, so a collection of the other one must not pass for this one."""
+    out = fingerprint(specs)
+    if corpus:
+        out["corpus"] = hashlib.sha256(Path(corpus).read_bytes()).hexdigest()
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m app.demo_check",
@@ -61,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
         if not args.stamp:
             parser.error("--write-stamp needs --stamp FILE")
         args.stamp.parent.mkdir(parents=True, exist_ok=True)
-        args.stamp.write_text(json.dumps(fingerprint(args.specs), indent=1) + "\n")
+        args.stamp.write_text(json.dumps(stamp(args.specs, args.corpus), indent=1) + "\n")
         return COMPLETE
 
     from indexer import Collection, IndexerError
@@ -82,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
         return REBUILD
     if args.stamp:
         recorded = json.loads(args.stamp.read_text()) if args.stamp.is_file() else None
-        if recorded != fingerprint(args.specs):
+        if recorded != stamp(args.specs, args.corpus):
             print(
                 f"{args.collection}: a model changed since the collection was built (or {args.stamp} is missing)",
                 file=sys.stderr,

@@ -14,6 +14,8 @@ import re
 import string
 from html import escape
 
+from app.calibration import NO_MATCH_BELOW
+
 _MD_SPECIAL = re.compile("([" + re.escape(string.punctuation) + "])")
 
 LANGUAGE_NAMES = {
@@ -65,6 +67,10 @@ CSS = """
 .xl-foot summary {cursor: pointer; color: #888;}
 .xl-full {font-size: .84rem; line-height: 1.35; white-space: pre-wrap; margin-top: .25rem;}
 .xl-full mark {background: #fff1a8;}
+.xl-strength {font-variant-numeric: tabular-nums; font-size: .78rem; border-radius: .25rem; padding: 0 .3rem;
+              background: #e3f6e9; color: #0a6b2d;}
+.xl-strength.weak {background: #f1f1f1; color: #777;}
+.xl-faded .xl-hit {opacity: .45;}
 </style>
 """
 
@@ -112,21 +118,44 @@ def highlight(text: str, start: int, end: int) -> str:
 
 
 def snippet_html(
-    text: str, start: int, end: int, *, max_chars: int = 320, context: int = 80
+    text: str, start: int, end: int, *, max_chars: int = 320, context: int = 80, sentence: bool = False
 ) -> tuple[str, bool]:
-    """(escaped HTML of a short snippet around the best chunk, whether it shows the whole text).
+    """(escaped HTML of a short snippet around the best span, whether it shows the whole text).
 
-    A document that is a single chunk is shown plainly (highlighting all of it says nothing); in a
-    longer document the matching chunk is marked, with a little context on either side.
+    The span is the best chunk, or with `sentence` the best-matching sentence: marked, with a little
+    context on either side. A chunk that is the whole document is shown plainly (marking all of it
+    says nothing); a sentence is marked even then.
     """
     start, end = sorted((max(0, min(start, len(text))), max(0, min(end, len(text)))))
-    if start == 0 and end == len(text):
+    if start == 0 and end == len(text) and not sentence:
         clipped = _clip_end(text, max_chars)
         return escape(clipped), clipped == text
     chunk = _clip_end(text[start:end], max_chars)
     before = _clip_start(text[:start], context)
     after = _clip_end(text[end:], context) if chunk == text[start:end] else ""
-    return f"{escape(before)}<mark>{escape(chunk)}</mark>{escape(after)}", False
+    complete = before == text[:start] and after == text[end:] and chunk == text[start:end]
+    return f"{escape(before)}<mark>{escape(chunk)}</mark>{escape(after)}", complete
+
+
+def strength_html(strength: float | None, threshold: float) -> str:
+    if strength is None:
+        return ""
+    weak = " weak" if strength < threshold else ""
+    tip = (
+        "match strength: how far this cosine stands above this query's level on unrelated paragraphs, in "
+        f"units of the spread of this model's cosines of unrelated pairs; below {threshold:g} is no good match"
+    )
+    return f'<span class="xl-strength{weak}" title="{escape(tip)}">match {strength:.1f}</span>'
+
+
+def title_html(title: str | None, lang: str) -> str:
+    """The article title; XQuAD's titles are the English article's, so say so on other languages."""
+    if not title:
+        return '<span class="xl-id">(untitled)</span>'
+    if lang != "en":
+        tip = "the English article's title (the corpus has no title in the document's language)"
+        return f'<span title="{escape(tip)}">{escape(title)}</span>'
+    return escape(title)
 
 
 def hit_html(
@@ -140,11 +169,13 @@ def hit_html(
     start: int,
     end: int,
     in_both: bool = False,
+    strength: float | None = None,
+    sentence: bool = False,
+    threshold: float = NO_MATCH_BELOW,
 ) -> str:
     """One result card. Every argument that comes from a document is escaped."""
     both = '<span class="xl-both" title="also in the other column\'s top-k">in both</span>' if in_both else ""
-    title_html = escape(title) if title else '<span class="xl-id">(untitled)</span>'
-    snippet, complete = snippet_html(text, start, end)
+    snippet, complete = snippet_html(text, start, end, sentence=sentence)
     full = (
         ""
         if complete
@@ -154,10 +185,10 @@ def hit_html(
         )
     )
     return (
-        f'<div class="xl-hit" data-lang="{escape(lang)}">'
+        f'<div class="xl-hit" data-lang="{escape(lang)}" data-doc="{escape(str(doc_id))}">'
         f'<div class="xl-head"><span class="xl-rank">{rank}.</span>'
         f'<span class="xl-lang" title="{escape(language_label(lang))}">{escape(lang)}</span>'
-        f'<span class="xl-title">{title_html}</span>{both}'
+        f'<span class="xl-title">{title_html(title, lang)}</span>{both}{strength_html(strength, threshold)}'
         f'<span class="xl-score" title="cosine similarity">{score:.3f}</span></div>'
         f'<div class="xl-snippet" dir="auto">{snippet}</div>'
         f'<div class="xl-foot"><span class="xl-id">{escape(str(doc_id))}</span>{full}</div>'

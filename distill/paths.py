@@ -91,6 +91,19 @@ def shipped_student() -> Path | None:
 UNTRIMMED_STUDENT = "offline-untrimmed"  # <data>/students/: the shipped student, untrimmed by `make demo`
 
 
+def needs_untrim(student: Path) -> bool:
+    """Whether a student directory still has a trimmed vocabulary that `distill untrim` would widen:
+    an xlsearch student whose config has no `token_map_size` (the row table untrim adds). A student
+    trained untrimmed (`vocab.untrim`) or already untrimmed needs nothing."""
+    import json
+
+    try:
+        config = json.loads((student / "config.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return config.get("model_type") == "xlsearch_recurrent" and not config.get("token_map_size")
+
+
 def default_student(data: Path | None = None) -> Path:
     """The student the demo serves: the shipped one untrimmed (`distill untrim`: better on the question
     task and bitext, see README) once derived and newer than the shipped weights, else the shipped
@@ -99,6 +112,8 @@ def default_student(data: Path | None = None) -> Path:
     shipped, untrimmed = shipped_student(), students / UNTRIMMED_STUDENT
     if shipped is None:
         return students / "offline"
+    if not needs_untrim(shipped):
+        return shipped
     weights = untrimmed / "model.safetensors"
     if weights.is_file() and weights.stat().st_mtime >= (shipped / "model.safetensors").stat().st_mtime:
         return untrimmed

@@ -21,7 +21,7 @@ import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, defer
@@ -63,6 +63,9 @@ from indexer.store import (
 )
 from indexer.stores import StoreConfig, StoreContext, StoreKind, open_store
 from indexer.writer import DEFAULT_COMMIT_EVERY, Writer
+
+if TYPE_CHECKING:
+    import numpy as np
 
 __all__ = ["AddSummary", "Collection", "DeleteSummary", "Hit", "VerifyReport", "normalize_spec"]
 
@@ -511,6 +514,20 @@ class Collection:
         Milvus: a filter on its language field), plus over-fetching for documents with several chunks.
         """
         return self._searcher.search(query, model, k, langs)
+
+    def embed_queries(self, queries: Sequence[str], model: str | None = None) -> np.ndarray:
+        """`model`'s normalised query vectors of `queries`, as `search` embeds a query."""
+        return self._searcher.embed(queries, model)
+
+    def search_vectors(
+        self, vectors, model: str | None = None, k: int = 10, langs: Sequence[str] | None = None
+    ) -> list[list[Hit]]:
+        """`search` for query vectors already embedded (`embed_queries`): one hit list per row."""
+        return self._searcher.search_vectors(vectors, model, k, langs)
+
+    def stored_vectors(self, model: str | None = None):
+        """(chunk ids, vectors) of every committed chunk, as `model` stored them."""
+        return inspection.stored_vectors(self, model)
 
     # ----------------------------------------------------------------------------- inspection
 

@@ -6,6 +6,7 @@ import json
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -103,3 +104,21 @@ def export(col: Collection, out) -> int:
         out.write(json.dumps(record, ensure_ascii=False) + "\n")
         n += 1
     return n
+
+
+def stored_vectors(col: Collection, model: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(chunk ids, float32 vectors) of every committed chunk as `model` stored them (no re-embedding)."""
+    with col._mutex, col._stores.session():
+        col._sync()
+        m = col._model(model)
+        with Session(col.engine) as s:
+            live = np.array(
+                sorted(s.scalars(select(ChunkRow.id).where(ChunkRow.state != ChunkState.PENDING.value))),
+                dtype=np.int64,
+            )
+        blocks = list(SegmentStore(col.vectors_dir(m)).iter_rows([n for n, _ in m.segments], wanted=live))
+    if not blocks:
+        return np.zeros(0, np.int64), np.zeros((0, m.dim), np.float32)
+    ids = np.concatenate([b[0] for b in blocks])
+    order = np.argsort(ids)
+    return ids[order], np.concatenate([b[1] for b in blocks])[order]

@@ -62,6 +62,23 @@ class Searcher:
             raise IndexerError("k must be >= 1")
         if not query or not query.strip():
             return []
+        return self.search_vectors(self.embed([query], model), model, k, langs)[0]
+
+    def embed(self, queries: Sequence[str], model: str | None, batch_size: int = 32) -> np.ndarray:
+        """The L2-normalised query vectors of `queries` (query prompt), one row each."""
+        col = self.col
+        with col._mutex:
+            if col._closed:
+                raise IndexerError("the collection is closed")
+            enc = col.encoder(col._model(model).spec)
+            return l2_normalize(enc.encode(list(queries), batch_size=batch_size, prefix="query"))
+
+    def search_vectors(
+        self, vectors: np.ndarray, model: str | None, k: int, langs: Sequence[str] | None
+    ) -> list[list[Hit]]:
+        """The `k` best documents for each row of `vectors` (query vectors of `model`)."""
+        if k < 1:
+            raise IndexerError("k must be >= 1")
         key = lang_key(langs)
         col = self.col
         with col._mutex, col._stores.session():
@@ -73,9 +90,8 @@ class Searcher:
                 raise IndexCorruptError(
                     f"{m.broken}; open the collection writable (e.g. `indexer verify {col.path} --repair`) to repair it"
                 )
-            enc = col.encoder(m.spec)
-            q = l2_normalize(enc.encode([query], batch_size=1, prefix="query"))
-            return self.search_vector(m, q, k, key)
+            vectors = np.asarray(vectors, dtype=np.float32).reshape(-1, m.dim)
+            return [self.search_vector(m, vectors[i : i + 1], k, key) for i in range(len(vectors))]
 
     def search_vector(self, m: ModelState, q: np.ndarray, k: int, langs: tuple[str, ...] | None) -> list[Hit]:
         ntotal = m.store.count()

@@ -95,12 +95,51 @@ def test_query_fills_both_columns(app_env):
     assert any(h.startswith("Teacher") for h in subheaders) and any(
         h.startswith("Student") for h in subheaders
     )
-    # Each column's backend, as the collection records it.
-    assert any(h.startswith("Teacher") and h.endswith(" · torch") for h in subheaders)
-    assert any(h.startswith("Student") and h.endswith(" · int8") for h in subheaders)
+    # Issue 25: the header says what the model is, in words read from its files (the tiny models have
+    # 4 layers); the spec and the column's backend, as the collection records it, are in its tooltip.
+    heads = {h.value.split(" ")[0]: h for h in at.subheader if h.value.startswith(("Teacher", "Student"))}
+    assert heads["Teacher"].value.startswith("Teacher (4 layers, ") and "parameters" in heads["Teacher"].value
+    assert "backend: torch" in heads["Teacher"].proto.help and "backend: int8" in heads["Student"].proto.help
+    assert "/" not in heads["Student"].value  # no path in the header itself
     captions = " ".join(c.value for c in at.caption)
-    assert captions.count(" ms (query encoding + search)") == 2
+    assert captions.count(" ms (query encoding, search, sentence highlight)") == 2
+    # every card shows its match strength beside the cosine
+    assert all(body.count('class="xl-strength') == 5 for body in cols.values())
     assert any("overlap@5" in m.value for m in at.markdown)
+
+
+def test_k_zero_clears_the_hits_and_says_why(app_env):
+    at = _app().run()
+    at = _query(at, "cat", k=5)
+    assert _columns_html(at)
+    at.number_input(key="k").set_value(0)
+    at = at.run()
+    assert not at.exception and not _columns_html(at)
+    assert any("k = 0" in i.value for i in at.info)
+
+
+def test_no_good_match_fades_both_columns(app_env, monkeypatch):
+    import app.matching
+    import app.search_page
+
+    # Any threshold above every hit: both columns must show the state, by the same rule.
+    monkeypatch.setattr(app.matching, "NO_MATCH_BELOW", 1e9)
+    monkeypatch.setattr(app.search_page, "NO_MATCH_BELOW", 1e9)
+    at = _query(_app().run(), "🙂🙂🙂 qwxz zzkj", k=5)
+    cols = _columns_html(at)
+    assert set(cols) == {"teacher", "student"}
+    assert all('data-match="none"' in body and "xl-faded" in body for body in cols.values())
+    assert sum("No good match" in w.value for w in at.warning) == 2
+    monkeypatch.setattr(app.matching, "NO_MATCH_BELOW", -1e9)
+    monkeypatch.setattr(app.search_page, "NO_MATCH_BELOW", -1e9)
+    at = _query(_app().run(), "cat", k=5)
+    assert all('data-match="ok"' in body for body in _columns_html(at).values())
+
+
+def test_long_query_gets_a_notice(app_env):
+    at = _query(_app().run(), "Katze " * 700, k=3)
+    assert not at.exception
+    assert any("tokens long" in i.value for i in at.info)
 
 
 def test_language_filter_restricts_hits(app_env):
@@ -151,8 +190,11 @@ def test_example_button_runs_its_query(app_env):
     from app.examples import EXAMPLES
 
     at = _app().run()
-    for _, text in EXAMPLES[:2]:
-        at.pills(key="example").set_value(text)
+    # issue 25: each chip names its language, and says so when the collection holds none in it
+    labels = [o.content for o in at.pills(key="example").proto.options]
+    assert all(":" in o for o in labels) and sum("not a document language here" in o for o in labels) >= 1
+    for i, (_, text) in enumerate(EXAMPLES[:2]):
+        at.pills(key="example").set_value(i)
         at = at.run()
         assert at.text_input(key="query").value == text
         assert at.pills(key="example").value is None
@@ -176,7 +218,8 @@ def test_quality_page_computes_the_report(app_env, shared_data, tmp_path):
     at = _app().run()
     at.switch_page("quality_page.py").run()
     assert not at.exception
-    assert any("No quality report" in i.value for i in at.info)
+    assert any("No report on this collection yet" in i.value for i in at.info)
+    assert at.button(key="compute-report").label == "Compute the full evaluation"
     at.button(key="compute-report").click().run(timeout=300)
     assert not at.exception, at.exception
     assert not at.error, [e.value for e in at.error]
@@ -191,6 +234,40 @@ def test_quality_page_computes_the_report(app_env, shared_data, tmp_path):
     assert set(summary["data set"]) == {"xquad-questions", "xquad", "xquad-pooled"}
     assert any("Collapse check" in e.label for e in at.expander)
     assert len(at.image) >= 4, "figures: question heat maps, per language pair, ratios, size versus quality"
+
+
+def test_quality_page_shows_progress_then_the_collections_own_report(app_env, tmp_path, collections_dir):
+    import json
+    import time
+
+    from app.collection_report import evaluate_collection, write_json
+    from indexer import Collection
+
+    out = tmp_path / "reports" / "tiny"
+    write_json(
+        out / "progress.json", {"fraction": 0.4, "message": "teacher: 40/100 questions", "time": time.time()}
+    )
+    at = _app().run()
+    at.switch_page("quality_page.py").run()
+    assert not at.exception
+    assert "teacher: 40/100" in at.get("progress")[0].proto.text
+    questions = tmp_path / "q.jsonl"
+    questions.write_text(
+        "".join(json.dumps({"id": f"q{i}", "lang": "en", "parallel_id": d.id.split(".")[0], "text": d.text})
+                + "\n" for i, d in enumerate(DOCS))
+    )  # fmt: skip
+    with Collection.open(collections_dir / "tiny", read_only=True) as col:
+        write_json(out / "collection.json", evaluate_collection(col, questions, {s: s for s in col.models}))
+    (out / "progress.json").unlink()
+    at.run()
+    assert not at.exception
+    table = at.dataframe[0].value
+    assert list(table["model"]) == ["Teacher", "Student"]
+    assert {"R@1 other lang.", "R@1 same lang.", "nDCG@10 other", "2,880 set: R@1 other"} <= set(
+        table.columns
+    )
+    calibration = at.dataframe[1].value
+    assert list(calibration["threshold"]) == [2.75, 2.75]
 
 
 def test_quality_page_flags_a_report_of_other_models(app_env, shared_data, tmp_path, tiny_model_dir):
@@ -219,9 +296,15 @@ def test_demo_check_decides_reuse_resume_or_rebuild(
     specs = [str(tiny_model_dir), str(tiny_model_dir_b)]
     corpus = tmp_path / "corpus.jsonl"
     corpus.write_text("".join(json.dumps({"id": d.id}) + "\n" for d in DOCS))
-    assert main([col, "--stamp", str(stamp), "--write-stamp", *specs]) == COMPLETE
+    assert main([col, "--corpus", str(corpus), "--stamp", str(stamp), "--write-stamp", *specs]) == COMPLETE
     assert main([col, "--corpus", str(corpus), "--stamp", str(stamp), *specs]) == COMPLETE
+    # issue 25: a collection of another corpus (the parallel set vs the one-language demo corpus) is rebuilt
+    other = tmp_path / "other.jsonl"
+    other.write_text('{"id": "cat.en"}\n')
+    assert main([col, "--corpus", str(other), "--stamp", str(stamp), *specs]) == REBUILD
+    # created for a corpus it does not hold all of yet (an interrupted `indexer add`): resume
     corpus.write_text(corpus.read_text() + '{"id": "one.more"}\n')
+    main([col, "--corpus", str(corpus), "--stamp", str(stamp), "--write-stamp", *specs])
     assert main([col, "--corpus", str(corpus), "--stamp", str(stamp), *specs]) == RESUME
     assert main([col, "--stamp", str(stamp), specs[0], "pkg:all-MiniLM-L6-v2"]) == REBUILD
     weights = next(tiny_model_dir_b.glob("*.safetensors"))

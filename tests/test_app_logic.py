@@ -85,9 +85,16 @@ def test_snippet_marks_the_chunk_only_inside_longer_documents():
     end = text.index(" Third")
     html, complete = snippet_html(text, start, end)
     assert html == "First sentence. <mark>&lt;b&gt;Second&lt;/b&gt; sentence &amp; more.</mark> Third one."
-    assert complete is False
+    assert complete is True  # nothing clipped: the snippet is the whole text, no "full text" needed
     whole, complete = snippet_html(text, 0, len(text))
     assert "<mark>" not in whole and complete is True
+    # issue 25: a single-chunk paragraph still gets its best sentence marked
+    one, _ = snippet_html("Only one sentence here.", 0, 23, sentence=True)
+    assert one == "<mark>Only one sentence here.</mark>"
+    far = "x " * 300 + "Answer sentence."
+    clipped_before, complete = snippet_html(far, far.index("Answer"), len(far), sentence=True)
+    assert clipped_before.startswith("… ") and "<mark>Answer sentence.</mark>" in clipped_before
+    assert complete is False
     long = "word " * 200
     clipped, complete = snippet_html(long, 0, len(long), max_chars=50)
     assert len(clipped) <= 52 and clipped.endswith(" …") and complete is False

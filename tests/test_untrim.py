@@ -113,6 +113,8 @@ def test_default_student_is_the_untrimmed_copy_only_while_it_is_current(tmp_path
         d.mkdir(parents=True)
         (d / "model.safetensors").write_bytes(b"w")
     monkeypatch.setattr(paths, "shipped_student", lambda: shipped)
+    # a trimmed xlsearch student (no token_map_size): it is served untrimmed (issue 25: else as shipped)
+    (shipped / "config.json").write_text('{"model_type": "xlsearch_recurrent", "vocab_size": 64000}')
     os.utime(shipped / "model.safetensors", (1000, 1000))
     assert paths.default_student(data) == untrimmed
     os.utime(untrimmed / "model.safetensors", (10, 10))  # the shipped student was replaced since
