@@ -58,6 +58,8 @@ from indexer.store import (
     MetaRow,
     ModelRow,
     SegmentRow,
+    checked_db_url,
+    database_errors,
     make_engine,
     sqlite_file,
 )
@@ -165,6 +167,7 @@ class Collection:
         except ValueError as exc:
             raise IndexerError(str(exc)) from None
         check_limits(batch_size=batch_size, threads=threads, commit_every=commit_every, lock_timeout=0.0)
+        db_url = checked_db_url(db_url, path) if db_url else None  # before the directory is made
         new_dir = _make_dir(path)
         url = db_url or f"sqlite:///{path / DB_FILE}"
         kw = dict(encoders=encoders, threads=threads, commit_every=commit_every, show_progress=show_progress)
@@ -199,9 +202,11 @@ class Collection:
         if not read_only:
             layout.check_writable(path, db_file)
         kw = dict(encoders=encoders, threads=threads, commit_every=commit_every, show_progress=show_progress)
-        col = cls(path, url, read_only=read_only, lock_timeout=lock_timeout, batch_size=batch_size, **kw)
+        with database_errors(url):
+            col = cls(path, url, read_only=read_only, lock_timeout=lock_timeout, batch_size=batch_size, **kw)
         try:
-            lifecycle.check_and_load(col, info.get("uid"))
+            with database_errors(url):
+                lifecycle.check_and_load(col, info.get("uid"))
             if not read_only and reconcile:
                 col._reconcile_on_open()
         except BaseException:
@@ -448,8 +453,10 @@ class Collection:
         lang: str | None = None,
         rejects: str | Path | None = None,
         upsert: bool = True,
+        names: Mapping[str, str] | None = None,
     ) -> AddSummary:
-        """`add` (or with `upsert=False`, `update`) from JSONL/CSV/TSV/TXT files.
+        """`add` (or with `upsert=False`, `update`) from JSONL/CSV/TSV/TXT files; `names`: what
+        messages call a file (`<stdin>` for the spool file of standard input).
 
         A missing input, a directory, or two `.txt` files that would get the same id are errors in
         every `on_error` mode, before anything is written: they are mistakes in the command, not bad records."""
@@ -459,7 +466,7 @@ class Collection:
             f"{rec.where}: {rec.error}"
             for p in paths
             if not Path(p).is_file()
-            for rec in read_records(p, lang=lang)
+            for rec in read_records(p, lang=lang, name=(names or {}).get(str(p)))
         ]
         problems += txt_id_clashes(paths)
         if problems:
@@ -469,7 +476,8 @@ class Collection:
                 else f"{problems[0]}; nothing was written",
                 problems,
             )
-        sources = [(str(p), (lambda p=p: read_records(p, lang=lang))) for p in paths]
+        named = [(p, (names or {}).get(str(p), str(p))) for p in paths]
+        sources = [(n, (lambda p=p, n=n: read_records(p, lang=lang, name=n))) for p, n in named]
         return self._writer.ingest(sources, on_error, rejects, upsert=upsert)
 
     def delete(self, ids: Iterable[str]) -> DeleteSummary:

@@ -18,6 +18,7 @@ from indexer.store import (
     MetaRow,
     ModelRow,
     create_schema,
+    database_errors,
     existing_tables,
     masked_url,
     upgrade_schema,
@@ -40,7 +41,7 @@ def create(
     """Everything `create` writes, under the lock; a failure leaves nothing behind."""
     made_schema = ours = False
     try:
-        with storage_errors(col.path), col._lock, col._stores.session():
+        with database_errors(col.db_url), storage_errors(col.path), col._lock, col._stores.session():
             clear_interrupted_create(col.path)  # under the lock: never while another create runs
             ours = True
             if existing_tables(col.engine):
