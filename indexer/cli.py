@@ -37,8 +37,15 @@ from indexer.cli_help import COMMANDS  # also imported from here by the tests
 from indexer.errors import IndexerError
 
 
+def path_arg(text: str) -> Path:
+    """A path argument: one the OS can take (no NUL byte), refused as a usage error otherwise."""
+    if "\x00" in text:
+        raise argparse.ArgumentTypeError(f"{text!r} holds a NUL byte, which no file name can")
+    return Path(text)
+
+
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("dir", metavar="DIR", type=Path, help="the collection directory")
+    p.add_argument("dir", metavar="DIR", type=path_arg, help="the collection directory")
     p.add_argument(
         "--threads", type=int, default=None, help="CPU threads for torch and FAISS (default: all cores)"
     )
@@ -85,7 +92,7 @@ def _ingest_args(p: argparse.ArgumentParser) -> None:
         "files",
         metavar="FILE",
         nargs="+",
-        type=Path,
+        type=path_arg,
         help="input files (.jsonl, .csv, .tsv, .txt); - reads JSONL from standard input",
     )
     p.add_argument(
@@ -95,7 +102,7 @@ def _ingest_args(p: argparse.ArgumentParser) -> None:
         help="fail: reject a file with any bad record (default); skip: index the good records",
     )
     p.add_argument(
-        "--rejects", type=Path, help="where --on-error skip writes bad records (default DIR/rejects/)"
+        "--rejects", type=path_arg, help="where --on-error skip writes bad records (default DIR/rejects/)"
     )
     p.add_argument("--lang", help="language of .txt files not named NAME.xx.txt")
     p.add_argument("--batch-size", type=int, default=32, help="texts per encoder batch")
@@ -154,7 +161,7 @@ def _create_args(p: argparse.ArgumentParser) -> None:
 
 def _delete_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--id", dest="ids", nargs="+", default=[], metavar="ID", help="document ids")
-    p.add_argument("--ids-file", type=Path, help="a file with one document id per line")
+    p.add_argument("--ids-file", type=path_arg, help="a file with one document id per line")
 
 
 def _search_args(p: argparse.ArgumentParser) -> None:
@@ -186,7 +193,7 @@ def _rebuild_args(p: argparse.ArgumentParser) -> None:
 
 
 def _export_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--out", type=Path, help="output file (default: standard output)")
+    p.add_argument("--out", type=path_arg, help="output file (default: standard output)")
 
 
 _ARGS = {

@@ -16,6 +16,7 @@ database. The parts: `indexer.writer` (ingest, stage, commit: the crash-safe wri
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -148,7 +149,7 @@ class Collection:
         `vector_store`: `faiss` (files in the directory) or `milvus` (`milvus_uri`: a Milvus Lite
         file, default `DIR/milvus.db`, or a server `http://host:19530`); recorded in the collection.
         """
-        path = Path(path).expanduser().resolve()
+        path = Path(os.path.realpath(Path(path).expanduser()))  # never raises on a symlink loop
         if (path / COLLECTION_FILE).exists():
             raise CollectionExistsError(
                 f"{path} is already a collection; open it, or delete the directory first"
@@ -193,7 +194,7 @@ class Collection:
         reconcile: bool = True,
     ) -> Collection:
         """Open the collection in `path`. Writable opens reconcile it first unless another writer is active."""
-        path = Path(path).expanduser().resolve()
+        path = Path(os.path.realpath(Path(path).expanduser()))  # never raises on a symlink loop
         info = layout.read_marker(path)
         url = db_url or info.get("db_url") or f"sqlite:///{path / DB_FILE}"
         db_file = sqlite_file(url)
@@ -230,7 +231,7 @@ class Collection:
     def restore_marker(cls, path: str | Path) -> str | None:
         """Rewrite a lost or broken `collection.json` from the collection's SQLite database in `path`
         (which holds the uid, models and settings); return what was done, None if nothing was wrong."""
-        return layout.restore_marker(Path(path).expanduser().resolve())
+        return layout.restore_marker(Path(os.path.realpath(Path(path).expanduser())))
 
     def close(self) -> None:
         if self._closed:

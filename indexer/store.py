@@ -220,7 +220,7 @@ def checked_db_url(url: str, directory: Path) -> str:
 
     try:
         parsed = make_url(url)
-        parsed.get_dialect()
+        dialect = parsed.get_dialect()
     except (ArgumentError, ValueError) as exc:
         raise IndexerError(
             f"--db-url {url!r} is not a database URL ({exc}); e.g. sqlite:////abs/path.db or "
@@ -231,6 +231,10 @@ def checked_db_url(url: str, directory: Path) -> str:
             f"--db-url {masked_url(url)}: no database driver for {parsed.drivername!r}"
         ) from None
     shown = parsed.render_as_string(hide_password=True)
+    try:
+        getattr(dialect, "import_dbapi", getattr(dialect, "dbapi", lambda: None))()
+    except ImportError as exc:
+        raise IndexerError(f"--db-url {shown}: its database driver is not installed ({exc})") from None
     if parsed.get_backend_name() != "sqlite":
         return url
     db = parsed.database

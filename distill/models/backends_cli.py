@@ -46,10 +46,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def read_texts(path: Path, n: int) -> list[str]:
     """`n` evenly spaced texts of a .jsonl (field `text`) or .txt file."""
+    from distill.documents import loads_strict
+
     if n <= 0:
         return []
     lines = [x for x in path.read_text(encoding="utf-8").splitlines() if x.strip()]
-    texts = [json.loads(x)["text"] for x in lines] if path.suffix == ".jsonl" else lines
+    texts = [loads_strict(x)["text"] for x in lines] if path.suffix == ".jsonl" else lines
     step = max(len(texts) / n, 1)
     return [texts[int(i * step)] for i in range(min(n, len(texts)))]
 

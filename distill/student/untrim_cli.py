@@ -12,6 +12,7 @@ examples:
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -50,7 +51,7 @@ def main(args: argparse.Namespace) -> int:
     if args.extra_rows < 0:
         print("distill untrim: error: --extra-rows must be >= 0", file=sys.stderr)
         return 2
-    if args.out.resolve() == src.resolve():
+    if os.path.realpath(args.out) == os.path.realpath(src):
         print("distill untrim: error: --out must differ from the student's directory", file=sys.stderr)
         return 2
     from distill.fileio import OutputPathError, check_output_dir
