@@ -65,7 +65,7 @@ def check_output_file(path: str | Path, inputs=(), *, what: str = "output") -> N
     for i in inputs:
         if _same(path, Path(i)):
             raise OutputPathError(f"{what} {path} is also an input of this command; give another file")
-    col = collection_of(path.parent)
+    col = collection_of(_real(path).parent)  # a link into a collection counts as inside it
     if col is not None:
         raise OutputPathError(
             f"{what} {path} is inside the collection directory {col}; write it outside the collection"

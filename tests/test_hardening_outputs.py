@@ -56,6 +56,12 @@ def test_rejects_file_may_not_be_the_input(collection, tmp_path, capsys):
         indexer_main(["add", str(collection), str(inp), "--on-error", "skip", "--rejects", str(link), *Q])
         == 2
     )
+    planted = tmp_path / "planted.jsonl"
+    planted.symlink_to(collection / "collection.json")  # appending through it would break the marker
+    marker = (collection / "collection.json").read_bytes()
+    argv = ["add", str(collection), str(inp), "--on-error", "skip", "--rejects", str(planted), *Q]
+    assert indexer_main(argv) == 2
+    assert (collection / "collection.json").read_bytes() == marker
 
 
 @pytest.mark.parametrize("name", ["collection.db", "collection.json", "rejects/mine.jsonl", "new.jsonl"])
