@@ -11,6 +11,7 @@ import importlib
 import sys
 
 from distill import __version__
+from distill.clierrors import CommandError, Parser, UsageError, report, unexpected, wants_json
 
 # name -> (module, one-line help). Modules are imported only when their command runs.
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -39,7 +40,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="distill",
         description="Multi-stage distillation of compact cross-lingual sentence encoders (Ding et al., 2022).",
         epilog="exit status: 0 ok, 1 runtime failure, 2 usage error, 130 interrupted",
@@ -59,18 +60,58 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def user_errors() -> tuple[type[Exception], ...]:
+    """Errors whose message is meant for the user: printed as one line (exit 1), never a traceback."""
+    from distill.config import ConfigError
+    from distill.data import DataError
+    from distill.fileio import OutputPathError
+    from distill.models import ModelNotFoundError, RemoteCodeError, UnsupportedModelError
+    from distill.models.backends import BackendError
+    from distill.student.untrim import UntrimError
+    from distill.train.state import RunError
+
+    return (
+        CommandError,
+        ConfigError,
+        DataError,
+        OutputPathError,
+        ModelNotFoundError,
+        RemoteCodeError,
+        OSError,
+    ) + (
+        UnsupportedModelError,
+        BackendError,
+        UntrimError,
+        RunError,
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Exit status and error output follow `distill.clierrors` (the convention both CLIs share)."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    json_mode = wants_json(argv)
     parser = build_parser()
-    args, extra = parser.parse_known_args(argv)
-    if extra:  # only commands that take free-form `--key=value` overrides accept unknown options
-        if not getattr(args, "accepts_overrides", False):
-            parser.error(f"unrecognized arguments: {' '.join(extra)}")
-        args.overrides = extra
+    try:
+        args, extra = parser.parse_known_args(argv)
+        if extra:  # only commands that take free-form `--key=value` overrides accept unknown options
+            if not getattr(args, "accepts_overrides", False):
+                parser.error(f"unrecognized arguments: {' '.join(extra)}")
+            args.overrides = extra
+    except UsageError as exc:
+        raise SystemExit(report("distill", exc, json_mode=json_mode)) from None
+    prog = f"distill {args.command}"
     try:
         return int(args.handler(args) or 0)
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        return report(prog, exc, json_mode=json_mode, message="interrupted")
+    except UsageError as exc:
+        return report(prog, exc, json_mode=json_mode)
+    except BrokenPipeError:
+        return 0
+    except Exception as exc:
+        if isinstance(exc, user_errors()):
+            return report(prog, exc, json_mode=json_mode)
+        return unexpected(prog, exc, json_mode=json_mode)
 
 
 if __name__ == "__main__":

@@ -285,7 +285,7 @@ def parse_value(text: str) -> Any:
     """An override's value as TOML (`3`, `1e-4`, `true`, `["de","fr"]`), else the literal string."""
     try:
         return tomllib.loads(f"v = {text}")["v"]
-    except tomllib.TOMLDecodeError:
+    except (tomllib.TOMLDecodeError, RecursionError):
         if "," in text and not text.startswith("["):  # --data.langs=de,fr
             return [t.strip() for t in text.split(",") if t.strip()]
         return text
@@ -368,6 +368,8 @@ def _read_toml(path: Path) -> dict:
         raise ConfigError(f"config file {path} cannot be read ({exc.strerror or exc})") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: arrays or tables nested too deeply") from None
 
 
 def _merge(base: dict, top: dict) -> dict:

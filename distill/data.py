@@ -7,15 +7,14 @@ bad record, so a malformed file never fails later with a confusing message.
 from __future__ import annotations
 
 import csv
-import json
 import re
 import sys
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from distill.documents import DataError, Document, parse_document, record_field
-from distill.langs import canonical_lang
+from distill.documents import DataError, Document, JsonError, loads_strict, parse_document, record_field
+from distill.langs import canonical_lang, is_known_lang
 
 _LANG_CODE = re.compile(r"[A-Za-z]{2,3}([_-][A-Za-z0-9]{2,8})*")  # de, deu_Latn, zho-CN, pt-BR
 
@@ -84,9 +83,9 @@ def iter_jsonl(path: str | Path) -> Iterator[tuple[int, dict]]:
         if not line.strip():
             continue
         try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise DataError(path, number, f"invalid JSON ({exc.msg})") from None
+            obj = loads_strict(line)
+        except JsonError as exc:
+            raise DataError(path, number, str(exc)) from None
         if not isinstance(obj, dict):
             raise DataError(path, number, f"expected a JSON object, got {type(obj).__name__}")
         seen_any = True
@@ -145,7 +144,7 @@ def read_pair_tsv(path: str | Path) -> PairSet:
         raise DataError(path, 1, f"header must name two languages (e.g. 'en<TAB>de'), got {langs}")
     # A headless file (its first pair read as the header) or a repeated code (both columns the same,
     # so every sentence "finds" itself: accuracy 1.000) would otherwise score silently.
-    unknown = [c for c in langs if not _LANG_CODE.fullmatch(c)]
+    unknown = [c for c in langs if not _LANG_CODE.fullmatch(c) or not is_known_lang(c)]
     if unknown or canonical_lang(langs[0]) == canonical_lang(langs[1]):
         what = f"not language code(s): {unknown}" if unknown else "the same language twice"
         raise DataError(

@@ -54,3 +54,62 @@ def record_field(obj: dict, name: str, path: str | Path, line: int, *, required:
     if required and not value.strip():
         raise DataError(path, line, f"field '{name}' is empty")
     return value
+
+
+MAX_JSON_DEPTH = 64  # arrays/objects nested deeper are refused: no input needs it, recursion breaks on it
+
+
+class JsonError(ValueError):
+    """Text that strict JSON refuses (`loads_strict`); the message says why, without file and line."""
+
+
+def _unique_keys(pairs: list[tuple[str, object]]) -> dict:
+    out: dict = {}
+    for key, value in pairs:
+        if key in out:
+            raise JsonError(f"duplicate key {key!r}")
+        out[key] = value
+    return out
+
+
+def _no_constant(name: str) -> float:
+    raise JsonError(f"{name} is not a JSON number")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        raise JsonError(f"{text} is out of range for a number")
+    return value
+
+
+def json_depth(obj: object) -> int:
+    """How deeply arrays and objects nest in `obj` (counted up to just past MAX_JSON_DEPTH)."""
+    deepest, todo = 0, [(obj, 1)]
+    while todo:
+        node, depth = todo.pop()
+        if isinstance(node, dict | list):
+            deepest = max(deepest, depth)
+            if depth <= MAX_JSON_DEPTH:
+                todo += [(v, depth + 1) for v in (node.values() if isinstance(node, dict) else node)]
+    return deepest
+
+
+def loads_strict(text: str | bytes) -> object:
+    """`json.loads` that refuses what later breaks: duplicate keys (Python keeps the last silently),
+    NaN/Infinity (not JSON; `json.dumps` would write invalid JSON back) and nesting deeper than
+    MAX_JSON_DEPTH (a RecursionError otherwise). Raises JsonError."""
+    import json
+
+    try:
+        obj = json.loads(
+            text, object_pairs_hook=_unique_keys, parse_constant=_no_constant, parse_float=_finite
+        )
+    except RecursionError:
+        raise JsonError(f"nested more than {MAX_JSON_DEPTH} levels deep") from None
+    except json.JSONDecodeError as exc:
+        msg = exc.msg[: -len(" at")] if exc.msg.endswith(" at") else exc.msg
+        raise JsonError(f"invalid JSON ({msg} at column {exc.colno})") from None
+    if json_depth(obj) > MAX_JSON_DEPTH:
+        raise JsonError(f"nested more than {MAX_JSON_DEPTH} levels deep")
+    return obj

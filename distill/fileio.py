@@ -4,6 +4,10 @@ A reader (or a process started after a crash) sees the old file or the complete 
 half-written file. The one home of this rule for the whole project (the indexer, training
 checkpoints, target caches, reports, benchmarks); standard library only, so that anything can
 import it cheaply.
+
+Also the one home of the output-path rule (`check_output_file`, `check_output_dir`): an output may
+never be one of the command's inputs or a file inside a collection directory, and a non-empty
+directory is replaced only when it is recognisably ours (it holds one of its kind's marker files).
 """
 
 from __future__ import annotations
@@ -17,6 +21,78 @@ from pathlib import Path
 from typing import IO
 
 TMP_SUFFIX = ".tmp"
+COLLECTION_MARKER = "collection.json"  # indexer.layout.COLLECTION_FILE: marks a collection directory
+# What makes a non-empty directory ours to replace: a model (sentence-transformers layout), a report.
+MODEL_MARKERS = ("modules.json", "config_sentence_transformers.json")
+REPORT_MARKERS = ("metrics.json",)
+
+
+class OutputPathError(ValueError):
+    """An output path the output-path rule refuses; nothing was written."""
+
+
+def _real(path: str | Path) -> Path:
+    return Path(os.path.realpath(Path(path).expanduser()))
+
+
+def _same(a: Path, b: Path) -> bool:
+    if _real(a) == _real(b):
+        return True
+    try:
+        return os.path.samefile(a, b)  # hard links, bind mounts
+    except OSError:
+        return False
+
+
+def _within(inner: Path, outer: Path) -> bool:
+    return inner == outer or outer in inner.parents
+
+
+def collection_of(path: str | Path) -> Path | None:
+    """The collection directory `path` is in (or is), if any."""
+    real = _real(path)
+    for p in (real, *real.parents):
+        if (p / COLLECTION_MARKER).is_file():
+            return p
+    return None
+
+
+def check_output_file(path: str | Path, inputs=(), *, what: str = "output") -> None:
+    """Refuse an output file that is one of `inputs`, a directory, or inside a collection directory."""
+    path = Path(path)
+    if path.is_dir():
+        raise OutputPathError(f"{what} {path} is a directory; give a file name")
+    for i in inputs:
+        if _same(path, Path(i)):
+            raise OutputPathError(f"{what} {path} is also an input of this command; give another file")
+    col = collection_of(_real(path).parent)  # a link into a collection counts as inside it
+    if col is not None:
+        raise OutputPathError(
+            f"{what} {path} is inside the collection directory {col}; write it outside the collection"
+        )
+
+
+def check_output_dir(path: str | Path, inputs=(), *, ours=MODEL_MARKERS, what: str = "output") -> None:
+    """Refuse an output directory that would replace or contain an input, lies inside a collection,
+    or is a non-empty directory holding none of `ours` (not one we wrote: never deleted)."""
+    path = Path(path)
+    if path.is_symlink():
+        raise OutputPathError(f"{what} {path} is a symbolic link; give the directory it points to")
+    if path.exists() and not path.is_dir():
+        raise OutputPathError(f"{what} {path} exists and is not a directory")
+    real = _real(path)
+    for i in inputs:
+        ri = _real(i)
+        if _within(ri, real) or _within(real, ri) or (path.exists() and _same(path, Path(i))):
+            raise OutputPathError(f"{what} {path} would replace or lie inside the input {i}; choose another")
+    col = collection_of(path)
+    if col is not None:
+        raise OutputPathError(f"{what} {path} is inside the collection directory {col}; choose another")
+    if path.is_dir() and any(path.iterdir()) and not any((path / m).is_file() for m in ours):
+        raise OutputPathError(
+            f"{what} {path} is a non-empty directory without {' or '.join(ours)}, so not one this "
+            "command wrote; refusing to replace it: choose a new or empty directory"
+        )
 
 
 def fsync_path(path: str | Path) -> None:
@@ -81,11 +157,13 @@ def atomic_write_text(path: str | Path, text: str, encoding: str = "utf-8") -> N
 
 
 @contextmanager
-def atomic_directory(path: str | Path) -> Iterator[Path]:
+def atomic_directory(path: str | Path, inputs=(), *, ours=MODEL_MARKERS) -> Iterator[Path]:
     """Yield an empty temporary directory beside `path` to fill; on success it replaces `path` (an
     earlier version is removed first), so `path` only ever holds a complete set of files. On any
-    error the temporary directory is removed."""
+    error the temporary directory is removed. `path` must pass `check_output_dir(path, inputs,
+    ours=ours)`, checked before and again just before the old directory goes."""
     path = Path(path)
+    check_output_dir(path, inputs, ours=ours)
     tmp = temp_path(path)
     tmp.mkdir(parents=True)
     try:
@@ -94,6 +172,7 @@ def atomic_directory(path: str | Path) -> Iterator[Path]:
             if f.is_file():
                 fsync_path(f)
         if path.exists():
+            check_output_dir(path, inputs, ours=ours)  # it may have changed while `tmp` was filled
             # Not atomic across the two renames, but never a mixed directory: the old one goes first.
             old = temp_path(path)
             path.rename(old)

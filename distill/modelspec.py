@@ -9,6 +9,7 @@ given. `distill.models.resolve_model` turns a spec into the directory transforme
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -53,7 +54,7 @@ def parse_spec(spec: str | Path | ModelSpec) -> ModelSpec:
         return ModelSpec(text, SpecKind.PACKAGED)
     path = Path(text).expanduser()
     if text and path.exists():
-        return ModelSpec(str(path.resolve()), SpecKind.PATH)
+        return ModelSpec(os.path.realpath(path), SpecKind.PATH)
     return ModelSpec(text, SpecKind.HUB)
 
 

@@ -30,12 +30,22 @@ import unicodedata
 from pathlib import Path
 
 from distill import __version__
+from distill.clierrors import Parser, UsageError, report, unexpected, wants_json
 from distill.data import DataError
+from distill.fileio import OutputPathError
 from indexer.cli_help import COMMANDS  # also imported from here by the tests
+from indexer.errors import IndexerError
+
+
+def path_arg(text: str) -> Path:
+    """A path argument: one the OS can take (no NUL byte), refused as a usage error otherwise."""
+    if "\x00" in text:
+        raise argparse.ArgumentTypeError(f"{text!r} holds a NUL byte, which no file name can")
+    return Path(text)
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("dir", metavar="DIR", type=Path, help="the collection directory")
+    p.add_argument("dir", metavar="DIR", type=path_arg, help="the collection directory")
     p.add_argument(
         "--threads", type=int, default=None, help="CPU threads for torch and FAISS (default: all cores)"
     )
@@ -68,8 +78,6 @@ def _backends_of(values: list[str] | None) -> str | dict[str, str] | None:
     if len(values) == 1 and len(pairs[0]) == 1:
         return values[0]
     if any(len(p) == 1 for p in pairs):
-        from indexer.errors import IndexerError
-
         raise IndexerError("--backend: give one NAME for every model, or SPEC=NAME for each model, not both")
     return {spec: name for spec, name in pairs}
 
@@ -84,7 +92,7 @@ def _ingest_args(p: argparse.ArgumentParser) -> None:
         "files",
         metavar="FILE",
         nargs="+",
-        type=Path,
+        type=path_arg,
         help="input files (.jsonl, .csv, .tsv, .txt); - reads JSONL from standard input",
     )
     p.add_argument(
@@ -94,7 +102,7 @@ def _ingest_args(p: argparse.ArgumentParser) -> None:
         help="fail: reject a file with any bad record (default); skip: index the good records",
     )
     p.add_argument(
-        "--rejects", type=Path, help="where --on-error skip writes bad records (default DIR/rejects/)"
+        "--rejects", type=path_arg, help="where --on-error skip writes bad records (default DIR/rejects/)"
     )
     p.add_argument("--lang", help="language of .txt files not named NAME.xx.txt")
     p.add_argument("--batch-size", type=int, default=32, help="texts per encoder batch")
@@ -153,7 +161,7 @@ def _create_args(p: argparse.ArgumentParser) -> None:
 
 def _delete_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--id", dest="ids", nargs="+", default=[], metavar="ID", help="document ids")
-    p.add_argument("--ids-file", type=Path, help="a file with one document id per line")
+    p.add_argument("--ids-file", type=path_arg, help="a file with one document id per line")
 
 
 def _search_args(p: argparse.ArgumentParser) -> None:
@@ -185,7 +193,7 @@ def _rebuild_args(p: argparse.ArgumentParser) -> None:
 
 
 def _export_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--out", type=Path, help="output file (default: standard output)")
+    p.add_argument("--out", type=path_arg, help="output file (default: standard output)")
 
 
 _ARGS = {
@@ -201,9 +209,7 @@ _ARGS = {
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="indexer", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = Parser(prog="indexer", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (summary, description) in COMMANDS.items():
@@ -274,38 +280,55 @@ def cmd_create(args: argparse.Namespace) -> int:
     return 0
 
 
-def _stdin_files(files: list[Path], tmp: Path) -> list[Path]:
-    """`-` -> standard input spooled to a JSONL file (the input is read twice: validated, then added)."""
+STDIN_NAME = "<stdin>"  # what messages call standard input (not the spool file it is read from)
+
+
+def _stdin_files(files: list[Path], tmp: Path) -> tuple[list[Path], dict[str, str]]:
+    """`-` -> standard input spooled to a JSONL file (the input is read twice: validated, then added),
+    and the names messages use for the spooled files."""
     if sum(str(f) == "-" for f in files) > 1:
         raise DataError("-", None, "standard input (-) can be given only once")
     if not any(str(f) == "-" for f in files):
-        return files
+        return files, {}
     spool = tmp / "stdin.jsonl"
     with spool.open("wb") as out:
         shutil.copyfileobj(sys.stdin.buffer, out)
-    return [spool if str(f) == "-" else f for f in files]
+    return [spool if str(f) == "-" else f for f in files], {str(spool): STDIN_NAME}
 
 
 def _ingest(args: argparse.Namespace, upsert: bool) -> int:
     import tempfile
 
+    from distill.fileio import check_output_file
+
+    if args.rejects is not None:  # never an input, never inside a collection (issue 24)
+        check_output_file(args.rejects, [f for f in args.files if str(f) != "-"], what="--rejects")
     with tempfile.TemporaryDirectory(prefix="indexer-stdin-") as tmp:
-        files = _stdin_files(list(args.files), Path(tmp))
-        with _open(
-            args,
-            read_only=False,
-            batch_size=args.batch_size,
-            commit_every=args.commit_every,
-            lock_timeout=args.lock_timeout,
-        ) as col:
-            with col.lock():
-                summary = col.add_files(
-                    files, on_error=args.on_error, lang=args.lang, rejects=args.rejects, upsert=upsert
-                )
+        files, names = _stdin_files(list(args.files), Path(tmp))
+        summary = _ingest_files(args, files, names, upsert)
     for line in summary.problems[:5]:
         print(f"rejected {line}", file=sys.stderr)
     _emit(args, summary.to_dict(), str(summary))
     return 0
+
+
+def _ingest_files(args: argparse.Namespace, files: list[Path], names: dict[str, str], upsert: bool):
+    with _open(
+        args,
+        read_only=False,
+        batch_size=args.batch_size,
+        commit_every=args.commit_every,
+        lock_timeout=args.lock_timeout,
+    ) as col:
+        with col.lock():
+            return col.add_files(
+                files,
+                on_error=args.on_error,
+                lang=args.lang,
+                rejects=args.rejects,
+                upsert=upsert,
+                names=names,
+            )
 
 
 def cmd_add(args: argparse.Namespace) -> int:
@@ -328,8 +351,7 @@ def cmd_delete(args: argparse.Namespace) -> int:
         except (OSError, UnicodeDecodeError) as exc:
             raise DataError(args.ids_file, None, f"cannot read ids ({exc})") from None
     if not ids:
-        print("indexer delete: give --id ID... or --ids-file FILE", file=sys.stderr)
-        return 2
+        raise UsageError("give --id ID... or --ids-file FILE")
     with _open(args, read_only=False) as col:
         summary = col.delete(ids)
     _emit(args, summary.to_dict(), str(summary))
@@ -473,10 +495,19 @@ def cmd_rebuild(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    from distill.fileio import atomic_open, check_output_file
+
+    if args.json and not args.out:
+        raise UsageError("export --json needs --out FILE: the documents are JSONL, one JSON value per line")
     with _open(args, read_only=True) as col:
         if args.out:
+            from indexer.store import sqlite_file
+
+            db_file = sqlite_file(col.db_url)
+            inputs = [col.path, *([db_file] if db_file else [])]
+            check_output_file(args.out, inputs, what="--out")  # never the collection's own files
             args.out.parent.mkdir(parents=True, exist_ok=True)
-            with args.out.open("w", encoding="utf-8") as f:
+            with atomic_open(args.out, "w") as f:  # a failed export leaves an earlier file as it was
                 n = col.export(f)
             if args.json:
                 _emit(args, {"documents": n, "out": str(args.out)})
@@ -488,20 +519,26 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from indexer.errors import IndexerError
-
-    args = build_parser().parse_args(argv)
+    """Exit status and error output follow `distill.clierrors` (the convention both CLIs share)."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    json_mode = wants_json(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except UsageError as exc:
+        raise SystemExit(report("indexer", exc, json_mode=json_mode)) from None
     logging.basicConfig(level=logging.WARNING, format="indexer: %(message)s")
+    prog = f"indexer {args.command}"
     try:
         return int(args.handler(args) or 0)
-    except (IndexerError, DataError) as exc:
-        print(f"indexer {args.command}: error: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("interrupted (committed work is kept; the next writer finishes the rest)", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        message = "interrupted (committed work is kept; the next writer finishes the rest)"
+        return report(prog, exc, json_mode=json_mode, message=message)
     except BrokenPipeError:
         return 0
+    except (IndexerError, DataError, OutputPathError, UsageError, OSError) as exc:
+        return report(prog, exc, json_mode=json_mode)
+    except Exception as exc:  # a bug: still no traceback for the user (XLSEARCH_TRACEBACK=1 shows it)
+        return unexpected(prog, exc, json_mode=json_mode)
 
 
 if __name__ == "__main__":

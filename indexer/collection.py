@@ -16,6 +16,7 @@ database. The parts: `indexer.writer` (ingest, stage, commit: the crash-safe wri
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -58,6 +59,8 @@ from indexer.store import (
     MetaRow,
     ModelRow,
     SegmentRow,
+    checked_db_url,
+    database_errors,
     make_engine,
     sqlite_file,
 )
@@ -149,7 +152,7 @@ class Collection:
         `vector_store`: `faiss` (files in the directory) or `milvus` (`milvus_uri`: a Milvus Lite
         file, default `DIR/milvus.db`, or a server `http://host:19530`); recorded in the collection.
         """
-        path = Path(path).expanduser().resolve()
+        path = Path(os.path.realpath(Path(path).expanduser()))  # never raises on a symlink loop
         if (path / COLLECTION_FILE).exists():
             raise CollectionExistsError(
                 f"{path} is already a collection; open it, or delete the directory first"
@@ -168,6 +171,7 @@ class Collection:
         except ValueError as exc:
             raise IndexerError(str(exc)) from None
         check_limits(batch_size=batch_size, threads=threads, commit_every=commit_every, lock_timeout=0.0)
+        db_url = checked_db_url(db_url, path) if db_url else None  # before the directory is made
         new_dir = _make_dir(path)
         url = db_url or f"sqlite:///{path / DB_FILE}"
         kw = dict(encoders=encoders, threads=threads, commit_every=commit_every, show_progress=show_progress)
@@ -193,7 +197,7 @@ class Collection:
         reconcile: bool = True,
     ) -> Collection:
         """Open the collection in `path`. Writable opens reconcile it first unless another writer is active."""
-        path = Path(path).expanduser().resolve()
+        path = Path(os.path.realpath(Path(path).expanduser()))  # never raises on a symlink loop
         info = layout.read_marker(path)
         url = db_url or info.get("db_url") or f"sqlite:///{path / DB_FILE}"
         db_file = sqlite_file(url)
@@ -202,9 +206,11 @@ class Collection:
         if not read_only:
             layout.check_writable(path, db_file)
         kw = dict(encoders=encoders, threads=threads, commit_every=commit_every, show_progress=show_progress)
-        col = cls(path, url, read_only=read_only, lock_timeout=lock_timeout, batch_size=batch_size, **kw)
+        with database_errors(url):
+            col = cls(path, url, read_only=read_only, lock_timeout=lock_timeout, batch_size=batch_size, **kw)
         try:
-            lifecycle.check_and_load(col, info.get("uid"))
+            with database_errors(url):
+                lifecycle.check_and_load(col, info.get("uid"))
             if not read_only and reconcile:
                 col._reconcile_on_open()
         except BaseException:
@@ -228,7 +234,7 @@ class Collection:
     def restore_marker(cls, path: str | Path) -> str | None:
         """Rewrite a lost or broken `collection.json` from the collection's SQLite database in `path`
         (which holds the uid, models and settings); return what was done, None if nothing was wrong."""
-        return layout.restore_marker(Path(path).expanduser().resolve())
+        return layout.restore_marker(Path(os.path.realpath(Path(path).expanduser())))
 
     def close(self) -> None:
         if self._closed:
@@ -451,8 +457,10 @@ class Collection:
         lang: str | None = None,
         rejects: str | Path | None = None,
         upsert: bool = True,
+        names: Mapping[str, str] | None = None,
     ) -> AddSummary:
-        """`add` (or with `upsert=False`, `update`) from JSONL/CSV/TSV/TXT files.
+        """`add` (or with `upsert=False`, `update`) from JSONL/CSV/TSV/TXT files; `names`: what
+        messages call a file (`<stdin>` for the spool file of standard input).
 
         A missing input, a directory, or two `.txt` files that would get the same id are errors in
         every `on_error` mode, before anything is written: they are mistakes in the command, not bad records."""
@@ -462,7 +470,7 @@ class Collection:
             f"{rec.where}: {rec.error}"
             for p in paths
             if not Path(p).is_file()
-            for rec in read_records(p, lang=lang)
+            for rec in read_records(p, lang=lang, name=(names or {}).get(str(p)))
         ]
         problems += txt_id_clashes(paths)
         if problems:
@@ -472,7 +480,8 @@ class Collection:
                 else f"{problems[0]}; nothing was written",
                 problems,
             )
-        sources = [(str(p), (lambda p=p: read_records(p, lang=lang))) for p in paths]
+        named = [(p, (names or {}).get(str(p), str(p))) for p in paths]
+        sources = [(n, (lambda p=p, n=n: read_records(p, lang=lang, name=n))) for p, n in named]
         return self._writer.ingest(sources, on_error, rejects, upsert=upsert)
 
     def delete(self, ids: Iterable[str]) -> DeleteSummary:

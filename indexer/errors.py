@@ -60,7 +60,10 @@ def storage_errors(where: object) -> Iterator[None]:
 
     from sqlalchemy.exc import OperationalError
 
-    after = "the last commit is intact and nothing after it was kept"
+    after = (
+        "the last commit is intact; what was written after it is not searchable and stays pending "
+        "until the next writer (`indexer add`, `indexer verify --repair`) finishes or removes it"
+    )
     try:
         yield
     except OSError as exc:

@@ -11,13 +11,21 @@ from sqlalchemy.orm import Session
 from distill.modelspec import display_name
 from indexer.config import IndexSpec
 from indexer.errors import CollectionExistsError, CollectionNotFoundError, IndexerError, storage_errors
-from indexer.layout import INDEX_DIR, clear_interrupted_create, remove_if_empty, undo_create, write_marker
+from indexer.layout import (
+    INDEX_DIR,
+    LOCK_FILE,
+    clear_interrupted_create,
+    remove_if_empty,
+    undo_create,
+    write_marker,
+)
 from indexer.state import ModelState
 from indexer.store import (
     SCHEMA_VERSION,
     MetaRow,
     ModelRow,
     create_schema,
+    database_errors,
     existing_tables,
     masked_url,
     upgrade_schema,
@@ -39,8 +47,10 @@ def create(
 ) -> None:
     """Everything `create` writes, under the lock; a failure leaves nothing behind."""
     made_schema = ours = False
+    lock_file = col.path / LOCK_FILE
+    had_lock = lock_file.exists()
     try:
-        with storage_errors(col.path), col._lock, col._stores.session():
+        with database_errors(col.db_url), storage_errors(col.path), col._lock, col._stores.session():
             clear_interrupted_create(col.path)  # under the lock: never while another create runs
             ours = True
             if existing_tables(col.engine):
@@ -68,8 +78,11 @@ def create(
         col.close()
         if ours:
             undo_create(col.path, col.db_url if made_schema and db_url else None, new_dir)
-        elif new_dir:
-            remove_if_empty(col.path)
+        else:  # refused someone else's directory: leave it exactly as it was, without our lock file
+            if not had_lock:
+                lock_file.unlink(missing_ok=True)
+            if new_dir:
+                remove_if_empty(col.path)
         raise
 
 

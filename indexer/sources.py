@@ -25,11 +25,20 @@ import csv
 import json
 import re
 import sys
+import unicodedata
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from distill.documents import DataError, Document, parse_document
+from distill.documents import (
+    MAX_JSON_DEPTH,
+    DataError,
+    Document,
+    JsonError,
+    json_depth,
+    loads_strict,
+    parse_document,
+)
 from distill.langs import canonical_lang, is_known_lang
 
 csv.field_size_limit(sys.maxsize)
@@ -69,10 +78,11 @@ def _message(exc: DataError) -> str:
     return text[len(where) :] if text.startswith(where) else text
 
 
-def read_records(path: str | Path, *, lang: str | None = None) -> Iterator[Record]:
-    """Records of one input file; format by extension (see module docstring)."""
+def read_records(path: str | Path, *, lang: str | None = None, name: str | None = None) -> Iterator[Record]:
+    """Records of one input file; format by extension (see module docstring). `name`: what the
+    records call their file (default the path)."""
     path = Path(path)
-    source = str(path)
+    source = name or str(path)
     if not path.exists():
         yield Record(source, None, error="file not found")
         return
@@ -84,19 +94,18 @@ def read_records(path: str | Path, *, lang: str | None = None) -> Iterator[Recor
         return
     suffix = path.suffix.lower()
     if suffix == ".jsonl":
-        yield from _read_jsonl(path)
+        yield from _read_jsonl(path, source)
     elif suffix in (".csv", ".tsv"):
-        yield from _read_table(path, delimiter="," if suffix == ".csv" else "\t")
+        yield from _read_table(path, source, delimiter="," if suffix == ".csv" else "\t")
     elif suffix == ".txt":
-        yield _read_txt(path, lang)
+        yield _read_txt(path, lang, source)
     else:
         yield Record(
             source, None, error=f"unknown file type {suffix!r}; expected one of {', '.join(FORMATS)}"
         )
 
 
-def _read_jsonl(path: Path) -> Iterator[Record]:
-    source = str(path)
+def _read_jsonl(path: Path, source: str) -> Iterator[Record]:
     with path.open("rb") as f:
         for number, raw in enumerate(f, start=1):
             try:
@@ -111,11 +120,9 @@ def _read_jsonl(path: Path) -> Iterator[Record]:
                 continue
             rec = Record(source, number, raw=line.rstrip("\r\n"))
             try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                # Some messages end in "at" already ("Invalid control character at").
-                msg = exc.msg[: -len(" at")] if exc.msg.endswith(" at") else exc.msg
-                yield rec.reject(f"invalid JSON ({msg} at column {exc.colno})")
+                obj = loads_strict(line)
+            except JsonError as exc:
+                yield rec.reject(str(exc))
                 continue
             if not isinstance(obj, dict):
                 yield rec.reject(f"expected a JSON object, got {type(obj).__name__}")
@@ -131,8 +138,7 @@ def _has_bad_bytes(text: str) -> bool:
     return any("\udc80" <= ch <= "\udcff" for ch in text)
 
 
-def _read_table(path: Path, delimiter: str) -> Iterator[Record]:
-    source = str(path)
+def _read_table(path: Path, source: str, delimiter: str) -> Iterator[Record]:
     # surrogateescape keeps undecodable bytes as lone surrogates, so one bad line is reported
     # with its line number instead of failing the whole file.
     with path.open("r", encoding="utf-8", errors="surrogateescape", newline="") as f:
@@ -162,7 +168,7 @@ def _read_table(path: Path, delimiter: str) -> Iterator[Record]:
                 yield Record(source, line, error=f"malformed row ({exc})")
                 continue
             if any(c.strip() for c in cells):
-                yield _table_row(path, line, header, cells, delimiter)
+                yield _table_row(path, source, line, header, cells, delimiter)
 
 
 def _table_header(reader, delimiter: str) -> tuple[list[str], str | None]:
@@ -181,9 +187,11 @@ def _table_header(reader, delimiter: str) -> tuple[list[str], str | None]:
     return header, None
 
 
-def _table_row(path: Path, line: int, header: list[str], cells: list[str], delimiter: str) -> Record:
+def _table_row(
+    path: Path, source: str, line: int, header: list[str], cells: list[str], delimiter: str
+) -> Record:
     raw = delimiter.join(cells)
-    rec = Record(str(path), line, raw=raw.encode("utf-8", "surrogateescape").decode("utf-8", "replace"))
+    rec = Record(source, line, raw=raw.encode("utf-8", "surrogateescape").decode("utf-8", "replace"))
     if _has_bad_bytes(raw):
         return rec.reject("invalid UTF-8")
     if len(cells) != len(header):
@@ -217,8 +225,7 @@ def txt_id_clashes(paths: Iterable[str | Path]) -> list[str]:
     return problems
 
 
-def _read_txt(path: Path, lang: str | None) -> Record:
-    source = str(path)
+def _read_txt(path: Path, lang: str | None, source: str) -> Record:
     doc_id = txt_id(path)
     parts = doc_id.split(".")
     # `name.de.txt` names its language; otherwise --lang must.
@@ -264,6 +271,37 @@ _ID_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")  # every C0 and C1 control, an
 _TEXT_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")  # tab, line breaks and C1 allowed
 
 
+def _control_problem(doc: Document) -> str | None:
+    for name, value, pattern in (
+        ("id", doc.id, _ID_CONTROL),
+        ("title", doc.title or "", _TEXT_CONTROL),
+        ("text", doc.text, _TEXT_CONTROL),
+    ):
+        found = pattern.search(value)
+        if found is not None:
+            bad = found.start()
+            return (
+                f"field {name!r} contains the control character U+{ord(value[bad]):04X} at "
+                f"character {bad + 1} (of the control characters only tab, line breaks and U+0080-U+009F are allowed in texts and titles)"
+            )
+    return None
+
+
+def _id_or_metadata_problem(doc: Document) -> str | None:
+    """Format characters in ids (U+202E prints an id reversed, U+200B makes two ids print alike),
+    and metadata that JSON cannot carry back out (NaN, Infinity, absurd nesting)."""
+    bad = next((ch for ch in doc.id if unicodedata.category(ch) in ("Cf", "Co", "Cs")), None)
+    if bad is not None:
+        return f"field 'id' contains the invisible or format character U+{ord(bad):04X}; ids must print as they are"
+    if json_depth(doc.metadata) > MAX_JSON_DEPTH:
+        return f"metadata nested more than {MAX_JSON_DEPTH} levels deep"
+    try:
+        json.dumps(doc.metadata, allow_nan=False, default=str)
+    except ValueError:
+        return "metadata holds NaN or Infinity, which JSON (and so export) cannot carry"
+    return None
+
+
 class Validator:
     """Checks that need the collection's rules: language, text size, id length, duplicates.
 
@@ -290,18 +328,9 @@ class Validator:
             )
         if any("\ud800" <= ch <= "\udfff" for ch in doc.text):
             return rec.reject("text contains invalid UTF-8 / lone surrogates")
-        for name, value, pattern in (
-            ("id", doc.id, _ID_CONTROL),
-            ("title", doc.title or "", _TEXT_CONTROL),
-            ("text", doc.text, _TEXT_CONTROL),
-        ):
-            found = pattern.search(value)
-            if found is not None:
-                bad = found.start()
-                return rec.reject(
-                    f"field {name!r} contains the control character U+{ord(value[bad]):04X} at "
-                    f"character {bad + 1} (of the control characters only tab, line breaks and U+0080-U+009F are allowed in texts and titles)"
-                )
+        problem = _control_problem(doc) or _id_or_metadata_problem(doc)
+        if problem:
+            return rec.reject(problem)
         if not is_known_lang(doc.lang):
             return rec.reject(f"unknown language code {doc.lang!r}")
         key = (rec.source, doc.id)

@@ -9,7 +9,10 @@ be mistaken for a newer chunk. Reused positional ids are how txtai's index and d
 from __future__ import annotations
 
 import enum
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
@@ -205,3 +208,61 @@ def upgrade_schema(engine: Engine, *, read_only: bool = False) -> list[str]:
 
 def masked_url(url: str) -> str:
     return make_url(url).render_as_string(hide_password=True)
+
+
+def checked_db_url(url: str, directory: Path) -> str:
+    """A `--db-url` checked before anything is written: one clear error (password masked) for what
+    cannot hold a collection, and a relative SQLite path made absolute against the collection
+    directory (so every later command, from any directory, finds the same file)."""
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+    from indexer.errors import IndexerError
+
+    try:
+        parsed = make_url(url)
+        dialect = parsed.get_dialect()
+    except (ArgumentError, ValueError) as exc:
+        raise IndexerError(
+            f"--db-url {url!r} is not a database URL ({exc}); e.g. sqlite:////abs/path.db or "
+            "postgresql+psycopg://user@host/db"
+        ) from None
+    except NoSuchModuleError:
+        raise IndexerError(
+            f"--db-url {masked_url(url)}: no database driver for {parsed.drivername!r}"
+        ) from None
+    shown = parsed.render_as_string(hide_password=True)
+    try:
+        getattr(dialect, "import_dbapi", getattr(dialect, "dbapi", lambda: None))()
+    except ImportError as exc:
+        raise IndexerError(f"--db-url {shown}: its database driver is not installed ({exc})") from None
+    if parsed.get_backend_name() != "sqlite":
+        return url
+    db = parsed.database
+    if db in (None, "", ":memory:") or db.startswith("file:") or parsed.query:
+        what = (
+            "SQLite URL options such as ?mode= are not supported" if parsed.query else "an in-memory database"
+        )
+        raise IndexerError(
+            f"--db-url {shown}: {what}; a collection needs a database file, e.g. sqlite:////abs/path.db "
+            "(readers open it read-only by themselves)"
+        )
+    file = Path(db).expanduser()
+    file = file if file.is_absolute() else directory / file
+    if file.exists() and not file.is_file():
+        raise IndexerError(f"--db-url {shown}: {file} exists and is not a file")
+    return parsed.set(database=str(file)).render_as_string(hide_password=False)
+
+
+@contextmanager
+def database_errors(url: str) -> Iterator[None]:
+    """A database that refuses (unreachable, not a database, wrong password) is one line naming
+    its URL with the password masked, never a driver traceback."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from indexer.errors import IndexerError
+
+    try:
+        yield
+    except SQLAlchemyError as exc:
+        reason = " ".join(str(getattr(exc, "orig", None) or exc).split())[:300]
+        raise IndexerError(f"the database {masked_url(url)} cannot be used: {reason}") from None

@@ -393,7 +393,8 @@ class _Rejects:
             target = self.target
             if target is None:
                 stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
-                target = self.path / REJECTS_DIR / f"{Path(rec.source).name}.{stamp}.{os.getpid()}.jsonl"
+                name = Path(rec.source).name.strip("<>")  # `<stdin>` -> stdin
+                target = self.path / REJECTS_DIR / f"{name}.{stamp}.{os.getpid()}.jsonl"
             target = Path(target)
             target.parent.mkdir(parents=True, exist_ok=True)
             self.out = target.open("a", encoding="utf-8")

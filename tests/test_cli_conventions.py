@@ -75,7 +75,7 @@ def test_stdin_is_validated_like_a_file(tmp_path, tiny_model_dir, capsys, monkey
         sys, "stdin", io.TextIOWrapper(io.BytesIO(b'{"id": "x", "lang": "en"}\n'), encoding="utf-8")
     )
     assert indexer_main(["add", col, "-", "--threads", "1", "-q"]) == 1
-    assert "stdin.jsonl:1" in capsys.readouterr().err
+    assert "<stdin>:1" in capsys.readouterr().err  # not the spool file it was read from (issue 24)
     assert indexer_main(["add", col, "-", "-", "-q"]) == 1
     assert "only once" in capsys.readouterr().err
 

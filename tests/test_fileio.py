@@ -75,10 +75,11 @@ def test_atomic_directory_replaces_the_whole_directory_or_nothing(tmp_path):
     out = tmp_path / "model"
     out.mkdir()
     (out / "old-only.txt").write_text("old")
+    (out / "modules.json").write_text("[]")  # ours: a model directory (see the output-path rule)
     with pytest.raises(RuntimeError), atomic_directory(out) as tmp:
         (tmp / "weights.bin").write_bytes(b"half")
         raise RuntimeError("killed while writing")
-    assert [p.name for p in out.iterdir()] == ["old-only.txt"]
+    assert sorted(p.name for p in out.iterdir()) == ["modules.json", "old-only.txt"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
     with atomic_directory(out) as tmp:
         (tmp / "sub").mkdir()

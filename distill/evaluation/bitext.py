@@ -99,6 +99,8 @@ def bitext_from_pair_tsv(
 
     pairs = read_pair_tsv(path)
     idx = take_sample(len(pairs.src), limit)
+    if len(idx) < 2:  # a lone pair always "finds" its translation: accuracy 1.000 that says nothing
+        raise DataError(path, None, f"{len(idx)} pair to score; bitext retrieval needs at least 2")
     name = name or Path(path).stem
     return BitextEvaluator(
         [pairs.tgt[i] for i in idx],

@@ -14,7 +14,7 @@ from pathlib import Path
 from distill.evaluation.report_figures import Figure, build_figures
 from distill.evaluation.report_tables import Table, build_tables
 from distill.evaluation.results import EvaluationRun
-from distill.fileio import atomic_write_text
+from distill.fileio import REPORT_MARKERS, atomic_write_text, check_output_dir
 
 
 def _intro(run: EvaluationRun) -> list[tuple[str, str]]:
@@ -128,6 +128,7 @@ def _figure_html(f: Figure) -> str:
 def write_report(run: EvaluationRun, out_dir: str | Path) -> dict[str, Path]:
     """Write metrics.json, report.md (figures in `figures/`) and a self-contained report.html; return their paths."""
     out = Path(out_dir)
+    check_output_dir(out, ours=REPORT_MARKERS, what="report directory")  # files of ours, or nothing, there
     out.mkdir(parents=True, exist_ok=True)
     sections = build_tables(run)
     figures = build_figures(run)

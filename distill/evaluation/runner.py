@@ -30,6 +30,7 @@ from distill.evaluation.base import (
 )
 from distill.evaluation.report import write_report
 from distill.evaluation.results import EvaluationRun, ModelResult
+from distill.fileio import REPORT_MARKERS, check_output_dir
 from distill.modelspec import display_name
 from distill.paths import REPO_ROOT
 
@@ -165,6 +166,9 @@ def evaluate_models(
         raise ValueError("no models to evaluate")
     if not evaluators:
         raise ValueError("no evaluators")
+    if out_dir is not None:  # before the models run: a report never replaces what is not a report
+        local = [Path(s) for s in models.values() if isinstance(s, str | Path) and Path(s).is_dir()]
+        check_output_dir(out_dir, local, ours=REPORT_MARKERS, what="report directory")
     started = time.perf_counter()
     created = datetime.now(UTC).isoformat(timespec="seconds")
     evaluators = list(evaluators)

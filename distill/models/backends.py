@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from distill.fileio import atomic_path, atomic_write_text
+from distill.fileio import atomic_path, atomic_write_text, check_output_dir
 from distill.modelspec import PACKAGED_PREFIX, parse_spec
 
 log = logging.getLogger("distill.models")
@@ -343,6 +343,8 @@ def export_onnx(
     fingerprint = source_fingerprint(transformer_dir)
     if not force and (path := cached_onnx(directory, backend, fingerprint)) is not None:
         return path, None
+    ours = (STAMP_FILE, Backend.ONNX.onnx_file, Backend.ONNX_INT8.onnx_file)
+    check_output_dir(directory, ours=ours, what="ONNX directory")  # a folder of ours, or new
     directory.mkdir(parents=True, exist_ok=True)
     stamp = _read_stamp(directory)
     if stamp.get("source") != fingerprint:

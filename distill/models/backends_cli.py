@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -47,10 +46,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def read_texts(path: Path, n: int) -> list[str]:
     """`n` evenly spaced texts of a .jsonl (field `text`) or .txt file."""
+    from distill.documents import loads_strict
+
     if n <= 0:
         return []
     lines = [x for x in path.read_text(encoding="utf-8").splitlines() if x.strip()]
-    texts = [json.loads(x)["text"] for x in lines] if path.suffix == ".jsonl" else lines
+    texts = [loads_strict(x)["text"] for x in lines] if path.suffix == ".jsonl" else lines
     step = max(len(texts) / n, 1)
     return [texts[int(i * step)] for i in range(min(n, len(texts)))]
 
@@ -106,6 +107,7 @@ def compare_backends(
 def main(args: argparse.Namespace) -> int:
     import torch
 
+    from distill.clierrors import CommandError, UsageError
     from distill.models import MIN_COSINE, ModelNotFoundError
     from distill.models.backends import fastest_faithful
     from distill.paths import shared_data_dir
@@ -116,19 +118,16 @@ def main(args: argparse.Namespace) -> int:
     try:
         queries = read_texts(args.queries or shared / "dev" / "xquad_questions_dev.jsonl", args.queries_n)
         passages = read_texts(args.passages or shared / "corpus" / "xquad_paragraphs.jsonl", args.passages_n)
-    except (OSError, ValueError, KeyError) as exc:
-        print(f"distill backends: cannot read the texts: {exc}", file=sys.stderr)
-        return 1
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise CommandError(f"cannot read the texts: {exc}") from None
     if not queries:
-        print("distill backends: no queries to embed (--queries-n must be >= 1)", file=sys.stderr)
-        return 2
+        raise UsageError("no queries to embed (--queries-n must be >= 1)")
     results = {}
     for spec in args.specs:
         try:
             trials = compare_backends(spec, queries, passages)
         except (ModelNotFoundError, OSError, ValueError) as exc:
-            print(f"distill backends: {spec}: {exc}", file=sys.stderr)
-            return 1
+            raise CommandError(f"{spec}: {exc}") from None
         best = fastest_faithful(trials, args.min_cosine)
         results[spec] = {"best": best, "trials": [t.to_dict() for t in trials]}
         if args.best:

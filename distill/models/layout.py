@@ -87,17 +87,74 @@ def write_sentence_transformers_files(
     )
 
 
+# JSON files a load reads (transformers reads them with plain json.loads: a RecursionError on deep
+# nesting). Checked strictly first, so a hostile file is one clear error.
+_JSON_FILES = (
+    "config.json",
+    "modules.json",
+    "sentence_bert_config.json",
+    "config_sentence_transformers.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+)
+_PICKLED = ("*.bin", "*.pt", "*.pth", "*.ckpt", "*.pkl")
+
+
+def _read_json(path: Path) -> object:
+    from distill.documents import JsonError, loads_strict
+
+    try:
+        return loads_strict(path.read_bytes())
+    except JsonError as exc:
+        raise UnsupportedModelError(f"{path}: {exc}") from None
+    except OSError as exc:
+        raise UnsupportedModelError(f"{path}: cannot be read ({exc.strerror})") from None
+
+
+def check_weights(transformer_dir: Path) -> None:
+    """Only safetensors weights load: a pickled `pytorch_model.bin` can run code when unpickled."""
+    if any(transformer_dir.glob("*.safetensors")):
+        return
+    pickled = sorted(p.name for pattern in _PICKLED for p in transformer_dir.glob(pattern))
+    if pickled:
+        raise UnsupportedModelError(
+            f"{transformer_dir / pickled[0]} holds pickled weights, which can run code when loaded, so it is "
+            "refused; convert it to safetensors (model.safetensors) first"
+        )
+
+
 def read_layout(path: str | Path) -> SentenceLayout:
     """Read a sentence-transformers directory; a plain transformers directory means mean pooling.
 
     Raises `UnsupportedModelError` for a module other than Transformer, Pooling, Dense and
-    Normalize, for modules out of that order, and for pooling settings we do not reproduce.
+    Normalize, for modules out of that order, for pooling settings we do not reproduce, for a
+    malformed or hostile JSON file (duplicate keys, deep nesting) and for pickled weights.
     """
     path = Path(path)
+    for name in _JSON_FILES:
+        if (path / name).is_file():
+            _read_json(path / name)
+    try:
+        layout = _read_layout(path)
+    except UnsupportedModelError:
+        raise
+    except (KeyError, TypeError, AttributeError, ValueError) as exc:
+        raise UnsupportedModelError(
+            f"{path}: its sentence-transformers files are malformed ({exc!r})"
+        ) from None
+    if layout.transformer_dir != path:
+        for name in _JSON_FILES:
+            if (layout.transformer_dir / name).is_file():
+                _read_json(layout.transformer_dir / name)
+    check_weights(layout.transformer_dir)
+    return layout
+
+
+def _read_layout(path: Path) -> SentenceLayout:
     modules_file = path / "modules.json"
     if not modules_file.exists():
         return SentenceLayout(transformer_dir=path)
-    modules = sorted(json.loads(modules_file.read_text()), key=lambda m: int(m.get("idx", 0)))
+    modules = sorted(_read_json(modules_file), key=lambda m: int(m.get("idx", 0)))
     transformer_dir, pooling, normalize, dense = path, Pooling.MEAN, False, []
     seen: list[str] = []
     for module in modules:
@@ -127,12 +184,12 @@ def read_layout(path: str | Path) -> SentenceLayout:
     prompts: dict[str, str] = {}
     st_config = path / "config_sentence_transformers.json"
     if st_config.exists():
-        prompts = role_prompts(json.loads(st_config.read_text()).get("prompts") or {})
+        prompts = role_prompts(_read_json(st_config).get("prompts") or {})
     max_len, lower = None, False
     for name in ("sentence_bert_config.json", "sentence_xlnet_config.json"):
         cfg = transformer_dir / name
         if cfg.exists():
-            data = json.loads(cfg.read_text())
+            data = _read_json(cfg)
             max_len, lower = data.get("max_seq_length"), bool(data.get("do_lower_case", False))
     return SentenceLayout(transformer_dir, pooling, normalize, prompts, max_len, tuple(dense), lower)
 
@@ -149,7 +206,7 @@ def role_prompts(saved: dict[str, str]) -> dict[str, str]:
 
 
 def _read_pooling(config_file: Path) -> Pooling:
-    cfg = json.loads(config_file.read_text()) if config_file.exists() else {}
+    cfg = _read_json(config_file) if config_file.exists() else {}
     mode = cfg.get("pooling_mode")  # sentence-transformers >= 6: a name or a list of names
     if mode is None:
         modes = [m for key, m in _LEGACY_POOLING_KEYS.items() if cfg.get(key)] or [Pooling.MEAN]

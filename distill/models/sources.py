@@ -83,6 +83,11 @@ def resolve_model(spec: str | Path) -> Path:
             raise ModelNotFoundError(
                 f"{spec} is a file; a model spec must be a directory, a hub id or pkg:NAME"
             )
+        if not any((parsed.path / name).is_file() for name in ("config.json", "modules.json")):
+            raise ModelNotFoundError(
+                f"{spec} holds no model (no config.json or modules.json there); give a model directory, "
+                "a hub id or pkg:NAME"
+            )
         return parsed.path
     return _from_hub(parsed.text)
 

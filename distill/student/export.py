@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from distill.fileio import atomic_directory
+from distill.fileio import atomic_directory, check_output_dir
 from distill.models import write_sentence_transformers_files
 from distill.student.modeling_xlsearch import XLSearchRecurrentConfig, XLSearchRecurrentModel
 
@@ -58,8 +58,9 @@ def ship_student(src: str | Path, dst: str | Path, *, note: str = "") -> Path:
     import torch
 
     src, dst = Path(src), Path(dst)
+    check_output_dir(dst, [src])  # before loading: never over a folder that is not a model
     model = XLSearchRecurrentModel.from_pretrained(src)
-    with atomic_directory(dst) as tmp:
+    with atomic_directory(dst, [src]) as tmp:
         ignore = shutil.ignore_patterns("*.safetensors", "*.bin", "stage.json")
         shutil.copytree(src, tmp, ignore=ignore, dirs_exist_ok=True)
         model.to(torch.float16).save_pretrained(tmp)

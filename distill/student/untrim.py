@@ -22,8 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from distill.fileio import atomic_directory
-from distill.student.modeling_xlsearch import XLSearchRecurrentModel
+from distill.fileio import atomic_directory, check_output_dir
+from distill.student.modeling_xlsearch import XLSearchRecurrentConfig, XLSearchRecurrentModel
 
 NOTE = """
 ## Untrimmed tokenizer
@@ -140,7 +140,8 @@ def untrim_student(
     from distill.models import load_encoder
 
     src, dst = Path(src), Path(dst)
-    model = XLSearchRecurrentModel.from_pretrained(src)
+    check_output_dir(dst, [src])  # before a minute of work, and again when written
+    model = _load_student(src)
     if getattr(model.config, "token_map_size", 0):
         raise UntrimError(f"{src} already maps a full tokenizer's ids to its rows")
     a = load_encoder(assistant, device="cpu")
@@ -163,6 +164,30 @@ def untrim_student(
     return {"rows": int(model.config.vocab_size), "ids": len(a_rows), "shared": len(a_rows) - len(kept)}
 
 
+def _load_student(src: Path) -> XLSearchRecurrentModel:
+    """The xlsearch student in `src`; any other model (or none) is one clear UntrimError."""
+    import json
+
+    from distill.documents import JsonError, loads_strict
+
+    try:
+        config = loads_strict((src / "config.json").read_bytes())
+    except OSError as exc:
+        raise UntrimError(f"{src} is not a saved student ({exc.strerror})") from None
+    except JsonError as exc:
+        raise UntrimError(f"{src / 'config.json'}: {exc}") from None
+    kind = config.get("model_type") if isinstance(config, dict) else None
+    if kind != XLSearchRecurrentConfig.model_type:
+        raise UntrimError(
+            f"{src} is not an xlsearch student (its config.json says model_type {json.dumps(kind)}, "
+            f"not {XLSearchRecurrentConfig.model_type}); untrim works on students that `distill run` wrote"
+        )
+    try:
+        return XLSearchRecurrentModel.from_pretrained(src)
+    except (OSError, ValueError, RuntimeError, KeyError) as exc:
+        raise UntrimError(f"{src}: the student cannot be loaded ({exc})") from None
+
+
 def _write(model: XLSearchRecurrentModel, tokenizer, src: Path, dst: Path) -> None:
     """Save with `src`'s prompts, length and card, atomically (a half-written model never loads)."""
     from distill.models import read_layout
@@ -170,7 +195,7 @@ def _write(model: XLSearchRecurrentModel, tokenizer, src: Path, dst: Path) -> No
 
     layout = read_layout(src)
     card = src / "README.md"
-    with atomic_directory(dst) as tmp:
+    with atomic_directory(dst, [src]) as tmp:
         save_student(
             model,
             tokenizer,

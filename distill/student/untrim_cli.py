@@ -12,13 +12,19 @@ examples:
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("student", metavar="STUDENT", help="a saved xlsearch student directory")
-    parser.add_argument("--out", required=True, type=Path, help="directory to write (replaced if present)")
+    parser.add_argument(
+        "--out",
+        required=True,
+        type=Path,
+        help="directory to write: new, empty, or a model directory (replaced); anything else is refused",
+    )
     parser.add_argument(
         "--assistant",
         default="pkg:multilingual-e5-small",
@@ -45,8 +51,15 @@ def main(args: argparse.Namespace) -> int:
     if args.extra_rows < 0:
         print("distill untrim: error: --extra-rows must be >= 0", file=sys.stderr)
         return 2
-    if args.out.resolve() == src.resolve():
+    if os.path.realpath(args.out) == os.path.realpath(src):
         print("distill untrim: error: --out must differ from the student's directory", file=sys.stderr)
+        return 2
+    from distill.fileio import OutputPathError, check_output_dir
+
+    try:
+        check_output_dir(args.out, [src], what="--out")  # a model directory of ours, or new (issue 24)
+    except OutputPathError as exc:
+        print(f"distill untrim: error: {exc}", file=sys.stderr)
         return 2
     try:
         report = untrim_student(src, args.out, assistant=args.assistant, extra_rows=args.extra_rows)

@@ -23,7 +23,7 @@ import torch
 
 from distill.config import RunConfig, dump_toml, load_config, to_dict
 from distill.evaluation.headline import headline
-from distill.fileio import atomic_directory
+from distill.fileio import atomic_directory, check_output_dir
 from distill.paths import data_dir
 from distill.student import XLSearchRecurrentModel
 from distill.train import distributed
@@ -65,6 +65,7 @@ def prepare_run_dir(
 ) -> None:
     saved = run_dir / "config.toml"
     if overwrite and run_dir.exists() and distributed.is_main():
+        check_output_dir(run_dir, ours=("config.toml",), what="run directory")  # never a stranger's folder
         shutil.rmtree(run_dir)
     if saved.exists():
         old = to_dict(load_config(saved))
@@ -101,6 +102,7 @@ def run(
     device = distributed.setup(resolve_device(cfg.device))
     out_dir = default_out_dir(cfg)
     run_dir = out_dir.with_name(out_dir.name + ".run")
+    check_output_dir(out_dir, [run_dir], what="out_dir")  # before hours of training, not after
     if distributed.is_main():  # the other ranks would see rank 0's fresh directory as a clash
         prepare_run_dir(cfg, run_dir, resume=resume, overwrite=overwrite, only_stage=stage)
     distributed.barrier()
@@ -220,7 +222,7 @@ def export_final(r: Run, last: int, summary: dict) -> None:
     a_params = r.stage_info(2).get("assistant_params") if r.done(2) else None  # stage 2 counted A
     student = XLSearchRecurrentModel.from_pretrained(src)
     summary = {**summary, "environment": {"python": platform.python_version(), "torch": torch.__version__}}
-    with atomic_directory(r.out_dir) as tmp:
+    with atomic_directory(r.out_dir, [r.run_dir]) as tmp:
         shutil.copytree(src, tmp, ignore=shutil.ignore_patterns("stage.json"), dirs_exist_ok=True)
         (tmp / "README.md").write_text(model_card(r.cfg, student, summary, assistant_params=a_params))
         (tmp / "training_summary.json").write_text(json.dumps(summary, indent=1))

@@ -53,7 +53,7 @@ class StoreContext:
         if self.connection is None:
             from indexer.stores.connection import MilvusConnection
 
-            self.connection = MilvusConnection(self.config.uri, self.path)
+            self.connection = MilvusConnection(self.config.uri, self.path, read_only=self.read_only)
         return self.connection
 
     def connect(self) -> None:

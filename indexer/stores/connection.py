@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from indexer.errors import IndexerError
+from indexer.errors import IndexCorruptError, IndexerError
 from indexer.layout import MILVUS_LITE as LITE_FILE  # the default Lite "file" (a directory) in DIR
 
 log = logging.getLogger("indexer")
@@ -80,8 +80,11 @@ def credentials() -> dict[str, str]:
 class MilvusConnection:
     """The client of one open collection; `session()` brackets each operation."""
 
-    def __init__(self, uri: str | None, collection_dir: Path) -> None:
+    def __init__(self, uri: str | None, collection_dir: Path, read_only: bool = True) -> None:
         self.uri = uri or str(collection_dir / LITE_FILE)
+        # Damaged Lite data of the collection's own (DIR/milvus.db) is moved aside by a writer and
+        # rebuilt from the stored vectors; a reader reports it, as for a damaged FAISS file.
+        self.repairs = not read_only and uri is None
         self.lite = is_lite(self.uri)
         self._client = None
         self._loaded: set[str] = set()  # collections loaded for search in this client's life
@@ -138,21 +141,54 @@ class MilvusConnection:
             import milvus_lite  # noqa: F401 - pymilvus needs it for a .db URI
         except ImportError:
             raise IndexerError(INSTALL_HINT) from None
+        client = self._open_lite(MilvusClient)
+        try:
+            client.list_collections()  # damaged data fails here, not in the middle of an operation
+        except Exception as exc:
+            self._close_lite(client)
+            if not self.repairs:
+                raise IndexCorruptError(
+                    f"the Milvus Lite data {self.uri} is damaged ({_reason(exc)}); `indexer verify {Path(self.uri).parent} --repair` "
+                    "rebuilds it from the stored vectors"
+                ) from None
+            aside = f"{self.uri}.damaged-{time.strftime('%Y%m%dT%H%M%S')}"
+            os.rename(self.uri, aside)
+            log.warning("the Milvus Lite data %s was damaged (%s): moved to %s, rebuilt from the stored vectors",
+                        self.uri, _reason(exc), aside)  # fmt: skip
+            client = self._open_lite(MilvusClient)
+        return client
+
+    def _open_lite(self, client_class):
+        path = Path(self.uri)
+        if path.exists() and not path.is_dir():
+            raise IndexerError(
+                f"{self.uri} is a file, not Milvus Lite data (Milvus Lite keeps its data in a directory); "
+                "give another --milvus-uri NAME.db"
+            )
         deadline = time.monotonic() + LITE_WAIT
         while True:
             with _lite_mutex:
                 try:
-                    client = MilvusClient(uri=self.uri)
+                    client = client_class(uri=self.uri)
                     _lite_users[self.uri] = _lite_users.get(self.uri, 0) + 1
                     return client
                 except Exception as exc:
+                    if not _lite_locked(path):  # not another process: waiting would not help
+                        where = "" if path.parent.is_dir() else f" ({path.parent} does not exist)"
+                        raise IndexerError(
+                            f"cannot open the Milvus Lite data {self.uri}{where}: {_reason(exc)}"
+                        ) from None
                     if time.monotonic() > deadline:
                         raise IndexerError(
-                            f"the Milvus Lite file {self.uri} is in use by another process ({_reason(exc)}); "
+                            f"the Milvus Lite data {self.uri} is in use by another process (waited {LITE_WAIT:.0f} s); "
                             "Milvus Lite serves one process at a time: wait for the other command, or use a "
                             "Milvus server (--milvus-uri http://host:19530) for concurrent readers and writers"
                         ) from None
             time.sleep(0.1)
+
+    def _close_lite(self, client) -> None:
+        self._client = client
+        self._release()
 
     def _release(self) -> None:
         if self._client is None:
@@ -194,6 +230,24 @@ class MilvusConnection:
             elif self._client is not None:
                 client, self._client = self._client, None
                 client.close()
+
+
+def _lite_locked(path: Path) -> bool:
+    """True while another process holds Milvus Lite's advisory lock on `path` (`path/LOCK`)."""
+    import fcntl
+
+    try:
+        fd = os.open(path / "LOCK", os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return False
+    except OSError:
+        return True
+    finally:
+        os.close(fd)
 
 
 def _reason(exc: Exception) -> str:

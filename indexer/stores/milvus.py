@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from indexer.config import IndexKind, IndexSpec
-from indexer.errors import IndexerError
+from indexer.errors import IndexCorruptError, IndexerError
 from indexer.stores.base import Allowed, Prepared, StoreKind, check_ids
 
 NAME_RE = re.compile(r"^xl_[0-9a-f]{16}_m(\d+)_r(\d+)$")
@@ -88,10 +88,11 @@ class MilvusStore:
         if not NAME_RE.match(name):
             return f"the database names a Milvus collection {name!r}, which is not one of the indexer's names"
         if self._exists is None or self._exists[0] != name:
-            self._exists = (
-                name,
-                bool(self.conn.call("look up a collection", lambda c: c.has_collection(name))),
-            )
+            try:
+                found = self.conn.call("look up a collection", lambda c: c.has_collection(name))
+            except IndexCorruptError as exc:  # damaged Lite data: what verify reports
+                return str(exc)
+            self._exists = (name, bool(found))
         if not self._exists[1]:
             return f"the Milvus collection {name} of model {self.m.name} is missing ({self.conn.masked()})"
         return None
