@@ -7,8 +7,8 @@ efSearch, IVF-Flat and IVF-PQ over nprobe. Reported per setting: p50/p95 latency
 queries (1 thread, what an interactive search does) and batches of 32 (--batch-threads threads),
 and recall@10 against exact search. Settings are timed interleaved, in rounds, after a warm-up; the
 recall-latency frontier (settings no faster setting beats on recall) is marked with '*'. At the
-first size, the indexer's vector stores (FAISS and Milvus Lite, flat and HNSW) are also compared
-through their seam (`benchmarks.stores`): stored vectors/s, p50/p95 and recall@10 vs exact.
+first size, the indexer's vector stores (FAISS, Milvus Lite and a Milvus server, flat and HNSW) are
+compared through their seam (`benchmarks.stores`): stored vectors/s, p50/p95 and recall@10 vs exact.
 
 Examples:
   python -m benchmarks.search                      # 100k + 1M synthetic + demo collection (~6 min)
@@ -327,21 +327,26 @@ def run_scale(
 
 
 def compare_stores(xb: np.ndarray, xq: np.ndarray, args, tables: dict, notes: list) -> list[dict]:
-    """FAISS and Milvus Lite through the indexer's store seam, same vectors, same queries."""
+    """FAISS, Milvus Lite and a Milvus server through the indexer's store seam, same vectors and queries."""
     import tempfile
 
     import faiss
 
     from benchmarks import stores
 
-    names, skipped = stores.available([s.strip() for s in args.stores.split(",") if s.strip()])
+    wanted = [s.strip() for s in args.stores.split(",") if s.strip()]
+    names, skipped = stores.available(wanted, args.milvus_uri)
     notes += skipped
     exact = faiss.IndexFlatIP(xb.shape[1])
     exact.add(xb)
     _, gt = exact.search(xq, K)
     set_threads(1)
-    with tempfile.TemporaryDirectory(prefix="bench-stores-") as tmp:
-        rows = stores.compare(xb, xq, gt, stores=names, rounds=args.rounds, root=Path(tmp))
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-stores-") as tmp,
+        stores.server_uri(names, args.milvus_uri) as (uri, about),
+    ):
+        notes += [about] if about else []
+        rows = stores.compare(xb, xq, gt, stores=names, rounds=args.rounds, root=Path(tmp), uri=uri)
     name = f"stores {len(xb):,}"
     tables[name] = stores.table(rows)
     print(
@@ -441,8 +446,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cache-dir", help="where demo vectors are cached (default data/cache/benchmarks)")
     parser.add_argument(
         "--stores",
-        default="faiss,milvus",
+        default="faiss,milvus,milvus-server",
         help="vector stores compared through indexer.stores at the first size (default %(default)s; none skips)",
+    )
+    parser.add_argument(
+        "--milvus-uri",
+        help="milvus-server: a running server, e.g. http://host:19530, credentials from MILVUS_TOKEN "
+        "(default: start the embedded server of the milvus package for the run)",
     )
     args = parser.parse_args(argv)
 
