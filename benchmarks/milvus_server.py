@@ -24,7 +24,8 @@ def _free_port() -> int:
 class EmbeddedMilvus:
     """The embedded Milvus standalone on 127.0.0.1 with fixed free ports (so a restart keeps its URI)."""
 
-    def __init__(self) -> None:
+    def __init__(self, tick_ms: int | None = None) -> None:
+        """`tick_ms`: proxy.timeTickInterval (default 200 ms), what a Strong read waits for at most."""
         from milvus import MilvusServer, __version__
 
         self.package_version = __version__
@@ -37,6 +38,8 @@ class EmbeddedMilvus:
         for key in [k for k in config.configurable_items if k.endswith("_port")]:
             config.set(key, _free_port())
         config.set("authorization_enabled", True)
+        if tick_ms:
+            config.set("proxy.timeTickInterval", int(tick_ms))
         self.server.webservice_port = _free_port()
         self.port = config.get("proxy_port")
         self.uri = f"http://127.0.0.1:{self.port}"
@@ -73,6 +76,9 @@ class EmbeddedMilvus:
             client.update_password("root", self.password, new)
             self.password = new
         client.close()
+        # A restart keeps these ports: the package would re-check them with a plain bind, which
+        # fails on a port with connections in TIME_WAIT, and silently move to the next port.
+        self.server.config.resolve_all_listen_ports = lambda: None
 
     def stop(self) -> None:
         self.server.stop()

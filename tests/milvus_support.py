@@ -17,6 +17,9 @@ import pytest
 from benchmarks.milvus_server import EmbeddedMilvus
 
 SKIP_INSTALL = "the embedded Milvus server is not installed: pip install 'xlsearch[milvus-server]'"
+# Strong reads (every count, id listing and search of the store) wait for the next time tick: 50 ms
+# instead of the default 200 makes the server tests ~4x faster at the cost of a little idle CPU.
+TICK_MS = 50
 URI_ENV = "XLSEARCH_TEST_MILVUS_URI"  # how the store_kind fixture hands the server to tests (and children)
 
 
@@ -32,7 +35,7 @@ def milvus_server():
         pytest.skip(SKIP_INSTALL)
     start, server = time.monotonic(), None
     try:
-        server = EmbeddedMilvus()
+        server = EmbeddedMilvus(tick_ms=TICK_MS)
         server.start()
     except Exception as exc:
         detail = " ".join(f"{exc} {server.log_tail(300) if server else ''}".split())[:400]

