@@ -37,6 +37,7 @@ class EmbeddedMilvus:
         # this machine pick from the same defaults.
         for key in [k for k in config.configurable_items if k.endswith("_port")]:
             config.set(key, _free_port())
+        self._embedded_etcd_on_free_ports(config)
         config.set("authorization_enabled", True)
         if tick_ms:
             config.set("proxy.timeTickInterval", int(tick_ms))
@@ -45,6 +46,20 @@ class EmbeddedMilvus:
         self.uri = f"http://127.0.0.1:{self.port}"
         self.password = "Milvus"  # root's default; start() replaces it with a random one
         self.version = ""
+
+    def _embedded_etcd_on_free_ports(self, config) -> None:
+        """Milvus's embedded etcd listens on etcd's default ports (2379, 2380) unless given a config
+        file, which the package's template has no key for: a second server on the machine would die."""
+        client, peer = (f"http://127.0.0.1:{_free_port()}" for _ in range(2))
+        etcd = self.root / "etcd.yaml"
+        etcd.write_text(
+            f"name: xl\ndata-dir: {self.root / 'data' / 'etcd.data'}\nlisten-client-urls: {client}\n"
+            f"advertise-client-urls: {client}\nlisten-peer-urls: {peer}\n"
+            f"initial-advertise-peer-urls: {peer}\ninitial-cluster: xl={peer}\n"
+        )
+        config.template_text = config.template_text.replace(
+            "\netcd:\n", f"\netcd:\n  config:\n    path: {etcd}\n", 1
+        )
 
     @property
     def token(self) -> str:

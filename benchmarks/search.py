@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks import stores
 from benchmarks.common import (
     ASSISTANT_SPEC,
     BenchmarkError,
@@ -332,8 +333,6 @@ def compare_stores(xb: np.ndarray, xq: np.ndarray, args, tables: dict, notes: li
 
     import faiss
 
-    from benchmarks import stores
-
     wanted = [s.strip() for s in args.stores.split(",") if s.strip()]
     names, skipped = stores.available(wanted, args.milvus_uri)
     notes += skipped
@@ -444,16 +443,7 @@ def main(argv: list[str] | None = None) -> int:
         "--real-docs", type=int, help="demo documents to index (default all 2,880; quick 100)"
     )
     parser.add_argument("--cache-dir", help="where demo vectors are cached (default data/cache/benchmarks)")
-    parser.add_argument(
-        "--stores",
-        default="faiss,milvus,milvus-server",
-        help="vector stores compared through indexer.stores at the first size (default %(default)s; none skips)",
-    )
-    parser.add_argument(
-        "--milvus-uri",
-        help="milvus-server: a running server, e.g. http://host:19530, credentials from MILVUS_TOKEN "
-        "(default: start the embedded server of the milvus package for the run)",
-    )
+    stores.add_arguments(parser)
     args = parser.parse_args(argv)
 
     sizes = parse_ints(args.sizes) if args.sizes else ([5_000] if args.quick else [100_000, 1_000_000])

@@ -30,6 +30,19 @@ SERVER = "milvus-server"
 INDEX_WAIT = 1800.0  # seconds for a server to build its index
 
 
+def add_arguments(parser) -> None:
+    parser.add_argument(
+        "--stores",
+        default=f"faiss,milvus,{SERVER}",
+        help="vector stores compared through indexer.stores at the first size (default %(default)s; none skips)",
+    )
+    parser.add_argument(
+        "--milvus-uri",
+        help=f"{SERVER}: a running server, e.g. http://host:19530, credentials from MILVUS_TOKEN "
+        "(default: start the embedded server of the milvus package for the run)",
+    )
+
+
 def available(stores: Sequence[str], uri: str | None = None) -> tuple[list[str], list[str]]:
     """The stores that can run here, and a note for each that cannot."""
     out, notes = [], []
