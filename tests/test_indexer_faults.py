@@ -6,7 +6,7 @@ and exactly the chunks a complete add produces, each in every model's index. Fin
 must leave exactly the input set. The kills land anywhere after the child took the write lock:
 while it reconciles the previous crash, validates the file, commits documents, embeds, writes
 vector segments or index files, commits them, or deletes old files. The kill test runs against
-both vector stores (FAISS files, Milvus Lite).
+every vector store (FAISS files, Milvus Lite, a Milvus server).
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""Random operations against both vector stores, checked against a plain dict after every step.
+"""Random operations against every vector store (FAISS, Milvus Lite, a Milvus server), checked
+against a plain dict after every step.
 
 A seeded sequence of adds, content updates, metadata-only updates, deletes, reopenings, rebuilds
 and language-filtered searches. After each step the collection must hold exactly the documents
