@@ -7,8 +7,8 @@ efSearch, IVF-Flat and IVF-PQ over nprobe. Reported per setting: p50/p95 latency
 queries (1 thread, what an interactive search does) and batches of 32 (--batch-threads threads),
 and recall@10 against exact search. Settings are timed interleaved, in rounds, after a warm-up; the
 recall-latency frontier (settings no faster setting beats on recall) is marked with '*'. At the
-first size, the indexer's vector stores (FAISS and Milvus Lite, flat and HNSW) are also compared
-through their seam (`benchmarks.stores`): stored vectors/s, p50/p95 and recall@10 vs exact.
+first size, the indexer's vector stores (FAISS, Milvus Lite and a Milvus server, flat and HNSW) are
+compared through their seam (`benchmarks.stores`): stored vectors/s, p50/p95 and recall@10 vs exact.
 
 Examples:
   python -m benchmarks.search                      # 100k + 1M synthetic + demo collection (~6 min)
@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks import stores
 from benchmarks.common import (
     ASSISTANT_SPEC,
     BenchmarkError,
@@ -327,21 +328,24 @@ def run_scale(
 
 
 def compare_stores(xb: np.ndarray, xq: np.ndarray, args, tables: dict, notes: list) -> list[dict]:
-    """FAISS and Milvus Lite through the indexer's store seam, same vectors, same queries."""
+    """FAISS, Milvus Lite and a Milvus server through the indexer's store seam, same vectors and queries."""
     import tempfile
 
     import faiss
 
-    from benchmarks import stores
-
-    names, skipped = stores.available([s.strip() for s in args.stores.split(",") if s.strip()])
+    wanted = [s.strip() for s in args.stores.split(",") if s.strip()]
+    names, skipped = stores.available(wanted, args.milvus_uri)
     notes += skipped
     exact = faiss.IndexFlatIP(xb.shape[1])
     exact.add(xb)
     _, gt = exact.search(xq, K)
     set_threads(1)
-    with tempfile.TemporaryDirectory(prefix="bench-stores-") as tmp:
-        rows = stores.compare(xb, xq, gt, stores=names, rounds=args.rounds, root=Path(tmp))
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-stores-") as tmp,
+        stores.server_uri(names, args.milvus_uri) as (uri, about),
+    ):
+        notes += [about] if about else []
+        rows = stores.compare(xb, xq, gt, stores=names, rounds=args.rounds, root=Path(tmp), uri=uri)
     name = f"stores {len(xb):,}"
     tables[name] = stores.table(rows)
     print(
@@ -439,11 +443,7 @@ def main(argv: list[str] | None = None) -> int:
         "--real-docs", type=int, help="demo documents to index (default all 2,880; quick 100)"
     )
     parser.add_argument("--cache-dir", help="where demo vectors are cached (default data/cache/benchmarks)")
-    parser.add_argument(
-        "--stores",
-        default="faiss,milvus",
-        help="vector stores compared through indexer.stores at the first size (default %(default)s; none skips)",
-    )
+    stores.add_arguments(parser)
     args = parser.parse_args(argv)
 
     sizes = parse_ints(args.sizes) if args.sizes else ([5_000] if args.quick else [100_000, 1_000_000])

@@ -10,6 +10,7 @@ import os
 from pathlib import Path
 
 import pytest
+from milvus_support import milvus_server, summary_line  # noqa: F401 - a session fixture for all tests
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -117,16 +118,31 @@ def shared_data() -> Path:
     return SHARED_DATA
 
 
-# Vector stores the indexer tests run against (indexer.stores). Milvus Lite is Linux/macOS only:
-# where it cannot be installed, its runs skip with this reason.
-STORE_KINDS = ["faiss", "milvus"]
+# Vector stores the indexer tests run against (indexer.stores): FAISS files, Milvus Lite (a local
+# file; Linux/macOS only) and a real Milvus server (tests/milvus_support.py). Where a store cannot be
+# installed or started, its runs skip with the reason.
+STORE_KINDS = ["faiss", "milvus", pytest.param("milvus-server", marks=pytest.mark.milvus_server)]
 MILVUS_SKIP = "milvus-lite/pymilvus not installed (Linux/macOS only): pip install 'xlsearch[milvus]'"
 
 
 @pytest.fixture(params=STORE_KINDS)
-def store_kind(request) -> str:
-    """Each indexer test that takes this fixture runs once per vector store."""
+def store_kind(request):
+    """Each indexer test that takes this fixture runs once per vector store; pass
+    `**milvus_support.store_args(store_kind)` to Collection.create."""
     if request.param == "milvus":
         pytest.importorskip("pymilvus", reason=MILVUS_SKIP)
         pytest.importorskip("milvus_lite", reason=MILVUS_SKIP)
-    return request.param
+    if request.param != "milvus-server":
+        yield request.param
+        return
+    from milvus_support import use_server
+
+    with pytest.MonkeyPatch.context() as mp:  # its own: a test's monkeypatch.undo() must not drop it
+        use_server(mp, request.getfixturevalue("milvus_server"))
+        yield request.param
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    line = summary_line()  # so a CI log shows the server tests ran against a real server
+    if line:
+        terminalreporter.write_line(line)

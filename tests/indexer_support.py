@@ -201,6 +201,13 @@ def damage_store(path: Path, model_info: dict, store_kind: str) -> str:
         index_file = path / "indexes" / model_info["index_file"]
         index_file.write_bytes(index_file.read_bytes()[:100])
         return "truncated"
+    if store_kind == "milvus-server":
+        from milvus_support import server_client
+
+        client = server_client()
+        client.drop_collection(model_info["index_file"])
+        client.close()
+        return "missing"
     from milvus_lite.server_manager import server_manager_instance
     from pymilvus import MilvusClient
 

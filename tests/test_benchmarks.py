@@ -71,6 +71,8 @@ def test_search_quick(
             "40",
             "--cache-dir",
             str(tmp_path / "cache"),
+            "--stores",
+            "faiss,milvus",  # the server row: test_search_stores_include_a_milvus_server
         ]
     )
     assert rc == 0
@@ -305,3 +307,19 @@ def test_int8_keeps_ffn_output_projections_in_fp32(tiny_model_dir):
     assert ffn_out and all("quantized" not in linear[n] for n in ffn_out)
     assert all("quantized" in linear[n] for n in set(linear) - ffn_out)
     assert is_ffn_output("layers.2.output.dense") and not is_ffn_output("layers.2.attention.output.dense")
+
+
+@pytest.mark.milvus_server
+def test_search_stores_include_a_milvus_server(tmp_path, milvus_server, monkeypatch):
+    from milvus_support import use_server
+
+    use_server(monkeypatch, milvus_server)
+    args = ["--quick", "--out", str(tmp_path), "--sizes", "2000", "--queries", "20", "--families", "hnsw"]
+    args += ["--real-model", "none", "--stores", "faiss,milvus-server", "--milvus-uri", milvus_server.uri]
+    assert search.main(args) == 0
+    data = _load(tmp_path / "search-quick.json")
+    rows = {r["store"]: r for r in data["results"]["stores"]}
+    assert set(rows) == {"faiss flat", "faiss hnsw", "milvus-server flat", "milvus-server hnsw"}
+    assert rows["milvus-server flat"]["recall@10"] == 1.0 and rows["milvus-server hnsw"]["recall@10"] >= 0.9
+    for r in rows.values():
+        assert r["vectors"] == 2000 and _finite_positive(r["p50_ms"]) and r["p95_ms"] >= r["p50_ms"]

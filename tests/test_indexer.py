@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from indexer_support import subprocess_env, write_jsonl, xquad_docs
+from milvus_support import store_args
 
 from distill.data import Document
 from indexer import (
@@ -55,7 +56,7 @@ def docs(shared_data) -> list[Document]:
 
 
 def make(path: Path, specs, encoders, store_kind: str = "faiss", **kw) -> Collection:
-    return Collection.create(path, specs, encoders=encoders, threads=1, vector_store=store_kind, **kw)
+    return Collection.create(path, specs, encoders=encoders, threads=1, **store_args(store_kind), **kw)
 
 
 def reopen(path: Path, encoders, **kw) -> Collection:

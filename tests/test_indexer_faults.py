@@ -6,7 +6,7 @@ and exactly the chunks a complete add produces, each in every model's index. Fin
 must leave exactly the input set. The kills land anywhere after the child took the write lock:
 while it reconciles the previous crash, validates the file, commits documents, embeds, writes
 vector segments or index files, commits them, or deletes old files. The kill test runs against
-both vector stores (FAISS files, Milvus Lite).
+every vector store (FAISS files, Milvus Lite, a Milvus server).
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from indexer_support import ntrex_docs, subprocess_env, write_jsonl
+from milvus_support import store_args
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -95,7 +96,7 @@ def test_sigkill_at_random_moments_loses_nothing(
     path = tmp_path / "c"
     specs = [str(tiny_model_dir), str(tiny_model_dir_b)]
     with Collection.create(
-        path, specs, index_type="flat", encoders=encoders, threads=1, vector_store=store_kind
+        path, specs, index_type="flat", encoders=encoders, threads=1, **store_args(store_kind)
     ) as col:
         col.rebuild("hnsw", models=[specs[1]])  # one flat and one HNSW index
     cmd = [

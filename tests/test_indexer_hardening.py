@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from indexer_support import damage_store, subprocess_env
+from milvus_support import store_args
 
 from distill.data import Document
 from indexer import (
@@ -66,7 +67,7 @@ def specs(tiny_model_dir, tiny_model_dir_b) -> list[str]:
 
 
 def make(path: Path, specs, encoders, store_kind: str = "faiss", **kw) -> Collection:
-    return Collection.create(path, specs, encoders=encoders, threads=1, vector_store=store_kind, **kw)
+    return Collection.create(path, specs, encoders=encoders, threads=1, **store_args(store_kind), **kw)
 
 
 def reopen(path: Path, encoders, **kw) -> Collection:

@@ -1,4 +1,5 @@
-"""Random operations against both vector stores, checked against a plain dict after every step.
+"""Random operations against every vector store (FAISS, Milvus Lite, a Milvus server), checked
+against a plain dict after every step.
 
 A seeded sequence of adds, content updates, metadata-only updates, deletes, reopenings, rebuilds
 and language-filtered searches. After each step the collection must hold exactly the documents
@@ -11,6 +12,7 @@ from __future__ import annotations
 import random
 
 import pytest
+from milvus_support import store_args
 
 from distill.data import Document
 from indexer import Collection
@@ -54,7 +56,7 @@ def test_random_operations_agree_with_a_dict(tmp_path, encoders, store_kind):
     path = tmp_path / "c"
     model: dict[str, Document] = {}
     col = Collection.create(
-        path, specs, encoders=encoders, threads=1, vector_store=store_kind, commit_every=7
+        path, specs, encoders=encoders, threads=1, **store_args(store_kind), commit_every=7
     )
     next_id = 0
     try:

@@ -11,9 +11,10 @@ created and recorded in it (database and `collection.json`), so `open` needs no 
   (MILVUS_TOKEN, or MILVUS_USER and MILVUS_PASSWORD), never from the collection.
 
 Whatever the store, the SQL database is the source of truth: a chunk is `indexed` only after the
-store confirmed its vector (FAISS: the generation file is durable; Milvus: after `flush`), and
-reconcile compares the store's ids with the database in both directions. The writer owns the
-float16 vector segments (`indexer.segments`) both stores rebuild from.
+store confirmed its vector (FAISS: the generation file is durable; Milvus: the server acknowledged
+the upsert, Milvus Lite after `flush`), and reconcile compares the store's ids with the database
+in both directions. The writer owns the float16 vector segments (`indexer.segments`) both stores
+rebuild from.
 """
 
 from __future__ import annotations

@@ -110,8 +110,9 @@ class MilvusConnection:
             return self._client
 
     def ensure_loaded(self, name: str) -> None:
-        """Milvus searches only loaded collections; Milvus Lite releases them when it is reopened."""
-        if name in self._loaded:
+        """Milvus searches only loaded collections; Milvus Lite releases them when it is reopened,
+        a server after a restart (checked each time: a round trip without the wait of a Strong read)."""
+        if name in self._loaded and self.lite:
             return
 
         def load(c) -> None:

@@ -2,11 +2,11 @@
 
 Rows: `id` (INT64 primary key = the chunk id), `lang` (VARCHAR, filtered inside Milvus) and
 `vector` (FLOAT_VECTOR, inner product on L2-normalised vectors = cosine). Staged vectors are
-upserted at the commit point and flushed before the database marks their chunks indexed, so a
-replayed batch (after a crash) overwrites the same rows instead of duplicating them. Deletions are
-real deletes: no tombstones. A rebuild fills a new Milvus collection (`..._r<N+1>`) and the
-database then names it; the old one is dropped afterwards (a crash in between leaves a stray that
-reconcile drops), so a rebuild never leaves the collection without a searchable store.
+upserted at the commit point (and flushed on Milvus Lite) before the database marks their chunks
+indexed, so a replayed batch (after a crash) overwrites the same rows instead of duplicating them.
+Deletions are real deletes: no tombstones. A rebuild fills a new Milvus collection (`..._r<N+1>`)
+and the database then names it; the old one is dropped afterwards (a crash in between leaves a
+stray that reconcile drops), so a rebuild never leaves the collection without a searchable store.
 
 Milvus offers no transaction spanning it and the SQL database: the database stays the source of
 truth, and reconcile compares both in each direction.
@@ -186,8 +186,13 @@ class MilvusStore:
 
     # ------------------------------------------------------------------ commit
 
-    def _write(self, name: str, adds, removes) -> None:
-        """Deletes, then upserts, then a flush: once this returns, Milvus holds them durably."""
+    def _write(self, name: str, adds, removes, seal: bool = False) -> None:
+        """Deletes, then upserts (then a flush on Lite): once this returns, Milvus holds them durably.
+
+        A server has them durably once it acknowledged them (its write-ahead log), and searches and
+        counts see them at once (consistency Strong); a flush there would only seal small segments
+        (Milvus advises against frequent flushes) and cost ~2.5 s per commit. A rebuild (`seal`)
+        flushes once, so the server builds the index of the sealed segments."""
         gone = np.concatenate(removes) if removes else np.zeros(0, np.int64)
         for start in range(0, len(gone), UPSERT_BATCH):
             part = gone[start : start + UPSERT_BATCH].tolist()
@@ -204,7 +209,8 @@ class MilvusStore:
                     )
                 ]
                 self.conn.call("upsert", lambda c, r=rows: c.upsert(name, r))
-        self.conn.call("flush", lambda c: c.flush(name))
+        if self.conn.lite or seal:
+            self.conn.call("flush", lambda c: c.flush(name))
 
     def prepare(self, generation: int) -> Prepared:
         name = self.m.index_file
@@ -232,7 +238,7 @@ class MilvusStore:
         self._create(name, m.index_spec)
         prepared = Prepared({}, undo=name)
         try:
-            self._write(name, [(ids, vectors, langs)], [])
+            self._write(name, [(ids, vectors, langs)], [], seal=True)
         except BaseException:
             self.abort(prepared)
             raise
