@@ -135,26 +135,20 @@ def window_states(
     batch_size: int,
 ) -> dict[str, TokenStates]:
     """States of every window's queries and passages, item (w, l) at row w * len(langs) + l."""
-    common = dict(frozen=frozen, a_layers=a_layers, batch_size=batch_size)
+    texts = {"query": windows.queries, "passage": windows.passages}
     return {
-        "query": token_states(
+        role: token_states(
             student,
             s_enc,
             assistant,
-            [t for row in windows.queries for t in row],
-            "query",
-            label="layerwise states (queries)",
-            **common,
-        ),
-        "passage": token_states(
-            student,
-            s_enc,
-            assistant,
-            [t for row in windows.passages for t in row],
-            "passage",
-            label="layerwise states (passages)",
-            **common,
-        ),
+            [t for row in rows for t in row],
+            role,
+            frozen=frozen,
+            a_layers=a_layers,
+            batch_size=batch_size,
+            label=f"layerwise states ({role})",
+        )
+        for role, rows in texts.items()
     }
 
 
