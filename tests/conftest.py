@@ -118,6 +118,25 @@ def shared_data() -> Path:
     return SHARED_DATA
 
 
+@pytest.fixture(scope="module")
+def encoders(tiny_model_dir, tiny_model_dir_b):
+    """The two tiny models as the indexer takes them: {spec: Encoder}, one thread each."""
+    from distill.models import load_encoder
+
+    return {
+        str(tiny_model_dir): load_encoder(tiny_model_dir, threads=1),
+        str(tiny_model_dir_b): load_encoder(tiny_model_dir_b, threads=1),
+    }
+
+
+@pytest.fixture(scope="module")
+def docs(shared_data):
+    """8 real paragraphs x en, de, es, zh (a module may define its own `docs`)."""
+    from indexer_support import xquad_docs
+
+    return xquad_docs(shared_data)
+
+
 # Vector stores the indexer tests run against (indexer.stores): FAISS files, Milvus Lite (a local
 # file; Linux/macOS only) and a real Milvus server (tests/milvus_support.py). Where a store cannot be
 # installed or started, its runs skip with the reason.

@@ -98,50 +98,7 @@ def app_url(request, tmp_path_factory) -> str:
         yield url
         return
     collections, teacher, student = request.getfixturevalue("slice_collection")
-    port = _free_port()
-    log = tmp_path_factory.mktemp("streamlit") / "streamlit.log"
-    env = dict(
-        os.environ,
-        XLSEARCH_COLLECTIONS=str(collections),
-        XLSEARCH_COLLECTION="xquad-slice",
-        XLSEARCH_TEACHER=teacher,
-        HF_HUB_OFFLINE="1",
-        XLSEARCH_REPORTS=str(collections.parent / "reports"),
-    )
-    if not student.startswith("pkg:"):
-        env["XLSEARCH_STUDENT"] = student  # else the app labels all-MiniLM-L6-v2 as the stand-in it is
-    with log.open("w") as out:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "streamlit",
-                "run",
-                str(REPO / "app" / "streamlit_app.py"),
-                "--server.headless",
-                "true",
-                "--server.port",
-                str(port),
-                "--server.address",
-                "127.0.0.1",
-                "--browser.gatherUsageStats",
-                "false",
-            ],
-            cwd=REPO,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_healthy(url, proc, log)
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+    yield from _serve(collections, "xquad-slice", teacher, student, tmp_path_factory)
 
 
 def _settled(page, condition: str, timeout_ms: int = 60_000) -> None:
@@ -254,7 +211,8 @@ def demo_url(tmp_path_factory, shared_data):
 
 
 def _serve(collections: Path, name: str, teacher: str, student: str, tmp_path_factory):
-    port, log = _free_port(), tmp_path_factory.mktemp("streamlit-demo") / "streamlit.log"
+    """Streamlit on a free port over `collections`/`name`; yields its URL, stops it afterwards."""
+    port, log = _free_port(), tmp_path_factory.mktemp("streamlit") / "streamlit.log"
     env = dict(
         os.environ, XLSEARCH_COLLECTIONS=str(collections), XLSEARCH_COLLECTION=name, XLSEARCH_TEACHER=teacher
     )

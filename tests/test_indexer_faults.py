@@ -19,7 +19,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pytest
 from indexer_support import ntrex_docs, subprocess_env, write_jsonl
 from milvus_support import store_args
 from sqlalchemy import select
@@ -75,16 +74,6 @@ def _check(path: Path, encoders: dict, expected: dict, checked: dict | None = No
         assert info["pending_chunks"] == 0
         assert all(m["vectors"] == info["chunks"] for m in info["models"])
         return len(docs)
-
-
-@pytest.fixture(scope="module")
-def encoders(tiny_model_dir, tiny_model_dir_b):
-    from distill.models import load_encoder
-
-    return {
-        str(tiny_model_dir): load_encoder(tiny_model_dir, threads=1),
-        str(tiny_model_dir_b): load_encoder(tiny_model_dir_b, threads=1),
-    }
 
 
 def test_sigkill_at_random_moments_loses_nothing(

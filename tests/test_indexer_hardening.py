@@ -51,16 +51,6 @@ def docs(n: int, prefix: str = "d") -> list[Document]:
     return [Document(id=f"{prefix}{i}", lang="en", text=sentence(i), title="") for i in range(n)]
 
 
-@pytest.fixture(scope="module")
-def encoders(tiny_model_dir, tiny_model_dir_b):
-    from distill.models import load_encoder
-
-    return {
-        str(tiny_model_dir): load_encoder(tiny_model_dir, threads=1),
-        str(tiny_model_dir_b): load_encoder(tiny_model_dir_b, threads=1),
-    }
-
-
 @pytest.fixture
 def specs(tiny_model_dir, tiny_model_dir_b) -> list[str]:
     return [str(tiny_model_dir), str(tiny_model_dir_b)]

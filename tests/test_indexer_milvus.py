@@ -13,7 +13,7 @@ import time
 
 import numpy as np
 import pytest
-from indexer_support import damage_store, subprocess_env, write_jsonl, xquad_docs
+from indexer_support import damage_store, subprocess_env, write_jsonl
 
 pytest.importorskip("pymilvus", reason="pymilvus not installed: pip install 'xlsearch[milvus]'")
 pytest.importorskip(
@@ -24,21 +24,6 @@ from indexer import Collection, IndexCorruptError, IndexerError  # noqa: E402
 from indexer.cli import main as cli_main  # noqa: E402
 from indexer.stores import Allowed, StoreConfig  # noqa: E402
 from indexer.stores.milvus import lang_filter  # noqa: E402
-
-
-@pytest.fixture(scope="module")
-def encoders(tiny_model_dir, tiny_model_dir_b):
-    from distill.models import load_encoder
-
-    return {
-        str(tiny_model_dir): load_encoder(tiny_model_dir, threads=1),
-        str(tiny_model_dir_b): load_encoder(tiny_model_dir_b, threads=1),
-    }
-
-
-@pytest.fixture(scope="module")
-def docs(shared_data):
-    return xquad_docs(shared_data)  # 8 paragraphs x en, de, es, zh
 
 
 def make(path, encoders, **kw) -> Collection:

@@ -13,7 +13,7 @@ import sys
 import time
 
 import pytest
-from indexer_support import ntrex_docs, subprocess_env, write_jsonl, xquad_docs
+from indexer_support import ntrex_docs, subprocess_env, write_jsonl
 from milvus_support import server_client, store_args, use_server
 
 from indexer import Collection, IndexerError
@@ -26,21 +26,6 @@ pytestmark = pytest.mark.milvus_server
 def server(milvus_server, monkeypatch):
     use_server(monkeypatch, milvus_server)
     return milvus_server
-
-
-@pytest.fixture(scope="module")
-def encoders(tiny_model_dir, tiny_model_dir_b):
-    from distill.models import load_encoder
-
-    return {
-        str(tiny_model_dir): load_encoder(tiny_model_dir, threads=1),
-        str(tiny_model_dir_b): load_encoder(tiny_model_dir_b, threads=1),
-    }
-
-
-@pytest.fixture(scope="module")
-def docs(shared_data):
-    return xquad_docs(shared_data)  # 8 paragraphs x en, de, es, zh
 
 
 def make(path, encoders, **kw) -> Collection:

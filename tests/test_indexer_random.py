@@ -22,16 +22,6 @@ WORDS = "cat dog bird fish tree house river stone cloud rain sun moon star road 
 STEPS = 40
 
 
-@pytest.fixture(scope="module")
-def encoders(tiny_model_dir, tiny_model_dir_b):
-    from distill.models import load_encoder
-
-    return {
-        str(tiny_model_dir): load_encoder(tiny_model_dir, threads=1),
-        str(tiny_model_dir_b): load_encoder(tiny_model_dir_b, threads=1),
-    }
-
-
 def _text(rng: random.Random, n: int) -> str:
     return " ".join(rng.choice(WORDS) for _ in range(n)).capitalize() + f" {rng.randrange(10**6)}."
 
