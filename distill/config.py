@@ -103,6 +103,12 @@ class StudentConfig:
     # stages 3-4 leave the word embeddings as stage 2 made them: with A's own full-width rows they are
     # already in A's space, and not updating 25M rows makes a CPU step ~2x cheaper
     freeze_embeddings: bool = False
+    # Closed-form starts (distill/train/closed_form.py), fitted by least squares at the end of stage 2
+    # on A's own states, no labels, no gradient: `bridge` maps A's states before the layers S skips
+    # onto A's states after them; `output_map` maps S's pooled vectors onto A's.
+    bridge: bool = False
+    output_map: bool = False
+    closed_form_texts: int = 3000  # training texts (both roles) the maps are fitted on
 
     def layer_ids(self) -> list[int]:
         """The indices of A's layers the student starts from, in order."""
@@ -399,6 +405,15 @@ def _validate_student(s) -> None:
         raise ConfigError(
             f"student.layers = {s.layers}: give k >= 1 or a non-empty list of distinct layer indices >= 0"
         )
+    _at_least("student.closed_form_texts", s.closed_form_texts, 1)
+    if s.bridge:
+        ids = s.layer_ids()
+        gaps = [i for i in range(len(ids) - 1) if ids[i + 1] != ids[i] + 1]
+        if len(gaps) != 1 or s.passes != 1:
+            raise ConfigError(
+                f"student.bridge needs student.passes = 1 and layers with one gap (e.g. [0, 1, 2, 3, 10, 11]), "
+                f"not layers = {s.layers} with passes = {s.passes}"
+            )
 
 
 def _validate_stage(n: int, st) -> None:
@@ -430,6 +445,10 @@ def _validate_layerwise(cfg: RunConfig) -> None:
     if cfg.student.passes != 1:
         raise ConfigError(
             "stage3.variant = 'layerwise' needs student.passes = 1 (a second pass re-enters the frozen layers)"
+        )
+    if cfg.student.bridge:
+        raise ConfigError(
+            "stage3.variant = 'layerwise' regresses layer states: it does not take student.bridge"
         )
     if st.frozen_layers >= len(cfg.student.layer_ids()):
         raise ConfigError(

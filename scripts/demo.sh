@@ -3,9 +3,10 @@
 #
 #   1. the packaged models, converted once (data/models/)
 #   2. the student: the one shipped in models/student-offline/, untrimmed once into
-#      data/students/offline-untrimmed/ when it still has a trimmed vocabulary (`distill untrim`,
-#      ~1 minute; distill.paths.default_student decides), or with XLSEARCH_DEMO_STUDENT=train the one
-#      distilled into data/students/offline/ (`distill run --config configs/offline.toml`)
+#      data/students/offline-untrimmed/ when it still has a trimmed vocabulary (`distill untrim`:
+#      seconds, since the shipped token_rows.npz holds the nearest rows; distill.paths.default_student
+#      decides), or with XLSEARCH_DEMO_STUDENT=train the one distilled into data/students/offline/
+#      (`distill run --config configs/offline.toml`)
 #   3. the demo collection data/collections/xquad: each of the 240 XQuAD paragraphs once, in one
 #      language (20 per language, app/demo_corpus.py), indexed with the teacher and the student on
 #      the backend measured for each (app/backend_pick.py: shipped measurements, else this machine's

@@ -165,3 +165,54 @@ def test_untrim_in_training_needs_a_trimmed_vocabulary_and_the_curve_a_sane_inte
         load_config(None, ["--eval.every=-1"])
     with pytest.raises(ConfigError, match="eval.every"):
         load_config(None, ["--eval.every=often"])
+
+
+def test_a_shipped_table_is_used_only_for_the_rows_it_was_made_for(trimmed, tmp_path, monkeypatch):
+    """`--table` ships the nearest rows beside the student: untrimming then skips the search and
+    gives the same model; a table for other rows (another student, another assistant, a forged or
+    truncated file) is ignored, never trusted."""
+    import shutil
+
+    from distill.cli import main as distill_main
+    from distill.models import load_encoder
+    from distill.student import untrim
+
+    setup, trimmed_out = trimmed
+    student = tmp_path / "student"
+    shutil.copytree(trimmed_out, student)
+    assert (
+        distill_main(
+            ["untrim", str(student), "--out", str(tmp_path / "plain"), "--assistant", setup["assistant"]]
+        )
+        == 0
+    )
+    assert not (student / untrim.TABLE).exists()  # --out never writes into the student
+    assert distill_main(["untrim", str(student), "--table", "--assistant", setup["assistant"]]) == 0
+    assert (student / untrim.TABLE).is_file()
+
+    searches = []
+    real = untrim.nearest_rows
+    monkeypatch.setattr(untrim, "nearest_rows", lambda *a, **k: searches.append(1) or real(*a, **k))
+    untrim.untrim_student(student, tmp_path / "fast", assistant=setup["assistant"])
+    assert searches == []  # read from the table
+    texts = COVERED + ["Zebras quizzically juxtapose xylophones"]
+    fast, plain = (load_encoder(tmp_path / d).encode(texts, prefix="query") for d in ("fast", "plain"))
+    np.testing.assert_array_equal(fast, plain)
+
+    a = load_encoder(setup["assistant"])
+    rows = untrim.assistant_rows(a.model, a.tokenizer)
+    kept = untrim.kept_ids(load_encoder(student).tokenizer, a.tokenizer)
+    table = student / untrim.TABLE
+    assert untrim.read_table(table, kept, rows) is not None
+    assert untrim.read_table(table, kept[:-1], rows) is None  # another student's kept pieces
+    assert untrim.read_table(table, kept, rows * 1.01) is None  # another assistant's rows
+    good = np.load(table)["rows"]
+    forged = good.copy()
+    forged[0] = 10**6  # out of range, stamp copied from the real file
+    np.savez(table, rows=forged, source=np.load(table)["source"])
+    assert untrim.read_table(table, kept, rows) is None
+    table.write_bytes(b"PK\x03\x04 truncated")
+    assert untrim.read_table(table, kept, rows) is None
+    untrim.untrim_student(student, tmp_path / "again", assistant=setup["assistant"])
+    assert searches == [1]  # a bad table costs the search again, not a wrong model
+    assert distill_main(["untrim", str(student), "--table", "--extra-rows", "3"]) == 2

@@ -6,6 +6,9 @@ student, so `AutoModel.from_pretrained(path, trust_remote_code=True)` works with
 Architecture (Ding et al. 2022, stages 2 and 3):
   tokens -> Embedding(V, e) -> Linear(e, h, no bias) + position + token type -> LayerNorm -> dropout
          -> (L1 .. Lk) repeated r times -> last_hidden_state
+Two optional linear maps, fitted in closed form (issue 27): `bridge_after` = i puts a Linear(h, h)
+after layer i (where the student skips the assistant's layers), `output_map` one after the last layer
+(on every token: mean pooling is linear, so it acts on the sentence vector as a Dense head would).
 With `token_map_size` > 0 the tokenizer is the assistant's full one and a stored table first maps
 each of its ids to one of the V rows (pieces outside the kept vocabulary share a kept row).
 The layers use BERT's parameter names, so a BertModel's first k layers load into them directly.
@@ -43,9 +46,13 @@ class XLSearchRecurrentConfig(PretrainedConfig):
         pad_token_id: int = 1,
         position_offset: int = 0,
         token_map_size: int = 0,
+        bridge_after: int = -1,
+        output_map: bool = False,
         **kwargs,
     ) -> None:
         super().__init__(pad_token_id=pad_token_id, **kwargs)
+        self.bridge_after = bridge_after  # -1: no bridge
+        self.output_map = output_map
         # Ids the tokenizer emits when they are mapped to rows (0: the tokenizer emits row ids).
         self.token_map_size = token_map_size
         # First position id: 0 for BERT-style assistants, pad_token_id + 1 for (XLM-)RoBERTa ones.
@@ -191,6 +198,9 @@ class XLSearchRecurrentModel(XLSearchRecurrentPreTrainedModel):
         super().__init__(config)
         self.embeddings = BottleneckEmbeddings(config)
         self.layers = nn.ModuleList(XLSearchLayer(config) for _ in range(config.num_hidden_layers))
+        h = config.hidden_size
+        self.bridge = nn.Linear(h, h) if getattr(config, "bridge_after", -1) >= 0 else None
+        self.output_map = nn.Linear(h, h) if getattr(config, "output_map", False) else None
         self.post_init()
 
     def get_input_embeddings(self) -> nn.Embedding:
@@ -213,8 +223,12 @@ class XLSearchRecurrentModel(XLSearchRecurrentPreTrainedModel):
         # Additive key mask (b, 1, 1, n): padded keys get a large negative score.
         bias = (1.0 - attention_mask[:, None, None, :].to(x.dtype)) * torch.finfo(x.dtype).min
         for _ in range(self.config.num_passes if num_passes is None else num_passes):
-            for layer in self.layers:
+            for i, layer in enumerate(self.layers):
                 x = layer(x, bias)
+                if self.bridge is not None and i == self.config.bridge_after:
+                    x = self.bridge(x)
+        if self.output_map is not None:
+            x = self.output_map(x)
         return BaseModelOutput(last_hidden_state=x)
 
 

@@ -10,14 +10,17 @@ Untrimming keeps the student's rows and layers as they are, switches to the assi
 (the teacher's segmentation, token for token) and adds a table `token_rows` that sends each of the
 assistant's ids to a row: its own row when the piece was kept, else the row of the kept piece whose
 assistant embedding is nearest by cosine. The table is 1 MB (int32); nothing is trained, and the
-result is a function of the student and the pip-installed assistant, so it can be derived instead of
-shipped.
+result is a function of the student and the pip-installed assistant. Finding the nearest rows is the
+slow part (186,000 searches over 64,000 rows: 3-4 minutes on 2 cores), so a student can carry the
+table beside it (`token_rows.npz`, `distill untrim STUDENT --table`), stamped with a fingerprint of
+the assistant's rows: untrimming then takes seconds, and a table for other rows is ignored.
 """
 
 from __future__ import annotations
 
 import copy
 import shutil
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +37,9 @@ the kept piece nearest by the assistant's embedding cosine (`distill untrim`, th
 trimmed student's; measure this copy with `distill evaluate --model DIR --suite quick` (the README's
 student section gives both).
 """
+
+
+TABLE = "token_rows.npz"  # assistant id -> student row, shipped beside a trimmed student
 
 
 class UntrimError(ValueError):
@@ -76,6 +82,53 @@ def nearest_rows(assistant_rows: np.ndarray, kept: np.ndarray, *, batch: int = 8
     return rows
 
 
+def table_fingerprint(kept: np.ndarray, assistant_rows: np.ndarray) -> str:
+    """All the nearest-row table depends on: the kept ids and the assistant's rows, exactly."""
+    import hashlib
+
+    rows = np.ascontiguousarray(assistant_rows, dtype=np.float32)
+    ids = np.ascontiguousarray(kept, dtype=np.int64)
+    return hashlib.sha256(f"{rows.shape}".encode() + rows.tobytes() + ids.tobytes()).hexdigest()
+
+
+def write_table(path: Path, rows: np.ndarray, kept: np.ndarray, assistant_rows: np.ndarray) -> Path:
+    """Save `rows` (from `nearest_rows`) atomically, stamped with what they were computed from."""
+    import io
+
+    from distill.fileio import atomic_write_bytes
+
+    buf = io.BytesIO()
+    np.savez(buf, rows=rows.astype(np.int32), source=np.array(table_fingerprint(kept, assistant_rows)))
+    atomic_write_bytes(path, buf.getvalue())
+    return path
+
+
+def read_table(path: Path, kept: np.ndarray, assistant_rows: np.ndarray) -> np.ndarray | None:
+    """The table at `path` if it was made for these kept ids and these assistant rows, else None."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            rows, stamp = z["rows"].astype(np.int64), str(z["source"])
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):  # missing, cut short, not ours
+        return None
+    if rows.shape != (len(assistant_rows),) or stamp != table_fingerprint(kept, assistant_rows):
+        return None
+    if rows.min() < 0 or rows.max() >= len(kept):  # the stamp matched: only a forged file gets here
+        return None
+    return rows
+
+
+def table_rows(
+    table: Path | None, kept: np.ndarray, assistant_rows: np.ndarray, *, save: bool = False
+) -> np.ndarray:
+    """`nearest_rows`, read from `table` when it holds them (and, with `save`, written there when not)."""
+    rows = read_table(table, kept, assistant_rows) if table is not None else None
+    if rows is None:
+        rows = nearest_rows(assistant_rows, kept)
+        if save and table is not None:
+            write_table(table, rows, kept, assistant_rows)
+    return rows
+
+
 def extra_pieces(tokenizer, kept: np.ndarray, n: int) -> np.ndarray:
     """The `n` pieces not in `kept` that `tokenizer`'s Unigram model scores most probable (its own
     frequency estimate over its training corpus, ties by lower id)."""
@@ -112,12 +165,18 @@ def assistant_rows(a_model, tokenizer) -> np.ndarray:
 
 
 def with_token_rows(
-    model: XLSearchRecurrentModel, kept: np.ndarray, a_rows: np.ndarray
+    model: XLSearchRecurrentModel,
+    kept: np.ndarray,
+    a_rows: np.ndarray,
+    *,
+    table: Path | None = None,
+    save: bool = False,
 ) -> XLSearchRecurrentModel:
-    """`model` (row i = A's id kept[i]) reading A's ids: a copy with the table `embeddings.token_rows`."""
+    """`model` (row i = A's id kept[i]) reading A's ids: a copy with the table `embeddings.token_rows`
+    (read from the file `table` when it was made for these rows; see `table_rows`)."""
     import torch
 
-    rows = nearest_rows(a_rows, kept)
+    rows = table_rows(table, kept, a_rows, save=save)
     config = copy.deepcopy(model.config)
     config.token_map_size = len(rows)
     full = XLSearchRecurrentModel(config).to(model.dtype)
@@ -129,18 +188,28 @@ def with_token_rows(
 
 
 def untrim_student(
-    src: str | Path, dst: str | Path, *, assistant: str = "pkg:multilingual-e5-small", extra_rows: int = 0
+    src: str | Path,
+    dst: str | Path | None,
+    *,
+    assistant: str = "pkg:multilingual-e5-small",
+    extra_rows: int = 0,
 ) -> dict:
     """Write `src` with `assistant`'s full tokenizer and a nearest-row table to `dst`; return a report.
 
-    `extra_rows` > 0 first gives that many more pieces (the tokenizer's most probable ones) their own
-    row, the assistant's (the student's rows are the assistant's when its embeddings were frozen)."""
+    The table is read from `src`/token_rows.npz when it was made for these rows. `dst=None` writes
+    only that file, into `src` (what a shipped student carries). `extra_rows` > 0 first gives that
+    many more pieces (the tokenizer's most probable ones) their own row, the assistant's (the
+    student's rows are the assistant's when its embeddings were frozen)."""
     from transformers import AutoTokenizer
 
     from distill.models import load_encoder
 
-    src, dst = Path(src), Path(dst)
-    check_output_dir(dst, [src])  # before a minute of work, and again when written
+    src = Path(src)
+    if dst is not None:
+        dst = Path(dst)
+        check_output_dir(dst, [src])  # before minutes of work, and again when written
+    elif extra_rows:
+        raise UntrimError("a table for extra rows would not match the student's own rows: use --out")
     model = _load_student(src)
     if getattr(model.config, "token_map_size", 0):
         raise UntrimError(f"{src} already maps a full tokenizer's ids to its rows")
@@ -156,12 +225,16 @@ def untrim_student(
         extra = extra_pieces(a.tokenizer, kept, extra_rows)
         _add_rows(model, a_rows[extra])
         kept = np.concatenate([kept, extra])
-    try:
-        full = with_token_rows(model, kept, a_rows)
+    report = {"rows": int(model.config.vocab_size), "ids": len(a_rows), "shared": len(a_rows) - len(kept)}
+    if dst is None:
+        table_rows(src / TABLE, kept, a_rows, save=True)
+        return report | {"table": str(src / TABLE)}
+    try:  # the shipped table only holds for the student's own rows (no extra ones)
+        full = with_token_rows(model, kept, a_rows, table=None if extra_rows else src / TABLE)
     except UntrimError as exc:
         raise UntrimError(f"{src}: {exc}") from None
     _write(full, a.tokenizer, src, dst)
-    return {"rows": int(model.config.vocab_size), "ids": len(a_rows), "shared": len(a_rows) - len(kept)}
+    return report
 
 
 def _load_student(src: Path) -> XLSearchRecurrentModel:

@@ -29,8 +29,9 @@ from distill.student import (
     stored_parameters,
 )
 from distill.student.export import save_student
-from distill.student.untrim import assistant_rows, with_token_rows
+from distill.student.untrim import TABLE, assistant_rows, with_token_rows
 from distill.train import distributed, layerwise
+from distill.train.closed_form import bridge_gap, closed_form_start
 from distill.train.loop import LoopResult
 from distill.train.state import STAGE_TITLES, Run, RunError
 from distill.train.windows import read_windows
@@ -192,6 +193,8 @@ def init_student(run: Run, a_model, kept: list[int] | None) -> XLSearchRecurrent
         layer_norm_eps=ac.layer_norm_eps,
         position_offset=(ac.pad_token_id + 1) if ac.model_type in ("roberta", "xlm-roberta") else 0,
         pad_token_id=(kept.index(ac.pad_token_id) if kept else ac.pad_token_id),
+        bridge_after=bridge_gap(layer_ids)[0] if s.bridge else -1,
+        output_map=s.output_map,
     )
     torch.manual_seed(run.cfg.seed)
     student = XLSearchRecurrentModel(config)
@@ -249,7 +252,9 @@ def stage2(run: Run) -> dict:
     kept, tokenizer, vocab_report = build_vocab(run, assistant)
     student = init_student(run, a_model, kept)
     if run.cfg.vocab.untrim:  # S reads A's ids from here on, in training as in serving
-        student = with_token_rows(student, np.asarray(kept), assistant_rows(a_model, assistant.tokenizer))
+        rows = assistant_rows(a_model, assistant.tokenizer)  # the table is kept for --resume (minutes)
+        table = run.run_dir / TABLE
+        student = with_token_rows(student, np.asarray(kept), rows, table=table, save=table.parent.is_dir())
         tokenizer = assistant.tokenizer
         vocab_report["vocab_untrimmed"] = True
     student = student.to(run.device)
@@ -279,6 +284,9 @@ def stage2(run: Run) -> dict:
     result = run.train(2, student, compute_loss, len(pairs))
     for p in student.layers.parameters():
         p.requires_grad_(True)
+    if run.cfg.student.bridge or run.cfg.student.output_map:
+        items = [(run.role(p), t) for p in pairs for t in (p.en, p.xx)]
+        vocab_report |= closed_form_start(run, student, s_enc, assistant, items)
     save_stage_student(run, 2, student, tokenizer, prompts, {"vocab.json": {"kept_ids": kept}})
     params = stored_parameters(student)
     return _finish_stage(
