@@ -43,16 +43,76 @@ class PairMSELoss(nn.Module):
         return en + xx, {"mse_en": en.item(), "mse_xx": xx.item()}
 
 
+class CosMatchTerm(nn.Module):
+    """mcl: S's en-xx cosines match T's en-en cosines, MSE over the B x B matrix."""
+
+    part, options = "cos", ("weight_cos",)
+
+    def __init__(self, *, weight_cos: float = 1.0) -> None:
+        super().__init__()
+        self.weight = weight_cos
+
+    def forward(self, s_en, s_xx, t_en, t_xx=None) -> torch.Tensor:
+        return self.weight * mse(cos_matrix(s_en, s_xx), cos_matrix(t_en, t_en))
+
+
+class IdentityCosTerm(CosMatchTerm):
+    """bool: S's en-xx cosines match the identity (each pair 1, every other pair 0)."""
+
+    def forward(self, s_en, s_xx, t_en, t_xx=None) -> torch.Tensor:
+        eye = torch.eye(s_en.shape[0], device=s_en.device, dtype=s_en.dtype)
+        return self.weight * mse(cos_matrix(s_en, s_xx), eye)
+
+
+class InfoNCETerm(nn.Module):
+    """infonce: cross-entropy of each en against the batch's xx (in-batch negatives)."""
+
+    part, options = "infonce", ("infonce_weight", "infonce_scale")
+
+    def __init__(self, *, infonce_weight: float = 0.01, infonce_scale: float = 20.0) -> None:
+        super().__init__()
+        self.weight, self.scale = infonce_weight, infonce_scale
+
+    def forward(self, s_en, s_xx, t_en, t_xx=None) -> torch.Tensor:
+        labels = torch.arange(s_en.shape[0], device=s_en.device)
+        return self.weight * F.cross_entropy(self.scale * cos_matrix(s_en, s_xx), labels)
+
+
+class ScoreKLTerm(nn.Module):
+    """kl: the retrieval form of mcl, T's in-batch score distribution (rows and columns) as target.
+    Needs T's view of xx, so T must be multilingual (T = A)."""
+
+    part, options, needs_t_xx = "kl", ("kl_weight", "kl_temperature"), True
+
+    def __init__(self, *, kl_weight: float = 1.0, kl_temperature: float = 0.02) -> None:
+        super().__init__()
+        self.weight, self.temperature = kl_weight, kl_temperature
+
+    def forward(self, s_en, s_xx, t_en, t_xx=None) -> torch.Tensor:
+        if t_xx is None:
+            raise ValueError("the kl variant needs the teacher's embeddings of the xx side (t_xx)")
+        return self.weight * score_distillation(s_xx, s_en, t_xx, t_en, self.temperature)
+
+
+# Stage 4's variants by name: the MSE terms plus at most one of these. A new variant is an entry
+# here, its value in `ContrastiveVariant` and its options as `[stage4]` fields.
+CONTRASTIVE_TERMS: dict[ContrastiveVariant, type[nn.Module] | None] = {
+    ContrastiveVariant.MCL: CosMatchTerm,
+    ContrastiveVariant.BOOL: IdentityCosTerm,
+    ContrastiveVariant.INFONCE: InfoNCETerm,
+    ContrastiveVariant.KL: ScoreKLTerm,
+    ContrastiveVariant.MSE: None,
+}
+CONTRASTIVE_OPTIONS = tuple(dict.fromkeys(o for t in CONTRASTIVE_TERMS.values() if t for o in t.options))
+
+
 class ContrastiveLoss(nn.Module):
     """Stage 4, multilingual contrastive learning against T. `t_en` is T(en); T never sees xx.
 
-    mcl:     w_en MSE(S_en, T_en) + w_xx MSE(S_xx, T_en) + w_cos MSE(cos(S_en, S_xx), cos(T_en, T_en))
-    infonce: the MSE terms + w_nce CE(scale * cos(S_en, S_xx), diagonal)   (in-batch negatives)
-    bool:    the MSE terms + w_cos MSE(cos(S_en, S_xx), I)
-    mse:     the MSE terms only
-    kl:      the MSE terms + w_kl KL(softmax(T_xx T_en^T / t) || softmax(S_xx S_en^T / t)) over rows and
-             columns: the retrieval form of mcl (score distillation), B x B targets per batch; needs
-             `t_xx`, so T must be multilingual (T = A)
+    w_en MSE(S_en, T_en) + w_xx MSE(S_xx, T_en), plus the variant's term (`CONTRASTIVE_TERMS`):
+    mcl: w_cos MSE(cos(S_en, S_xx), cos(T_en, T_en)); bool: w_cos MSE(cos(S_en, S_xx), I);
+    infonce: w_nce CE(scale * cos(S_en, S_xx), diagonal); kl: w_kl KL(softmax(T_xx T_en^T / t) ||
+    softmax(S_xx S_en^T / t)) over rows and columns; mse: nothing more.
     """
 
     def __init__(
@@ -61,17 +121,27 @@ class ContrastiveLoss(nn.Module):
         *,
         weight_en: float = 1.0,
         weight_xx: float = 1.0,
-        weight_cos: float = 1.0,
-        infonce_weight: float = 0.01,
-        infonce_scale: float = 20.0,
-        kl_weight: float = 1.0,
-        kl_temperature: float = 0.02,
+        **options: float,
     ) -> None:
         super().__init__()
+        unknown = set(options) - set(CONTRASTIVE_OPTIONS)
+        if unknown:
+            raise TypeError(f"unknown stage-4 loss options: {', '.join(sorted(unknown))}")
         self.variant = ContrastiveVariant(variant)
-        self.weight_en, self.weight_xx, self.weight_cos = weight_en, weight_xx, weight_cos
-        self.infonce_weight, self.infonce_scale = infonce_weight, infonce_scale
-        self.kl_weight, self.kl_temperature = kl_weight, kl_temperature
+        self.weight_en, self.weight_xx = weight_en, weight_xx
+        term = CONTRASTIVE_TERMS[self.variant]
+        self.term = None if term is None else term(**{k: options[k] for k in term.options if k in options})
+        self.needs_t_xx = getattr(self.term, "needs_t_xx", False)
+
+    @classmethod
+    def from_config(cls, st) -> ContrastiveLoss:
+        """From a `[stage4]` config section."""
+        return cls(
+            st.variant,
+            weight_en=st.weight_en,
+            weight_xx=st.weight_xx,
+            **{k: getattr(st, k) for k in CONTRASTIVE_OPTIONS},
+        )
 
     def forward(
         self, s_en: torch.Tensor, s_xx: torch.Tensor, t_en: torch.Tensor, t_xx: torch.Tensor | None = None
@@ -80,26 +150,9 @@ class ContrastiveLoss(nn.Module):
         xx = self.weight_xx * mse(s_xx, t_en)
         total = en + xx
         parts = {"mse_en": en.item(), "mse_xx": xx.item()}
-        if self.variant == ContrastiveVariant.MCL:
-            term = self.weight_cos * mse(cos_matrix(s_en, s_xx), cos_matrix(t_en, t_en))
-            parts["cos"] = term.item()
-            total = total + term
-        elif self.variant == ContrastiveVariant.BOOL:
-            eye = torch.eye(s_en.shape[0], device=s_en.device, dtype=s_en.dtype)
-            term = self.weight_cos * mse(cos_matrix(s_en, s_xx), eye)
-            parts["cos"] = term.item()
-            total = total + term
-        elif self.variant == ContrastiveVariant.INFONCE:
-            logits = self.infonce_scale * cos_matrix(s_en, s_xx)
-            labels = torch.arange(s_en.shape[0], device=s_en.device)
-            term = self.infonce_weight * F.cross_entropy(logits, labels)
-            parts["infonce"] = term.item()
-            total = total + term
-        elif self.variant == ContrastiveVariant.KL:
-            if t_xx is None:
-                raise ValueError("the kl variant needs the teacher's embeddings of the xx side (t_xx)")
-            term = self.kl_weight * score_distillation(s_xx, s_en, t_xx, t_en, self.kl_temperature)
-            parts["kl"] = term.item()
+        if self.term is not None:
+            term = self.term(s_en, s_xx, t_en, t_xx)
+            parts[self.term.part] = term.item()
             total = total + term
         return total, parts
 

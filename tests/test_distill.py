@@ -466,3 +466,23 @@ def test_passage_pairs_join_sentences_within_documents(tmp_path):
         ("Four. Five.", "Vier. Fünf.", "de"),
     ]
     assert passage_pairs(tmp_path / "p.jsonl", tmp_path / "docs.tsv", ["fr"], sentences=2) == []
+
+
+def test_every_stage4_variant_is_one_registry_entry_chosen_by_name():
+    from distill.config import load_config
+    from distill.losses import CONTRASTIVE_OPTIONS, CONTRASTIVE_TERMS
+
+    assert set(CONTRASTIVE_TERMS) == set(ContrastiveVariant)  # a variant without a term would be a KeyError
+    st = load_config("offline").stage4
+    loss = ContrastiveLoss.from_config(st)
+    assert (
+        loss.variant == ContrastiveVariant.KL
+        and loss.needs_t_xx
+        and loss.term.temperature == st.kl_temperature
+    )
+    assert set(CONTRASTIVE_OPTIONS) <= set(vars(st))  # every option is a [stage4] field
+    assert not ContrastiveLoss("mse").needs_t_xx and ContrastiveLoss("mse").term is None
+    with pytest.raises(TypeError, match="kl_temprature"):
+        ContrastiveLoss("kl", kl_temprature=0.1)  # a typo is an error, not a silent default
+    with pytest.raises(ValueError, match="t_xx"):
+        ContrastiveLoss("kl")(S_EN, S_XX, T_EN)

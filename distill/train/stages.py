@@ -10,7 +10,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from distill.config import ConfigError, ContrastiveVariant, EmbeddingInit, Stage3Variant
+from distill.config import ConfigError, EmbeddingInit, Stage3Variant
 from distill.data import TrainingPair
 from distill.fileio import atomic_open
 from distill.losses import ContrastiveLoss, PairMSELoss
@@ -446,20 +446,11 @@ def stage4(run: Run) -> dict:
     pairs = run.pairs(4)
     en_texts, en_row = _texts_index(run, pairs, "en")
     t_en = run.targets(cfg.models.teacher, en_texts, "T(en) targets")
+    loss_fn = ContrastiveLoss.from_config(st)
     t_xx = xx_row = None
-    if st.variant == ContrastiveVariant.KL:  # the teacher's in-batch scores need its view of xx too
+    if loss_fn.needs_t_xx:  # the teacher's in-batch scores need its view of xx too
         xx_texts, xx_row = _texts_index(run, pairs, "xx")
         t_xx = run.targets(cfg.models.teacher, xx_texts, "T(xx) targets")
-    loss_fn = ContrastiveLoss(
-        st.variant,
-        weight_en=st.weight_en,
-        weight_xx=st.weight_xx,
-        weight_cos=st.weight_cos,
-        infonce_weight=st.infonce_weight,
-        infonce_scale=st.infonce_scale,
-        kl_weight=st.kl_weight,
-        kl_temperature=st.kl_temperature,
-    )
 
     def compute_loss(idx: np.ndarray):
         en, xx = _embed_pairs(run, s_enc, [pairs[i] for i in idx])
