@@ -72,8 +72,8 @@ def headline_table() -> str:
         ("student v2 as shipped (trimmed tokenizer)", "model"),
     ):
         rows.append([label] + [_versus(student[entry][k], teacher[k]) for k in keys])
-    header = ["model (ONNX int8, as the demo runs it)", "R@1, answer in another language"]
-    header += ["R@1, same language", "nDCG@10 pooled"]
+    header = ["model (ONNX int8, as the demo runs it)", "R@1 cross-lingual"]
+    header += ["R@1 same language", "nDCG@10 pooled"]
     intro = (
         f"1,100 XQuAD dev questions (100 question ids x 11 languages) against all 2,880 paragraphs "
         f"(240 x 12 languages); {QUALITY_RUN}. In brackets: the share of the teacher's score."
