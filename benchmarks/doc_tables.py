@@ -37,8 +37,8 @@ QUALITY_RUN = (
     "with other jobs; stored in `models/*/dev_quality.json` at commit 5e82963"
 )
 TRAINING_RUN = (
-    "measured 2026-12-01 while training student v2 (commit 8729dcf, `distill run --config offline "
-    "--vocab.untrim=false`, 2 CPU cores; the quick suite after each stage)"
+    "measured 2026-12-01 while training student v2 (commit 13b32e5, shipped at 8729dcf; `distill run --config offline "
+    "--vocab.untrim=false`, 2 CPU cores, load not recorded; the quick suite after each stage)"
 )
 
 
@@ -103,7 +103,9 @@ def stages_table() -> str:
         title = f"S after stage {stage['stage']}" + (f" `{stage['variant']}`" if stage.get("variant") else "")
         trained = f"{stage['steps']} steps, {stage['train_seconds']:,.0f} s"
         rows.append([title, trained] + [f"{stage['dev_headline'][key]:.3f}" for _, key in STAGE_COLUMNS])
-    intro = f"Source: `{TRAINING_SUMMARY}`, {TRAINING_RUN}."
+    a, s = summary["baselines"]["teacher"]["cost_params_stored"], summary["stages"]["stage4"]["stored_params"]
+    intro = f"Source: `{TRAINING_SUMMARY}`, {TRAINING_RUN}. Stored parameters: S {s / 1e6:.1f}M = "
+    intro += f"{s / a:.1%} of A's {a / 1e6:.1f}M."
     header = ["model", "trained"] + [label for label, _ in STAGE_COLUMNS]
     return "\n".join([intro, "", *_table(header, rows)]) + "\n"
 
