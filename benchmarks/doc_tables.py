@@ -27,9 +27,9 @@ BLOCK = re.compile(r"(<!-- table:(?P<name>[a-z0-9-]+) -->\n)(?P<body>.*?)(<!-- /
 TEACHER_QUALITY = "models/multilingual-e5-small.dev_quality.json"
 STUDENT_QUALITY = "models/student-offline/dev_quality.json"
 TRAINING_SUMMARY = "models/student-offline/training_summary.json"
-BACKENDS = {
-    "multilingual-e5-small (A, the teacher)": "models/multilingual-e5-small.backends.json",
-    "student v2, untrimmed (the demo's)": "models/student-offline/backends.json",
+BACKENDS = {  # label -> (the JSON, the commit that stored it)
+    "multilingual-e5-small (A, the teacher)": ("models/multilingual-e5-small.backends.json", "04fe1df"),
+    "student v2, untrimmed (the demo's)": ("models/student-offline/backends.json", "5e82963"),
 }
 # Where and when each source was measured: the JSON files hold the numbers, not always their date.
 QUALITY_RUN = (
@@ -113,7 +113,7 @@ def stages_table() -> str:
 def backends_table() -> str:
     """The shipped backend measurements that `make demo` reads instead of timing the backends."""
     lines = []
-    for label, relative in BACKENDS.items():
+    for label, (relative, commit) in BACKENDS.items():
         data = _read(relative)
         trials = {t["backend"]: t for t in data["trials"]}
         base = trials["torch"]["sentences_per_s"]
@@ -126,7 +126,7 @@ def backends_table() -> str:
             ratio = "" if rate is None else f"{rate / base:.2f}"
             mark = "**" if name == data["best"] else ""
             rows.append([f"{mark}{name}{mark}", speed, ratio, cosine])
-        lines += [f"{label}: `{relative}`, {data['measured']}.", ""]
+        lines += [f"{label}: `{relative}` (commit {commit}), {data['measured']}.", ""]
         lines += _table(["backend", "texts/s", "x torch", "cosine to fp32: mean (worst)"], rows) + [""]
     return "\n".join(lines)
 
