@@ -17,6 +17,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from benchmarks.common import BenchmarkError, run_main
 from distill.evaluation.headline import headline
 from distill.fileio import atomic_write_text
 
@@ -164,13 +165,20 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--check", action="store_true", help="change nothing; exit 1 if a table is stale")
     args = parser.parse_args(argv)
-    if args.check:
-        out_of_date = stale()
-        for doc in out_of_date:
-            print(
-                f"{doc}: a table differs from its JSON; run python -m benchmarks.doc_tables", file=sys.stderr
-            )
-        return 1 if out_of_date else 0
+    try:
+        return _check() if args.check else _write()
+    except (OSError, KeyError, ValueError) as exc:  # a missing or malformed JSON, an unknown block
+        raise BenchmarkError(f"cannot render the docs' tables: {exc}") from None
+
+
+def _check() -> int:
+    out_of_date = stale()
+    for doc in out_of_date:
+        print(f"{doc}: a table differs from its JSON; run python -m benchmarks.doc_tables", file=sys.stderr)
+    return 1 if out_of_date else 0
+
+
+def _write() -> int:
     for doc in DOCUMENTS:
         path = ROOT / doc
         atomic_write_text(path, render(path.read_text(encoding="utf-8")))
@@ -178,4 +186,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_main(main))

@@ -107,3 +107,12 @@ def test_model_card_says_what_stage_1_did():
     cfg = load_config("offline")
     assert not cfg.stage1.enabled and "stage 1 was disabled" in _stage1_note(cfg)
     assert "trained into T's space" in _stage1_note(load_config("offline-minilm"))
+
+
+def test_a_missing_json_is_one_line_of_error(monkeypatch, capsys):
+    from benchmarks.common import run_main
+
+    monkeypatch.setattr(doc_tables, "TEACHER_QUALITY", "models/nothing-here.dev_quality.json")
+    assert run_main(doc_tables.main, ["--check"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "nothing-here.dev_quality.json" in err and "Traceback" not in err
