@@ -19,7 +19,7 @@
 # A second run finds 1-3 done and starts the app in seconds.
 #
 # Environment: PORT (8501), HOST (localhost), DEMO_SERVE=0 (build, report in the foreground, do not
-# start the app), XLSEARCH_DEMO_STUDENT=train (distil the student here, ~25 min) or =standin (no
+# start the app), XLSEARCH_DEMO_STUDENT=train (distil the student here, ~22 min) or =standin (no
 # student: all-MiniLM-L6-v2 stands in for it, labelled as such), XLSEARCH_DEMO_BACKEND=NAME (one
 # backend for both models instead of the measured pick, e.g. torch), XLSEARCH_DEMO_CORPUS=parallel,
 # XLSEARCH_DATA / XLSEARCH_SHARED_DATA (move data/ and ../shared/data).
@@ -83,7 +83,7 @@ elif [ "${XLSEARCH_DEMO_STUDENT:-}" = "standin" ]; then
 else
   RESUME=()
   [ -d "$STUDENT_DIR.run" ] && RESUME=(--resume)
-  step "student: distilling with configs/offline.toml ${RESUME[*]} (about 25 minutes on 2 cores; Ctrl-C and rerun resumes)"
+  step "student: distilling with configs/offline.toml ${RESUME[*]} (about 22 minutes on 2 cores; Ctrl-C and rerun resumes)"
   $PY -m distill run --config configs/offline.toml "${RESUME[@]}"
   STUDENT=$STUDENT_DIR
 fi

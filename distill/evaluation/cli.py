@@ -14,10 +14,12 @@ examples:
       --sts ../shared/data/sts/stsb_multi_mt/stsb-de-dev.tsv \\
       --retrieval queries=q.jsonl,corpus=c.jsonl,qrels=qrels.tsv --out data/reports/mine
 
-suites (subsampled with a fixed seed; sizes in distill/evaluation/suite.py):
-  dev    FLORES-200 devtest + Multi30k val bitext, STSb dev (mono- and cross-lingual), XQuAD
-         paragraph retrieval, cost: about 11 minutes for e5-small + MiniLM on 2 busy cores
-  quick  bitext + STS + cost, what the distillation stages run after each stage (about a minute)
+suites (subsampled with a fixed seed; contents and metrics: docs/evaluation.md):
+  dev    XQuAD dev questions -> all 2,880 paragraphs (the app's job, printed first), FLORES-200
+         devtest and its short half + Multi30k val bitext, STSb dev (mono- and cross-lingual),
+         XQuAD paragraph -> paragraph retrieval, cost
+  quick  a smaller sample (550 questions -> 720 paragraphs, fewer bitext and STS languages, no
+         paragraph retrieval): what the distillation stages run after each stage
 
 On cores shared with other jobs, --threads 1 is often faster than torch's default.
 """

@@ -1,4 +1,5 @@
-"""The dev suite: evaluators built from the shared data (`distill.paths.shared_data_dir()`).
+"""The dev suite: evaluators built from the shared data (`distill.paths.shared_data_dir()`). What each
+part measures and how each metric is defined: docs/evaluation.md.
 
 | part | data | full suite | quick suite (what the stages run) |
 |---|---|---|---|
@@ -54,8 +55,8 @@ class SuiteSize:
     paragraphs: int | None = None  # parallel ids in the question task's corpus (None: all 240)
 
 
-# The full suite embeds about 3.1k paragraph chunks, 3.5k questions and 15k short sentences per model
-# (multilingual-e5-small: about 12 minutes on 2 quiet cores).
+# The full suite embeds every chunk of the 2,880 paragraphs, 3.5k questions and 15k short sentences per
+# model; what it contains and measures: docs/evaluation.md.
 FULL = SuiteSize(
     flores=None,
     multi30k=200,

@@ -48,6 +48,11 @@ def model_card(
     return "\n".join(lines)
 
 
+def _stage1_note(cfg: RunConfig) -> str:
+    """What stage 1 did to A (it is disabled when T = A, as in the offline presets)."""
+    return "trained into T's space in stage 1" if cfg.stage1.enabled else "used as is: stage 1 was disabled"
+
+
 def _intro(cfg: RunConfig) -> list[str]:
     return [
         "---",
@@ -60,7 +65,7 @@ def _intro(cfg: RunConfig) -> list[str]:
         "",
         "A compact cross-lingual sentence encoder distilled with the four-stage framework of Ding et al. (2022),",
         f'"Multi-stage Distillation Framework for Cross-Lingual Semantic Similarity Matching": teacher T = `{cfg.models.teacher}`,',
-        f"assistant A = `{cfg.models.assistant}` (trained into T's space in stage 1), student S = this model.",
+        f"assistant A = `{cfg.models.assistant}` ({_stage1_note(cfg)}), student S = this model.",
         "",
         "## Use",
         "",
