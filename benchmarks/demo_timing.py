@@ -87,6 +87,7 @@ def first_search(run: DemoRun, url: str, timeout: float) -> float:
     from playwright.sync_api import Error, sync_playwright
 
     page_url = f"{url}/?q={urllib.parse.quote(QUERY)}"
+    _wait_port(run, urllib.parse.urlsplit(url).port, timeout)  # a browser polling meanwhile costs a core
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
         try:
@@ -105,6 +106,20 @@ def first_search(run: DemoRun, url: str, timeout: float) -> float:
         finally:
             browser.close()
     raise RuntimeError(f"no search answered within {timeout:.0f} s")
+
+
+def _wait_port(run: DemoRun, port: int, timeout: float) -> None:
+    """Until the app accepts connections: as a user would, open the browser when it is up."""
+    import socket
+
+    while run.elapsed() < timeout:
+        if run.proc.poll() is not None:
+            raise RuntimeError(f"make demo exited with {run.proc.returncode}; see the log")
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(1)
+    raise RuntimeError(f"nothing listened on port {port} within {timeout:.0f} s")
 
 
 def wait_file(run: DemoRun, path: Path, timeout: float) -> float | None:
