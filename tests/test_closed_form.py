@@ -82,6 +82,8 @@ def test_the_maps_bring_a_cut_student_closer_to_its_assistant_and_it_loads_every
 
     stage2 = out.with_name("cf.run") / "stage2"
     a, s = load_encoder(setup["assistant"]), load_encoder(stage2)
+    assert s.model.config.num_passes == 0  # stage 2 saves its student before stage 3 sets the passes
+    s.model.config.num_passes = 1  # the maps were fitted on the student as stage 3 runs it
     texts = ["The cat sits on the mat.", "Der Hund läuft im Park.", "Le chat dort."]
     target = a.encode(texts, prefix="query")
     fitted = (s.encode(texts, prefix="query") * target).sum(1)

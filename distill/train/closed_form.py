@@ -109,9 +109,12 @@ def fit_bridge(student, assistant, items, layer_ids: list[int], *, batch_size: i
 
 
 @torch.no_grad()
-def fit_output_map(student, s_encoder, items, targets: np.ndarray, *, batch_size: int = 32) -> dict:
+def fit_output_map(
+    student, s_encoder, items, targets: np.ndarray, *, passes: int = 1, batch_size: int = 32
+) -> dict:
     """Set `student.output_map` to the least-squares map from S's pooled vectors onto `targets`
-    (A's sentence vectors of `items`, row for row)."""
+    (A's sentence vectors of `items`, row for row), S run with its layers `passes` times (stage 2's
+    student has 0 passes until stage 3 loads it)."""
     was_training = student.training
     student.eval()
     head = student.output_map
@@ -122,7 +125,7 @@ def fit_output_map(student, s_encoder, items, targets: np.ndarray, *, batch_size
     eq = NormalEquations(h, h)
     for role, texts, rows in _batches(items, batch_size):
         batch = _inputs(s_encoder, texts, role, device)
-        pooled = mean_pool(student(**batch).last_hidden_state, batch["attention_mask"])
+        pooled = mean_pool(student(**batch, num_passes=passes).last_hidden_state, batch["attention_mask"])
         eq.add(pooled, torch.as_tensor(targets[rows]))
     weight, bias, r2 = eq.solve()
     head.weight.copy_(weight)
@@ -140,5 +143,5 @@ def closed_form_start(run, student, s_encoder, assistant, items: list[tuple[str 
         report |= fit_bridge(student, assistant, picked, s.layer_ids())
     if s.output_map:  # A's vectors through the run's target cache: stage 3 reuses them
         targets = run.targets(run.assistant_spec(), picked, "A targets (output map)")
-        report |= fit_output_map(student, s_encoder, picked, targets)
+        report |= fit_output_map(student, s_encoder, picked, targets, passes=s.passes)
     return report
