@@ -254,6 +254,8 @@ class Collection:
         """The spec of the model `model` names (its spec or display name; None: the first)."""
         return self._ctx.model(model).spec
 
+    # White-box handles for the tests and benchmarks (`_model`, `_chunker_for`, `_stores`, and the
+    # helpers `_writer`, `_recovery`, `_searcher`); the helpers themselves use the context.
     def _model(self, model: str | None) -> ModelState:
         return self._ctx.model(model)
 
