@@ -380,7 +380,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     langs = [x.strip() for x in args.lang.split(",") if x.strip()] if args.lang else None
     with _open(args, read_only=True) as col:
         hits = col.search(args.query, model=args.model, k=args.k, langs=langs)
-        model = col._model(args.model).spec
+        model = col.model_spec(args.model)
     if args.json:
         _emit(args, [h.to_dict() for h in hits])
         return 0
@@ -501,7 +501,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         raise UsageError("export --json needs --out FILE: the documents are JSONL, one JSON value per line")
     with _open(args, read_only=True) as col:
         if args.out:
-            from indexer.store import sqlite_file
+            from indexer.schema import sqlite_file
 
             db_file = sqlite_file(col.db_url)
             inputs = [col.path, *([db_file] if db_file else [])]

@@ -7,72 +7,50 @@ Layout of `DIR/` (file names and the marker: `indexer.layout`):
 - `vectors/m<ID>/*.npy`  float16 vector segments of model ID (rebuilds never re-encode)
 - `write.lock`  one writer at a time; `rejects/` bad input lines from `--on-error skip`
 
-This module is the facade: create/open/close, models and encoders, and the state loaded from the
-database. The parts: `indexer.writer` (ingest, stage, commit: the crash-safe write protocol),
-`indexer.recovery` (reconcile, verify, rebuild), `indexer.search` (filters, over-fetch, hits) and
-`indexer.stores` (FAISS or Milvus behind one seam).
+This module is the public face: create/open/close and the API. It owns one
+`indexer.context.CollectionContext` (engine, settings, models, stores, lock, encoders, chunker)
+and the parts that work on it: `indexer.writer` (ingest, stage, commit, rebuild: the crash-safe
+write protocol), `indexer.recovery` (the write lock, reconcile, verify), `indexer.search` (filters,
+over-fetch, hits), `indexer.lifecycle` (create, open checks), `indexer.inspection` (info, export)
+and `indexer.stores` (FAISS or Milvus behind one seam).
 """
 
 from __future__ import annotations
 
-import logging
 import os
-import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session, defer
+from sqlalchemy.orm import Session
 
 import indexer.inspection as inspection
 import indexer.layout as layout
 import indexer.lifecycle as lifecycle
 from distill.documents import Document
-from indexer.chunking import Chunker, chunker_for
+from indexer.chunking import Chunker
 from indexer.config import CollectionSettings, IndexSpec, OnError
-from indexer.errors import (
-    CollectionExistsError,
-    CollectionLockedError,
-    CollectionNotFoundError,
-    IndexerError,
-    ModelMismatchError,
-    ReadOnlyError,
-    UnknownModelError,
-    storage_errors,
-)
+from indexer.context import CollectionContext
+from indexer.errors import CollectionExistsError, CollectionNotFoundError, IndexerError, ReadOnlyError
 from indexer.faiss_index import set_bulk_threads
-from indexer.layout import COLLECTION_FILE, DB_FILE, LOCK_FILE, VECTORS_DIR
-from indexer.lifecycle import STORE_META, TRUSTED_META
+from indexer.layout import COLLECTION_FILE, DB_FILE, LOCK_FILE
 from indexer.lock import WriteLock
 from indexer.recovery import Recovery
 from indexer.results import AddSummary, DeleteSummary, Hit, VerifyReport
+from indexer.schema import DocumentRow, checked_db_url, database_errors, make_engine, sqlite_file
 from indexer.search import Searcher
-from indexer.sources import read_records, records_from_documents, txt_id_clashes
+from indexer.sources import Record, read_records, records_from_documents, txt_id_clashes
 from indexer.state import ModelState, backends_for, check_limits, normalize_spec
-from indexer.store import (
-    ChunkRow,
-    ChunkState,
-    DocumentRow,
-    MetaRow,
-    ModelRow,
-    SegmentRow,
-    checked_db_url,
-    database_errors,
-    make_engine,
-    sqlite_file,
-)
-from indexer.stores import StoreConfig, StoreContext, StoreKind, open_store
+from indexer.stores import StoreConfig, StoreContext, StoreKind
 from indexer.writer import DEFAULT_COMMIT_EVERY, Writer
 
 if TYPE_CHECKING:
     import numpy as np
 
 __all__ = ["AddSummary", "Collection", "DeleteSummary", "Hit", "VerifyReport", "normalize_spec"]
-
-log = logging.getLogger("indexer")
 
 
 class Collection:
@@ -83,8 +61,16 @@ class Collection:
     `Collection.open(path, read_only=True)`. Searching picks up commits of other processes.
     """
 
-    def __init__(
-        self,
+    def __init__(self, ctx: CollectionContext) -> None:
+        """Use `Collection.create` or `Collection.open`: they build the context."""
+        self._ctx = ctx
+        self._writer = Writer(ctx)
+        self._recovery = Recovery(ctx, self._writer)
+        self._searcher = Searcher(ctx)
+        self.repairs: list[str] = []  # what the last reconcile fixed
+
+    @staticmethod
+    def _context(
         path: Path,
         db_url: str,
         *,
@@ -95,30 +81,34 @@ class Collection:
         show_progress: bool,
         lock_timeout: float,
         batch_size: int,
-    ) -> None:
+        store: StoreConfig | None = None,
+    ) -> CollectionContext:
+        """The state of the collection in `path` (nothing read from it yet)."""
         check_limits(
             batch_size=batch_size, threads=threads, commit_every=commit_every, lock_timeout=lock_timeout
         )
-        self.path, self.db_url, self.read_only = path, db_url, read_only
-        self.threads, self.show_progress, self.lock_timeout = threads, show_progress, lock_timeout
-        self.commit_every = commit_every or DEFAULT_COMMIT_EVERY
-        self.batch_size = batch_size
-        self.engine = make_engine(db_url, read_only=read_only)
+        engine = make_engine(db_url, read_only=read_only)
         if threads:
             set_bulk_threads(threads)
-        self._encoders: dict[str, Any] = {normalize_spec(k): v for k, v in (encoders or {}).items()}
-        self._trusted: set[str] = set()  # specs allowed to run their own code (recorded at create)
-        self._encoder_backends: dict[str, str] = {}  # of the encoders loaded here (not given)
-        self._legacy_columns: set[str] = set()  # absent from an older collection opened read-only
-        self._models: dict[int, ModelState] = {}
-        self._mutex = threading.RLock()
-        self._lock = WriteLock(path / LOCK_FILE)
-        self._chunker: Chunker | None = None
-        self._stores = StoreContext(path, StoreConfig(), read_only)
-        self._writer, self._recovery, self._searcher = Writer(self), Recovery(self), Searcher(self)
-        self._closed = False
-        self.settings = CollectionSettings()
-        self.repairs: list[str] = []  # what the last reconcile fixed
+        return CollectionContext(
+            path, db_url, engine, read_only, StoreContext(path, store or StoreConfig(), read_only),
+            WriteLock(path / LOCK_FILE), commit_every or DEFAULT_COMMIT_EVERY, batch_size=batch_size,
+            threads=threads, show_progress=show_progress, lock_timeout=lock_timeout,
+            encoders={normalize_spec(k): v for k, v in (encoders or {}).items()},
+        )  # fmt: skip
+
+    # What callers read of the context (the CLI, the app, the tests).
+    path = property(lambda self: self._ctx.path)
+    db_url = property(lambda self: self._ctx.db_url)
+    engine = property(lambda self: self._ctx.engine)
+    read_only = property(lambda self: self._ctx.read_only)
+    settings = property(lambda self: self._ctx.settings)
+    threads = property(lambda self: self._ctx.threads)
+    batch_size = property(lambda self: self._ctx.batch_size)
+    commit_every = property(lambda self: self._ctx.commit_every)
+    show_progress = property(lambda self: self._ctx.show_progress)
+    lock_timeout = property(lambda self: self._ctx.lock_timeout)
+    _stores = property(lambda self: self._ctx.stores)
 
     # ----------------------------------------------------------------------------- create/open
 
@@ -175,11 +165,13 @@ class Collection:
         new_dir = _make_dir(path)
         url = db_url or f"sqlite:///{path / DB_FILE}"
         kw = dict(encoders=encoders, threads=threads, commit_every=commit_every, show_progress=show_progress)
-        col = cls(path, url, read_only=False, lock_timeout=0.0, batch_size=batch_size, **kw)
-        col._stores.config = store
-        col._trusted = set(specs) if trust_remote_code else set()
-        lifecycle.create(col, new_dir, db_url, specs, chosen, spec, settings)
-        return col
+        ctx = cls._context(
+            path, url, read_only=False, lock_timeout=0.0, batch_size=batch_size, store=store, **kw
+        )
+        ctx.trusted = set(specs) if trust_remote_code else set()
+        collection = cls(ctx)
+        lifecycle.create(ctx, collection._writer, new_dir, db_url, specs, chosen, spec, settings)
+        return collection
 
     @classmethod
     def open(
@@ -207,28 +199,19 @@ class Collection:
             layout.check_writable(path, db_file)
         kw = dict(encoders=encoders, threads=threads, commit_every=commit_every, show_progress=show_progress)
         with database_errors(url):
-            col = cls(path, url, read_only=read_only, lock_timeout=lock_timeout, batch_size=batch_size, **kw)
+            ctx = cls._context(
+                path, url, read_only=read_only, lock_timeout=lock_timeout, batch_size=batch_size, **kw
+            )
+        collection = cls(ctx)
         try:
             with database_errors(url):
-                lifecycle.check_and_load(col, info.get("uid"))
+                lifecycle.check_and_load(ctx, info.get("uid"))
             if not read_only and reconcile:
-                col._reconcile_on_open()
+                collection.repairs = collection._recovery.reconcile_on_open()
         except BaseException:
-            col.close()
+            ctx.close()
             raise
-        return col
-
-    def _reconcile_on_open(self) -> None:
-        # Without waiting: the lock timeout is for the write that follows, which repairs first if it
-        # must (`_writing`), so --lock-timeout is waited once, not twice.
-        wait, self.lock_timeout = self.lock_timeout, 0.0
-        try:
-            self.reconcile()
-        except CollectionLockedError:
-            # The active writer keeps the collection consistent; reads see its commits.
-            log.warning("%s: another process is writing; opened without reconciling", self.path)
-        finally:
-            self.lock_timeout = wait
+        return collection
 
     @classmethod
     def restore_marker(cls, path: str | Path) -> str | None:
@@ -237,15 +220,7 @@ class Collection:
         return layout.restore_marker(Path(os.path.realpath(Path(path).expanduser())))
 
     def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        self._lock.release()
-        for m in self._models.values():
-            if m.store is not None:
-                m.store.close()
-        self._stores.close()
-        self.engine.dispose()
+        self._ctx.close()
 
     def __enter__(self) -> Collection:
         return self
@@ -261,174 +236,60 @@ class Collection:
     @property
     def models(self) -> list[str]:
         """The model specs of the collection, in the order they were given at creation."""
-        return [m.spec for m in sorted(self._models.values(), key=lambda m: m.id)]
+        return [m.spec for m in self._ctx.ordered_models()]
 
     @property
     def vector_store(self) -> StoreConfig:
-        return self._stores.config
+        return self._ctx.stores.config
 
     def model_names(self) -> dict[str, str]:
         """spec -> short display name."""
-        return {m.spec: m.name for m in sorted(self._models.values(), key=lambda m: m.id)}
+        return {m.spec: m.name for m in self._ctx.ordered_models()}
 
     def model_backends(self) -> dict[str, str]:
         """spec -> the backend its vectors are computed with (distill.models.Backend)."""
-        return {m.spec: m.backend for m in sorted(self._models.values(), key=lambda m: m.id)}
+        return {m.spec: m.backend for m in self._ctx.ordered_models()}
 
+    def model_spec(self, model: str | None = None) -> str:
+        """The spec of the model `model` names (its spec or display name; None: the first)."""
+        return self._ctx.model(model).spec
+
+    # White-box handles for the tests and benchmarks (`_model`, `_chunker_for`, `_stores`, and the
+    # helpers `_writer`, `_recovery`, `_searcher`); the helpers themselves use the context.
     def _model(self, model: str | None) -> ModelState:
-        ordered = sorted(self._models.values(), key=lambda m: m.id)
-        if model is None:
-            return ordered[0]
-        wanted = normalize_spec(model)
-        for m in ordered:
-            if wanted in (m.spec, m.name) or model in (m.spec, m.name):
-                return m
-        raise UnknownModelError(
-            f"model {model!r} is not in this collection; its models are: "
-            + ", ".join(m.spec for m in ordered)
-        )
-
-    def _model_rows(self):
-        """SELECT of the model rows; a read-only open of an older collection skips columns it lacks."""
-        query = select(ModelRow).order_by(ModelRow.id)
-        if "backend" in self._legacy_columns:
-            query = query.options(defer(ModelRow.backend, raiseload=True))
-        return query
-
-    def _load_encoder(self, spec: str, backend: str):
-        # An encoder given to the constructor is used whatever the backend; a loaded one is reloaded
-        # when another process rebuilt the model on another backend.
-        if spec not in self._encoders or self._encoder_backends.get(spec, backend) != backend:
-            from distill.models import ModelNotFoundError, load_encoder
-
-            try:
-                self._encoders[spec] = load_encoder(
-                    spec, threads=self.threads, backend=backend, trust_remote_code=spec in self._trusted
-                )
-            except (ModelNotFoundError, OSError, ValueError) as exc:
-                raise IndexerError(f"cannot load model {spec!r} ({backend}): {exc}") from None
-            self._encoder_backends[spec] = backend
-        return self._encoders[spec]
+        return self._ctx.model(model)
 
     def encoder(self, model: str | None = None, *, allow_new_dim: bool = False):
         """The (cached) encoder of a model of the collection, checked against the collection's dimension."""
-        m = self._model(model)
-        enc = self._load_encoder(m.spec, m.backend)
-        if enc.dim != m.dim and not allow_new_dim:
-            raise ModelMismatchError(
-                f"model {m.spec} produces {enc.dim}-dimensional vectors, but the collection indexed it with {m.dim}; "
-                f"use the original model, or re-encode: `indexer rebuild {self.path} --model {m.spec} --reembed`"
-            )
-        return enc
+        return self._ctx.encoder(model, allow_new_dim=allow_new_dim)
 
     def _chunker_for(self) -> Chunker:
-        if self._chunker is None:
-            encs = [self.encoder(m.spec) for m in self._models.values()]
-            self._chunker = chunker_for(encs, self.settings.chunk_tokens, self.settings.chunk_overlap)
-        return self._chunker
+        return self._ctx.chunker_for()
 
     def vectors_dir(self, m: ModelState) -> Path:
-        return self.path / VECTORS_DIR / m.key
-
-    # ----------------------------------------------------------------------------- state loading
-
-    def _load_state(self) -> None:
-        with Session(self.engine) as s:
-            meta = {k: s.get(MetaRow, k) for k in ("settings", TRUSTED_META, STORE_META)}
-        self.settings = CollectionSettings.from_dict(meta["settings"].value if meta["settings"] else {})
-        trusted = meta[TRUSTED_META]
-        self._trusted = {x for x in (trusted.value if trusted else None) or [] if isinstance(x, str)}
-        if meta[STORE_META] is not None:  # absent: a collection from before stores were a choice (faiss)
-            self._stores.config = StoreConfig.from_dict(meta[STORE_META].value)
-        self._sync()
-
-    def _sync(self, attempts: int = 5) -> bool:
-        """Bring every model's store to its committed state; True if anything changed."""
-        with Session(self.engine) as s:
-            rows = s.scalars(self._model_rows()).all()
-            segs = s.execute(
-                select(SegmentRow.model_id, SegmentRow.name, SegmentRow.rows).order_by(SegmentRow.id)
-            ).all()
-        changed, raced = False, False
-        for row in rows:
-            m = self._models.get(row.id)
-            if m is None:
-                m = self._models[row.id] = ModelState(id=row.id)
-                m.store = open_store(self._stores.config.kind, m, self._stores)
-            if m.generation != row.generation:
-                m.update_from(row)
-                m.clear_staged()
-                m.store.load()
-                changed = True
-                # A writer may have committed two more generations (and deleted this one) between
-                # our read of the row and of the file: read the row again.
-                raced |= m.store.raced()
-            m.segments = [(name, n) for mid, name, n in segs if mid == row.id]
-        if changed:
-            self._searcher.invalidate()
-        if raced and attempts > 1:
-            for m in self._models.values():
-                if m.store.raced():
-                    m.generation = -1
-            time.sleep(0.05)
-            return self._sync(attempts - 1) or changed
-        return changed
-
-    def _reload(self) -> None:
-        """Forget staged changes: back to the committed state (after a failed write)."""
-        for m in self._models.values():
-            m.generation = -1
-        self._writer.reset()
-        self._sync()
-
-    def _reload_model(self, m: ModelState) -> None:
-        m.generation = -1
-        self._sync()
+        return self._ctx.vectors_dir(m)
 
     # ----------------------------------------------------------------------------- writing
-
-    def _require_writable(self) -> None:
-        if self._closed:
-            raise IndexerError("the collection is closed")
-        if self.read_only:
-            raise ReadOnlyError(f"{self.path} was opened read-only")
-
-    @contextmanager
-    def _writing(self, repair: bool = True) -> Iterator[None]:
-        """Hold the write lock with the committed state loaded; repair a crashed writer's leftovers first."""
-        self._require_writable()
-        with self._mutex, storage_errors(self.path):
-            self._lock.acquire(timeout=self.lock_timeout)
-            try:
-                with self._stores.session():  # after the lock: Milvus Lite is taken by the writer only
-                    self._sync()
-                    if repair and self._needs_repair():
-                        self._recovery.reconcile_locked()
-                    yield
-            except BaseException:
-                self._reload()
-                raise
-            finally:
-                self._lock.release()
-
-    def _needs_repair(self) -> bool:
-        if any(m.broken for m in self._models.values()):
-            return True
-        with Session(self.engine) as s:
-            pending = (
-                select(func.count()).select_from(ChunkRow).where(ChunkRow.state == ChunkState.PENDING.value)
-            )
-            return bool(s.scalar(pending))
 
     @contextmanager
     def lock(self) -> Iterator[None]:
         """Hold the write lock across several operations (`with col.lock(): ...`)."""
-        self._require_writable()
-        self._lock.acquire(timeout=self.lock_timeout)
+        ctx = self._ctx
+        ctx.require_writable()
+        ctx.lock.acquire(timeout=ctx.lock_timeout)
         try:
             yield
         finally:
-            self._lock.release()
+            ctx.lock.release()
+
+    def _ingest(
+        self, sources: list[tuple[str, Callable[[], Iterable[Record]]]], on_error, rejects, *, upsert: bool
+    ) -> AddSummary:
+        start = time.perf_counter()  # the summary's time includes waiting for the lock and repairs
+        with self._recovery.writing():
+            summary = self._writer.ingest(sources, on_error, rejects, upsert=upsert)
+        summary.seconds = time.perf_counter() - start
+        return summary
 
     def add(
         self, docs: Iterable[Document | dict], on_error: str | OnError = OnError.FAIL, *, rejects=None
@@ -436,7 +297,7 @@ class Collection:
         """Add documents (`Document`s or dicts with the fields of a JSONL line); an unchanged document
         (same content hash) is a no-op, a changed one is updated."""
         items = list(docs)
-        return self._writer.ingest(
+        return self._ingest(
             [("<documents>", lambda: records_from_documents(items))], on_error, rejects, upsert=True
         )
 
@@ -445,7 +306,7 @@ class Collection:
     ) -> AddSummary:
         """Update existing documents; an id not in the collection is bad input (use `add`)."""
         items = list(docs)
-        return self._writer.ingest(
+        return self._ingest(
             [("<documents>", lambda: records_from_documents(items))], on_error, rejects, upsert=False
         )
 
@@ -482,11 +343,12 @@ class Collection:
             )
         named = [(p, (names or {}).get(str(p), str(p))) for p in paths]
         sources = [(n, (lambda p=p, n=n: read_records(p, lang=lang, name=n))) for p, n in named]
-        return self._writer.ingest(sources, on_error, rejects, upsert=upsert)
+        return self._ingest(sources, on_error, rejects, upsert=upsert)
 
     def delete(self, ids: Iterable[str]) -> DeleteSummary:
         """Delete documents by external id; unknown ids are reported, not an error."""
-        return self._writer.delete(ids)
+        with self._recovery.writing():
+            return self._writer.delete(ids)
 
     def rebuild(
         self,
@@ -508,7 +370,8 @@ class Collection:
         """Make every store agree with the database: pending chunks embedded (from stored vectors
         when they exist), orphan vectors removed, corrupt indexes rebuilt, stray files deleted.
         Returns what was done (empty when the collection was consistent)."""
-        return self._recovery.reconcile()
+        self.repairs = self._recovery.reconcile()
+        return self.repairs
 
     def verify(self) -> VerifyReport:
         """Check that database, stores and stored vectors agree; changes nothing."""
@@ -536,13 +399,13 @@ class Collection:
 
     def stored_vectors(self, model: str | None = None):
         """(chunk ids, vectors) of every committed chunk, as `model` stored them."""
-        return inspection.stored_vectors(self, model)
+        return inspection.stored_vectors(self._ctx, model)
 
     # ----------------------------------------------------------------------------- inspection
 
     def info(self) -> dict[str, Any]:
         """Documents per language, chunks, the vector store, and per model the index type, size and state."""
-        return inspection.info(self)
+        return inspection.info(self._ctx)
 
     def languages(self) -> list[str]:
         with Session(self.engine) as s:
@@ -563,11 +426,11 @@ class Collection:
 
     def documents(self) -> Iterator[Document]:
         """Every document, in insertion order (streamed)."""
-        return inspection.documents(self)
+        return inspection.documents(self._ctx)
 
     def export(self, out) -> int:
         """Write every document as JSONL (`id, lang, title, text` + metadata) to the text stream `out`."""
-        return inspection.export(self, out)
+        return inspection.export(self._ctx, out)
 
 
 def _make_dir(path: Path) -> bool:

@@ -19,7 +19,7 @@ from urllib.parse import quote
 
 from indexer.errors import CollectionExistsError, CollectionNotFoundError, IndexCorruptError, ReadOnlyError
 from indexer.files import atomic_write
-from indexer.store import SCHEMA_VERSION, MetaRow, existing_tables, make_engine, masked_url, utcnow
+from indexer.schema import SCHEMA_VERSION, MetaRow, existing_tables, make_engine, masked_url, utcnow
 
 log = logging.getLogger("indexer")
 
@@ -199,7 +199,7 @@ def remove_if_empty(path: Path) -> None:
 def undo_create(path: Path, drop_url: str | None, new_dir: bool) -> None:
     """A create failed: remove what it wrote (the directory held nothing else, see clear_interrupted_create)."""
     if drop_url:  # tables this create made in a database server
-        from indexer.store import Base
+        from indexer.schema import Base
 
         engine = make_engine(drop_url)
         try:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import logging
 import uuid
-from typing import TYPE_CHECKING
 
 from sqlalchemy.orm import Session
 
 from distill.modelspec import display_name
 from indexer.config import IndexSpec
+from indexer.context import STORE_META, TRUSTED_META, CollectionContext
 from indexer.errors import CollectionExistsError, CollectionNotFoundError, IndexerError, storage_errors
 from indexer.layout import (
     INDEX_DIR,
@@ -19,8 +19,7 @@ from indexer.layout import (
     undo_create,
     write_marker,
 )
-from indexer.state import ModelState
-from indexer.store import (
+from indexer.schema import (
     SCHEMA_VERSION,
     MetaRow,
     ModelRow,
@@ -31,68 +30,73 @@ from indexer.store import (
     upgrade_schema,
     utcnow,
 )
-from indexer.stores import StoreKind, open_store
-
-if TYPE_CHECKING:
-    from indexer.collection import Collection
+from indexer.state import ModelState
+from indexer.writer import Writer
 
 log = logging.getLogger("indexer")
 
-TRUSTED_META = "trust_remote_code"  # xl_meta key: the specs whose own Python the user allowed at create
-STORE_META = "vector_store"  # xl_meta key: StoreConfig
-
 
 def create(
-    col: Collection, new_dir: bool, db_url: str | None, specs, chosen, spec: IndexSpec, settings
+    ctx: CollectionContext,
+    writer: Writer,
+    new_dir: bool,
+    db_url: str | None,
+    specs,
+    chosen,
+    spec: IndexSpec,
+    settings,
 ) -> None:
-    """Everything `create` writes, under the lock; a failure leaves nothing behind."""
+    """Everything `create` writes, under the lock; a failure leaves nothing behind (and closes `ctx`)."""
     made_schema = ours = False
-    lock_file = col.path / LOCK_FILE
+    lock_file = ctx.path / LOCK_FILE
     had_lock = lock_file.exists()
     try:
-        with database_errors(col.db_url), storage_errors(col.path), col._lock, col._stores.session():
-            clear_interrupted_create(col.path)  # under the lock: never while another create runs
+        with database_errors(ctx.db_url), storage_errors(ctx.path), ctx.lock, ctx.stores.session():
+            clear_interrupted_create(ctx.path)  # under the lock: never while another create runs
             ours = True
-            if existing_tables(col.engine):
+            if existing_tables(ctx.engine):
                 raise CollectionExistsError(
-                    f"the database {masked_url(col.db_url)} already holds a collection (tables xl_*); use an empty database"
+                    f"the database {masked_url(ctx.db_url)} already holds a collection (tables xl_*); use an empty database"
                 )
-            col._stores.connect()
-            encs = {s: col._load_encoder(s, chosen[s]) for s in specs}
+            ctx.stores.connect()
+            encs = {s: ctx.load_encoder(s, chosen[s]) for s in specs}
             for sp, enc in encs.items():  # before anything is written: a bad index type leaves nothing
                 probe = ModelState(id=0, spec=sp, name=display_name(sp), dim=enc.dim)
-                open_store(col._stores.config.kind, probe, col._stores).check_spec(spec, enc.dim)
-            create_schema(col.engine)
+                ctx.stores.open(probe).check_spec(spec, enc.dim)
+            create_schema(ctx.engine)
             made_schema = True
-            col._stores.uid = uid = uuid.uuid4().hex
-            (col.path / INDEX_DIR).mkdir(exist_ok=True)
-            _write_rows(col, uid, encs, chosen, spec, settings)
-            col._load_state()
-            for m in col._models.values():  # an empty first generation: always a committed store
+            ctx.stores.uid = uid = uuid.uuid4().hex
+            (ctx.path / INDEX_DIR).mkdir(exist_ok=True)
+            _write_rows(ctx, uid, encs, chosen, spec, settings)
+            ctx.load_state()
+            for m in ctx.models.values():  # an empty first generation: always a committed store
                 m.store.new_empty()
-            col._writer.commit()
+            writer.commit()
             # Last: a directory without it is an unfinished create.
-            write_marker(col.path, uid, db_url, vector_store=col._stores.config.to_dict())
+            write_marker(ctx.path, uid, db_url, vector_store=ctx.stores.config.to_dict())
     except BaseException:
-        _drop_remote_store(col, made_schema)
-        col.close()
+        if made_schema:
+            _drop_remote_store(ctx)
+        ctx.close()
         if ours:
-            undo_create(col.path, col.db_url if made_schema and db_url else None, new_dir)
+            undo_create(ctx.path, ctx.db_url if made_schema and db_url else None, new_dir)
         else:  # refused someone else's directory: leave it exactly as it was, without our lock file
             if not had_lock:
                 lock_file.unlink(missing_ok=True)
             if new_dir:
-                remove_if_empty(col.path)
+                remove_if_empty(ctx.path)
         raise
 
 
-def _write_rows(col: Collection, uid: str, encs: dict, chosen: dict, spec: IndexSpec, settings) -> None:
+def _write_rows(
+    ctx: CollectionContext, uid: str, encs: dict, chosen: dict, spec: IndexSpec, settings
+) -> None:
     now = utcnow()
-    with Session(col.engine) as s, s.begin():
+    with Session(ctx.engine) as s, s.begin():
         meta = {"schema_version": SCHEMA_VERSION, "uid": uid, "settings": settings.to_dict()}
         meta.update(created_at=now.isoformat(), last_update=None)
-        meta[TRUSTED_META] = sorted(col._trusted)
-        meta[STORE_META] = col._stores.config.to_dict()
+        meta[TRUSTED_META] = sorted(ctx.trusted)
+        meta[STORE_META] = ctx.stores.config.to_dict()
         s.add_all([MetaRow(key=k, value=v) for k, v in meta.items()])
         names: set[str] = set()
         for sp, enc in encs.items():
@@ -109,37 +113,34 @@ def _write_rows(col: Collection, uid: str, encs: dict, chosen: dict, spec: Index
             )  # fmt: skip
 
 
-def _drop_remote_store(col: Collection, made_schema: bool) -> None:
-    """A failed create on a Milvus server: drop the Milvus collections it made (Lite's are in DIR)."""
-    config = col._stores.config
-    if not made_schema or config.kind != StoreKind.MILVUS or config.uri is None or not col._stores.uid:
-        return
+def _drop_remote_store(ctx: CollectionContext) -> None:
+    """A failed create: drop what it made outside the directory (a Milvus server's collections)."""
     try:
-        open_store(config.kind, ModelState(id=0), col._stores).stray_files({})
+        ctx.stores.drop_remote()
     except Exception as exc:  # the original error matters more
-        log.warning("could not drop the Milvus collections of the failed create: %s", exc)
+        log.warning("could not drop the store's data of the failed create: %s", exc)
 
 
-def check_and_load(col: Collection, marker_uid: str | None) -> None:
+def check_and_load(ctx: CollectionContext, marker_uid: str | None) -> None:
     """The database must hold this directory's collection, in a schema this indexer reads."""
-    url = masked_url(col.db_url)
-    if not existing_tables(col.engine):
-        raise CollectionNotFoundError(f"the database {url} of {col.path} holds no collection")
-    with Session(col.engine) as s:
+    url = masked_url(ctx.db_url)
+    if not existing_tables(ctx.engine):
+        raise CollectionNotFoundError(f"the database {url} of {ctx.path} holds no collection")
+    with Session(ctx.engine) as s:
         uid = s.get(MetaRow, "uid")
         version = s.get(MetaRow, "schema_version")
     if uid is None or uid.value != marker_uid:
         raise CollectionNotFoundError(
-            f"the database {url} belongs to another collection than {col.path} (uid differs)"
+            f"the database {url} belongs to another collection than {ctx.path} (uid differs)"
         )
     if version is None or version.value != SCHEMA_VERSION:
         raise IndexerError(
-            f"{col.path} has schema version {version and version.value}; this indexer reads {SCHEMA_VERSION}"
+            f"{ctx.path} has schema version {version and version.value}; this indexer reads {SCHEMA_VERSION}"
         )
-    col._stores.uid = uid.value
-    missing = upgrade_schema(col.engine, read_only=col.read_only)
+    ctx.stores.uid = uid.value
+    missing = upgrade_schema(ctx.engine, read_only=ctx.read_only)
     if missing:
-        where = "" if col.read_only else " (column added)"
-        log.info("%s: predates column(s) %s: its models run on torch%s", col.path, ", ".join(missing), where)
-        col._legacy_columns = set(missing) if col.read_only else set()
-    col._load_state()
+        where = "" if ctx.read_only else " (column added)"
+        log.info("%s: predates column(s) %s: its models run on torch%s", ctx.path, ", ".join(missing), where)
+        ctx.legacy_columns = set(missing) if ctx.read_only else set()
+    ctx.load_state()

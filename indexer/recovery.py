@@ -6,75 +6,80 @@ tombstones where FAISS cannot remove), chunks that are missing or still `pending
 from the stored vector segments, or re-embedded where those are gone; a store that cannot be
 loaded is rebuilt from the segments; files (and Milvus collections) that no committed row names
 are deleted. Re-adding a pending chunk is idempotent: its id is the vector id.
+
+Every write runs inside `Recovery.writing()`: the write lock held, the committed state loaded,
+and a crashed writer's leftovers repaired first.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Any
 
 import numpy as np
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
-from tqdm.auto import tqdm
 
+import indexer.chunks as chunks
 from indexer.config import IndexSpec
-from indexer.errors import IndexCorruptError, IndexerError
+from indexer.context import CollectionContext
+from indexer.errors import CollectionLockedError, IndexCorruptError, IndexerError, storage_errors
 from indexer.files import TMP_SUFFIX
 from indexer.layout import INDEX_DIR
 from indexer.results import VerifyReport
+from indexer.schema import ChunkRow, ChunkState, DocumentRow, ModelRow, SegmentRow
 from indexer.segments import SegmentStore
-from indexer.state import SQL_IN_BATCH, ModelState, backends_for, batched
-from indexer.store import ChunkRow, ChunkState, DocumentRow, MetaRow, ModelRow, SegmentRow, utcnow
-from indexer.stores import StoreKind
-
-if TYPE_CHECKING:
-    from indexer.collection import Collection
+from indexer.state import ModelState, backends_for
+from indexer.writer import Writer
 
 log = logging.getLogger("indexer")
 
-EMBED_BATCH = 1024  # chunks re-embedded per progress step
-
 
 class Recovery:
-    def __init__(self, col: Collection) -> None:
-        self.col = col
+    def __init__(self, ctx: CollectionContext, writer: Writer) -> None:
+        self.ctx, self.writer = ctx, writer
+
+    # ------------------------------------------------------------------ the write lock
+
+    @contextmanager
+    def writing(self, repair: bool = True) -> Iterator[None]:
+        """Hold the write lock with the committed state loaded; repair a crashed writer's leftovers first."""
+        ctx = self.ctx
+        ctx.require_writable()
+        with ctx.mutex, storage_errors(ctx.path):
+            ctx.lock.acquire(timeout=ctx.lock_timeout)
+            try:
+                with ctx.stores.session():  # after the lock: Milvus Lite is taken by the writer only
+                    ctx.sync()
+                    if repair and self._needs_repair():
+                        self.reconcile_locked()
+                    yield
+            except BaseException:
+                # Forget staged changes: back to the committed state.
+                self.writer.reset()
+                ctx.reload()
+                raise
+            finally:
+                ctx.lock.release()
+
+    def _needs_repair(self) -> bool:
+        if any(m.broken for m in self.ctx.models.values()):
+            return True
+        with Session(self.ctx.engine) as s:
+            pending = (
+                select(func.count()).select_from(ChunkRow).where(ChunkRow.state == ChunkState.PENDING.value)
+            )
+            return bool(s.scalar(pending))
 
     # ------------------------------------------------------------------ database reads
 
     def live_ids(self) -> np.ndarray:
-        with Session(self.col.engine) as s:
-            ids = s.scalars(select(ChunkRow.id).order_by(ChunkRow.id)).all()
-        return np.array(ids, dtype=np.int64)
-
-    def pending_ids(self) -> np.ndarray:
-        with Session(self.col.engine) as s:
-            ids = s.scalars(select(ChunkRow.id).where(ChunkRow.state == ChunkState.PENDING.value)).all()
-        return np.array(sorted(ids), dtype=np.int64)
+        return chunks.live_ids(self.ctx.engine)
 
     def chunk_texts(self, ids: np.ndarray) -> list[tuple[int, str]]:
-        out: dict[int, str] = {}
-        titled = self.col.settings.embed_title
-        title_of = self.col._writer.embedded_title
-        columns = (ChunkRow.id, ChunkRow.start, ChunkRow.end, DocumentRow.title, DocumentRow.text)
-        with Session(self.col.engine) as s:
-            for part in batched(ids.tolist(), SQL_IN_BATCH):
-                q = (
-                    select(*columns)
-                    .join(DocumentRow, DocumentRow.id == ChunkRow.doc_id)
-                    .where(ChunkRow.id.in_(part))
-                )
-                for cid, a, b, title, text in s.execute(q):
-                    out[cid] = f"{title_of(title)}\n{text[a:b]}" if titled and title else text[a:b]
-        return [(i, out[i]) for i in ids.tolist() if i in out]
-
-    def chunk_langs(self, ids: np.ndarray) -> list[str]:
-        langs: dict[int, str] = {}
-        with Session(self.col.engine) as s:
-            for part in batched(ids.tolist(), SQL_IN_BATCH):
-                langs.update(s.execute(select(ChunkRow.id, ChunkRow.lang).where(ChunkRow.id.in_(part))).all())
-        return [langs.get(i, "") for i in ids.tolist()]
+        return self.writer.chunk_texts(ids)
 
     # ------------------------------------------------------------------ rebuild
 
@@ -87,9 +92,9 @@ class Recovery:
         index_params: dict[str, Any] | None,
         backend: str | Mapping[str, str] | None,
     ) -> None:
-        col = self.col
-        with col._writing():
-            targets = [col._model(x) for x in models] if models else list(col._models.values())
+        ctx = self.ctx
+        with self.writing():
+            targets = [ctx.model(x) for x in models] if models else list(ctx.models.values())
             if backend and not reembed:
                 raise IndexerError(
                     "changing the backend re-encodes every chunk: add --reembed (reembed=True)"
@@ -97,15 +102,15 @@ class Recovery:
             new_backends = backends_for([m.spec for m in targets], backend) if backend else {}
             for m in targets:
                 if m.spec in new_backends and new_backends[m.spec] != m.backend:
-                    col._load_encoder(m.spec, new_backends[m.spec])  # fails before anything is rebuilt
+                    ctx.load_encoder(m.spec, new_backends[m.spec])  # fails before anything is rebuilt
                     m.backend = new_backends[m.spec]
             specs = {m.id: self._new_spec(m, index_type, index_params, reembed) for m in targets}
             for m in targets:  # every model's new spec was checked before any index is rebuilt
                 m.index_spec = specs[m.id]
                 if reembed:
-                    m.dim = col.encoder(m.spec, allow_new_dim=True).dim
-                    col._chunker = None
-                self.rebuild_model(m, reembed=reembed)
+                    m.dim = ctx.encoder(m.spec, allow_new_dim=True).dim
+                    ctx.chunker = None  # built again from the new encoders
+                self.writer.rebuild_model(m, reembed=reembed)
 
     def _new_spec(self, m: ModelState, index_type, index_params, reembed: bool) -> IndexSpec:
         spec = m.index_spec
@@ -116,102 +121,48 @@ class Recovery:
                 )
             except ValueError as exc:
                 raise IndexerError(str(exc)) from None
-        dim = self.col.encoder(m.spec, allow_new_dim=True).dim if reembed else m.dim
+        dim = self.ctx.encoder(m.spec, allow_new_dim=True).dim if reembed else m.dim
         m.store.check_spec(spec, dim)
         return spec
-
-    def _live_vectors(self, m: ModelState, live: np.ndarray, reembed: bool) -> tuple[np.ndarray, np.ndarray]:
-        """(ids, vectors) of every live chunk: from the trusted segments, the rest re-embedded."""
-        found_ids: list[np.ndarray] = []
-        found_vecs: list[np.ndarray] = []
-        names = [] if reembed else self._trusted_segments(m)
-        if names:
-            try:
-                for ids, vecs in SegmentStore(self.col.vectors_dir(m)).iter_rows(names, wanted=live):
-                    found_ids.append(ids)
-                    found_vecs.append(vecs)
-            except IndexCorruptError as exc:
-                log.warning("%s; re-encoding instead", exc)
-                found_ids, found_vecs = [], []
-        have = np.concatenate(found_ids) if found_ids else np.array([], np.int64)
-        chunks = self.chunk_texts(np.setdiff1d(live, have))
-        steps = list(batched(chunks, EMBED_BATCH))
-        show = self.col.show_progress and len(chunks) >= EMBED_BATCH
-        for part in tqdm(steps, desc=f"encode {m.name}", unit="batch", disable=not show):
-            found_ids.append(np.array([c for c, _ in part], np.int64))
-            found_vecs.append(self.col._writer.embed(m, [t for _, t in part]))
-        ids = np.concatenate(found_ids) if found_ids else np.array([], np.int64)
-        vecs = np.concatenate(found_vecs) if found_vecs else np.zeros((0, m.dim), np.float32)
-        return ids, vecs
-
-    def rebuild_model(self, m: ModelState, *, reembed: bool = False) -> None:
-        """A new store (and one compacted vector segment) for the live chunks; committed at once."""
-        col = self.col
-        ids, vecs = self._live_vectors(m, self.live_ids(), reembed)
-        segments = SegmentStore(col.vectors_dir(m))
-        prepared = m.store.rebuild(ids, vecs, self.chunk_langs(ids))
-        seg = None
-        try:
-            seg = segments.write(ids, vecs, prefix="compact") if len(ids) else None
-            now = utcnow()
-            values = {k: v for k, v in prepared.values.items() if k != "index"}
-            values.update(index_spec=m.index_spec.to_dict(), dim=m.dim, updated_at=now, backend=m.backend)
-            with Session(col.engine) as s, s.begin():
-                s.execute(delete(SegmentRow).where(SegmentRow.model_id == m.id))
-                if seg:
-                    s.add(SegmentRow(model_id=m.id, name=seg, rows=len(ids), created_at=now))
-                s.execute(update(ModelRow).where(ModelRow.id == m.id).values(**values))
-                s.merge(MetaRow(key="last_update", value=now.isoformat()))
-        except BaseException:
-            m.store.abort(prepared)
-            if seg:
-                segments.delete(seg)
-            raise
-        m.store.finish(prepared, m.generation)
-        m.updated_at = now
-        m.clear_staged()
-        for old, _ in m.segments:
-            segments.delete(old)
-        m.segments = [(seg, len(ids))] if seg else []
-        col._searcher.invalidate()
-
-    def _trusted_segments(self, m: ModelState) -> list[str]:
-        """Segments of `m` that pass their checks; the chunks of the others are re-embedded."""
-        store = SegmentStore(self.col.vectors_dir(m))
-        good = []
-        for name, rows in m.segments:
-            try:
-                store.check(name, rows, m.dim)
-                good.append(name)
-            except IndexCorruptError as exc:
-                log.warning("%s: %s; re-embedding its chunks", m.name, exc)
-        return good
 
     # ------------------------------------------------------------------ reconcile
 
     def reconcile(self) -> list[str]:
-        with self.col._writing(repair=False):
+        """Repair what is inconsistent (under the lock); return what was done."""
+        with self.writing(repair=False):
             actions = self.reconcile_locked()
         for a in actions:
-            log.warning("%s: %s", self.col.path, a)
-        self.col.repairs = actions
+            log.warning("%s: %s", self.ctx.path, a)
         return actions
+
+    def reconcile_on_open(self) -> list[str]:
+        """`reconcile` without waiting for the lock: the lock timeout is for the write that follows,
+        which repairs first if it must (`writing`), so --lock-timeout is waited once, not twice."""
+        wait, self.ctx.lock_timeout = self.ctx.lock_timeout, 0.0
+        try:
+            return self.reconcile()
+        except CollectionLockedError:
+            # The active writer keeps the collection consistent; reads see its commits.
+            log.warning("%s: another process is writing; opened without reconciling", self.ctx.path)
+            return []
+        finally:
+            self.ctx.lock_timeout = wait
 
     def reconcile_locked(self) -> list[str]:
         actions: list[str] = []
-        live, pending = self.live_ids(), self.pending_ids()
-        for m in list(self.col._models.values()):
+        live, pending = self.live_ids(), chunks.pending_ids(self.ctx.engine)
+        for m in list(self.ctx.models.values()):
             if m.broken:
                 actions.append(f"{m.name}: {m.broken}; rebuilt from the stored vectors")
                 self._check_segments(m, actions)
-                self.rebuild_model(m)
+                self.writer.rebuild_model(m)
             elif self._check_segments(m, actions):
-                self.rebuild_model(m)  # the store is fine, but the vectors a rebuild needs are gone
+                self.writer.rebuild_model(m)  # the store is fine, but the vectors a rebuild needs are gone
             else:
                 self._reconcile_model(m, live, pending, actions)
-        dirty = any(m.store.dirty for m in self.col._models.values())
+        dirty = any(m.store.dirty for m in self.ctx.models.values())
         if len(pending) or dirty:
-            self.col._writer.commit(mark_all=True)
+            self.writer.commit(mark_all=True)
         if len(pending) and not actions:
             actions.append(
                 f"marked {len(pending)} pending chunk(s) indexed (their vectors were already committed)"
@@ -233,12 +184,12 @@ class Recovery:
             m.store.set_tombstones(0)
         if len(np.unique(in_store)) != len(in_store):
             actions.append(f"{m.name}: duplicate ids in the index; rebuilt")
-            self.rebuild_model(m)
+            self.writer.rebuild_model(m)
             return
         # A store that upserts (Milvus) may hold vectors of chunks that never reached the commit
         # point: those are written again, with their segment, like missing ones.
         unconfirmed = (
-            np.intersect1d(pending, in_store) if m.store.kind != StoreKind.FAISS else np.zeros(0, np.int64)
+            np.intersect1d(pending, in_store) if m.store.idempotent_upserts else np.zeros(0, np.int64)
         )
         missing = np.union1d(np.setdiff1d(live, in_store), unconfirmed)
         if len(missing):
@@ -247,7 +198,7 @@ class Recovery:
     def _add_missing(self, m: ModelState, missing: np.ndarray, actions: list[str]) -> None:
         got_ids, got_vecs = [], []
         try:
-            for ids, vecs in SegmentStore(self.col.vectors_dir(m)).iter_rows(
+            for ids, vecs in SegmentStore(self.ctx.vectors_dir(m)).iter_rows(
                 [n for n, _ in m.segments], missing
             ):
                 got_ids.append(ids)
@@ -256,21 +207,20 @@ class Recovery:
             got_ids, got_vecs = [], []
         have = np.concatenate(got_ids) if got_ids else np.array([], np.int64)
         if len(have):
-            m.store.add(have, np.concatenate(got_vecs), self.chunk_langs(have))
+            m.store.add(have, np.concatenate(got_vecs), chunks.chunk_langs(self.ctx.engine, have))
         rest = np.setdiff1d(missing, have)
         if len(rest):
-            chunks = self.chunk_texts(rest)
-            ids = np.array([c for c, _ in chunks], np.int64)
-            self.col._writer.stage_vectors(
-                m, ids, self.col._writer.embed(m, [t for _, t in chunks]), self.chunk_langs(ids)
-            )
+            texts = self.chunk_texts(rest)
+            ids = np.array([c for c, _ in texts], np.int64)
+            vecs = self.writer.embed(m, [t for _, t in texts])
+            self.writer.stage_vectors(m, ids, vecs, chunks.chunk_langs(self.ctx.engine, ids))
         actions.append(
             f"{m.name}: indexed {len(missing)} pending chunk(s) ({len(have)} from stored vectors, {len(rest)} re-embedded)"
         )
 
     def _check_segments(self, m: ModelState, actions: list[str]) -> bool:
         """Drop registrations of segment files that are missing or unreadable (their chunks get re-embedded)."""
-        store = SegmentStore(self.col.vectors_dir(m))
+        store = SegmentStore(self.ctx.vectors_dir(m))
         bad = []
         for name, rows in m.segments:
             try:
@@ -279,17 +229,17 @@ class Recovery:
                 bad.append(name)
                 actions.append(f"{m.name}: {exc}; its chunks will be re-embedded if needed")
         if bad:
-            with Session(self.col.engine) as s, s.begin():
+            with Session(self.ctx.engine) as s, s.begin():
                 s.execute(delete(SegmentRow).where(SegmentRow.model_id == m.id, SegmentRow.name.in_(bad)))
             m.segments = [(n, r) for n, r in m.segments if n not in bad]
         return bool(bad)
 
     def remove_stray_files(self) -> list[str]:
         """Delete what no committed row names: temporary files, uncommitted generations and segments."""
-        models = self.col._models
+        models = self.ctx.models
         removed = next(iter(models.values())).store.stray_files(models) if models else 0
         for m in models.values():
-            store = SegmentStore(self.col.vectors_dir(m))
+            store = SegmentStore(self.ctx.vectors_dir(m))
             for name in store.files() - {n for n, _ in m.segments}:
                 store.delete(name)
                 removed += 1
@@ -303,10 +253,10 @@ class Recovery:
 
     def verify(self) -> VerifyReport:
         """Check that database, stores and stored vectors agree; changes nothing."""
-        col, report = self.col, VerifyReport()
-        with col._mutex, col._stores.session():
-            with Session(col.engine) as s:
-                rows = s.scalars(col._model_rows()).all()
+        ctx, report = self.ctx, VerifyReport()
+        with ctx.mutex, ctx.stores.session():
+            with Session(ctx.engine) as s:
+                rows = s.scalars(ctx.model_rows()).all()
                 seg_rows = s.execute(select(SegmentRow.model_id, SegmentRow.name, SegmentRow.rows)).all()
                 chunk_rows = s.execute(
                     select(ChunkRow.id, ChunkRow.doc_id, ChunkRow.start, ChunkRow.end, ChunkRow.state)
@@ -318,7 +268,7 @@ class Recovery:
             self._verify_rows(chunk_rows, doc_rows, report)
             for row in rows:
                 self._verify_model(row, [(n, c) for mid, n, c in seg_rows if mid == row.id], live, report)
-            stray = [p.name for p in (col.path / INDEX_DIR).glob("*") if p.name.endswith(TMP_SUFFIX)]
+            stray = [p.name for p in (ctx.path / INDEX_DIR).glob("*") if p.name.endswith(TMP_SUFFIX)]
             if stray:
                 report.notes.append(
                     f"{len(stray)} temporary file(s) left in {INDEX_DIR}/ (removed by the next writer)"
@@ -328,7 +278,7 @@ class Recovery:
     def _verify_rows(self, chunk_rows, doc_rows, report: VerifyReport) -> None:
         pending = sum(1 for r in chunk_rows if r.state != ChunkState.INDEXED.value)
         report.stats = {"documents": len(doc_rows), "chunks": len(chunk_rows), "pending_chunks": pending}
-        if self.col._lock.is_locked_elsewhere():
+        if self.ctx.lock.is_locked_elsewhere():
             report.notes.append("another process is writing to the collection now; work in progress may show")
         if pending:
             report.problems.append(
@@ -347,12 +297,10 @@ class Recovery:
             report.problems.append(f"{len(without)} document(s) have no chunks, e.g. {without[:3]}")
 
     def _verify_model(self, row: ModelRow, segments: list[tuple[str, int]], live: np.ndarray, report) -> None:
-        from indexer.stores import open_store
-
         m = ModelState(id=row.id)  # the committed row, read apart from the in-memory state
         m.update_from(row)
-        vectors = open_store(self.col._stores.config.kind, m, self.col._stores).verify(live, report)
-        store = SegmentStore(self.col.vectors_dir(m))
+        vectors = self.ctx.stores.open(m).verify(live, report)
+        store = SegmentStore(self.ctx.vectors_dir(m))
         stored: list[np.ndarray] = []
         bad_segments = 0
         for seg, rows in segments:

@@ -10,21 +10,18 @@ Post-filtering would silently return fewer than k whenever other languages crowd
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from distill.langs import canonical_lang, is_known_lang
+from indexer.context import CollectionContext
 from indexer.errors import IndexCorruptError, IndexerError
 from indexer.results import Hit
+from indexer.schema import ChunkRow, DocumentRow
 from indexer.state import SQL_IN_BATCH, ModelState, batched, l2_normalize
-from indexer.store import ChunkRow, DocumentRow
 from indexer.stores import Allowed
-
-if TYPE_CHECKING:
-    from indexer.collection import Collection
 
 MAX_CACHED_FILTERS = 64
 
@@ -40,17 +37,17 @@ def lang_key(langs: Sequence[str] | None) -> tuple[str, ...] | None:
 
 
 class Searcher:
-    def __init__(self, col: Collection) -> None:
-        self.col = col
+    def __init__(self, ctx: CollectionContext) -> None:
+        self.ctx = ctx
         self._allowed: dict[tuple[str, ...], Allowed] = {}
-
-    def invalidate(self) -> None:
-        """After any commit (ours or another process's): the allowed ids changed."""
-        self._allowed.clear()
+        self._seen = ctx.commits  # the commits the cached filters were read at
 
     def allowed(self, langs: tuple[str, ...]) -> Allowed:
+        if self._seen != self.ctx.commits:  # a commit (ours or another process's) changed the ids
+            self._allowed.clear()
+            self._seen = self.ctx.commits
         if langs not in self._allowed:
-            with Session(self.col.engine) as s:
+            with Session(self.ctx.engine) as s:
                 ids = s.scalars(select(ChunkRow.id).where(ChunkRow.lang.in_(langs))).all()
             if len(self._allowed) > MAX_CACHED_FILTERS:
                 self._allowed.clear()
@@ -66,11 +63,10 @@ class Searcher:
 
     def embed(self, queries: Sequence[str], model: str | None, batch_size: int = 32) -> np.ndarray:
         """The L2-normalised query vectors of `queries` (query prompt), one row each."""
-        col = self.col
-        with col._mutex:
-            if col._closed:
-                raise IndexerError("the collection is closed")
-            enc = col.encoder(col._model(model).spec)
+        ctx = self.ctx
+        with ctx.mutex:
+            ctx.require_open()
+            enc = ctx.encoder(ctx.model(model).spec)
             return l2_normalize(enc.encode(list(queries), batch_size=batch_size, prefix="query"))
 
     def search_vectors(
@@ -80,15 +76,14 @@ class Searcher:
         if k < 1:
             raise IndexerError("k must be >= 1")
         key = lang_key(langs)
-        col = self.col
-        with col._mutex, col._stores.session():
-            if col._closed:
-                raise IndexerError("the collection is closed")
-            col._sync()
-            m = col._model(model)
+        ctx = self.ctx
+        with ctx.mutex, ctx.stores.session():
+            ctx.require_open()
+            ctx.sync()
+            m = ctx.model(model)
             if m.broken:
                 raise IndexCorruptError(
-                    f"{m.broken}; open the collection writable (e.g. `indexer verify {col.path} --repair`) to repair it"
+                    f"{m.broken}; open the collection writable (e.g. `indexer verify {ctx.path} --repair`) to repair it"
                 )
             vectors = np.asarray(vectors, dtype=np.float32).reshape(-1, m.dim)
             return [self.search_vector(m, vectors[i : i + 1], k, key) for i in range(len(vectors))]
@@ -122,7 +117,7 @@ class Searcher:
     def best_per_document(self, found: list[tuple[int, float]]) -> dict[int, tuple[int, float]]:
         """doc row id -> (chunk id, score) of its best chunk; ids no longer in the database are dropped."""
         doc_of: dict[int, int] = {}
-        with Session(self.col.engine) as s:
+        with Session(self.ctx.engine) as s:
             for part in batched([i for i, _ in found], SQL_IN_BATCH):
                 for cid, doc in s.execute(select(ChunkRow.id, ChunkRow.doc_id).where(ChunkRow.id.in_(part))):
                     doc_of[cid] = doc
@@ -139,7 +134,7 @@ class Searcher:
         rows = {}
         columns = (ChunkRow.id, ChunkRow.start, ChunkRow.end, DocumentRow.ext_id, DocumentRow.lang)
         columns += (DocumentRow.title, DocumentRow.text, DocumentRow.meta)
-        with Session(self.col.engine) as s:
+        with Session(self.ctx.engine) as s:
             for part in batched([c for c, _ in top], SQL_IN_BATCH):
                 q = (
                     select(*columns)

@@ -15,7 +15,7 @@ from distill.documents import Document
 from distill.modelspec import display_name, normalize_spec
 from indexer.config import IndexSpec
 from indexer.errors import IndexerError
-from indexer.store import ModelRow
+from indexer.schema import ModelRow
 
 SQL_IN_BATCH = 900  # SQLite's default limit on bound parameters is 32766 (999 before 3.32)
 

@@ -7,6 +7,10 @@ the next generation file, Milvus upserts and flushes); then one database transac
 the segments, points the models at what was written and marks the chunks `indexed`. That
 transaction is the commit point: a crash before it leaves pending chunks that the next writer
 indexes again (`indexer.recovery`), idempotently (chunk ids are the vector ids).
+
+A rebuild (a new store and one compacted segment for every live chunk, committed at once) is a
+write too: the writer runs one after a commit when a store asks for it (`maintain`).
+The writer works under the write lock its caller holds (`Recovery.writing`).
 """
 
 from __future__ import annotations
@@ -17,25 +21,23 @@ import time
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 from tqdm.auto import tqdm
 
+import indexer.chunks as chunks
 from distill.documents import Document
 from indexer.config import OnError
-from indexer.errors import IndexerError, InputError
+from indexer.context import CollectionContext
+from indexer.errors import IndexCorruptError, IndexerError, InputError
 from indexer.layout import REJECTS_DIR
 from indexer.results import AddSummary, DeleteSummary
+from indexer.schema import ChunkRow, ChunkState, DocumentRow, MetaRow, ModelRow, SegmentRow, utcnow
 from indexer.segments import SegmentStore
 from indexer.sources import Record, Validator
 from indexer.state import SQL_IN_BATCH, ModelState, batched, content_hash, l2_normalize
-from indexer.store import ChunkRow, ChunkState, DocumentRow, MetaRow, ModelRow, SegmentRow, utcnow
-
-if TYPE_CHECKING:
-    from indexer.collection import Collection
 
 log = logging.getLogger("indexer")
 
@@ -44,13 +46,14 @@ DEFAULT_COMMIT_EVERY = 2048  # chunks embedded between commits (at least; grows 
 COMMIT_GROWTH = 0.05  # ... to 5% of the index, so rewriting the index file stays O(n) in total
 MAX_SEGMENTS = 64  # vector segments per model before they are compacted into one (a rebuild)
 TITLE_SHARE = 4  # with embed_title, a title takes at most 1/TITLE_SHARE of a chunk's token budget
+EMBED_BATCH = 1024  # chunks re-embedded per progress step of a rebuild
 
 Chunk = tuple[int, str, str]  # chunk id, text to embed, language
 
 
 class Writer:
-    def __init__(self, col: Collection) -> None:
-        self.col = col
+    def __init__(self, ctx: CollectionContext) -> None:
+        self.ctx = ctx
         self.staged_chunk_ids: list[np.ndarray] = []
         self.staged_since_commit = 0
         self._titles: dict[str, tuple[str, bool]] = {}  # title -> (what is embedded, was it cut)
@@ -68,27 +71,25 @@ class Writer:
         *,
         upsert: bool,
     ) -> AddSummary:
+        """Add (or update) the records of every source; the caller holds the write lock."""
         on_error = OnError(on_error)
         summary = AddSummary()
-        start = time.perf_counter()
-        out = _Rejects(self.col.path, rejects, summary)
+        out = _Rejects(self.ctx.path, rejects, summary)
         try:
-            with self.col._writing():
-                self.col._chunker_for()  # loads every model now: one that fails to load fails before any write
-                for source, make_records in sources:
-                    self._ingest_source(source, make_records, on_error, upsert, summary, out)
-                    self.commit()  # each file is committed before the next one is validated
+            self.ctx.chunker_for()  # loads every model now: one that fails to load fails before any write
+            for source, make_records in sources:
+                self._ingest_source(source, make_records, on_error, upsert, summary, out)
+                self.commit()  # each file is committed before the next one is validated
         finally:
             out.close()
-            summary.seconds = time.perf_counter() - start
         return summary
 
     def _ingest_source(self, source, make_records, on_error: OnError, upsert: bool, summary, out) -> None:
         total = self._prevalidate(source, make_records, upsert) if on_error == OnError.FAIL else None
-        validator = Validator(self.col.settings.max_chars)
+        validator = Validator(self.ctx.settings.max_chars)
         batch: list[Record] = []
         bar = tqdm(
-            desc=f"add {Path(source).name}", unit="doc", total=total, disable=not self.col.show_progress
+            desc=f"add {Path(source).name}", unit="doc", total=total, disable=not self.ctx.show_progress
         )
         for rec in make_records():
             validator.check(rec)
@@ -110,7 +111,7 @@ class Writer:
     def _prevalidate(self, source: str, make_records: Callable[[], Iterable[Record]], upsert: bool) -> int:
         """`--on-error fail`: read the whole source first; any bad record -> InputError, nothing written.
         Returns the number of records."""
-        validator = Validator(self.col.settings.max_chars)
+        validator = Validator(self.ctx.settings.max_chars)
         problems: list[str] = []
         ids: list[str] = []
         count = 0
@@ -140,14 +141,14 @@ class Writer:
 
     def existing_ext_ids(self, ids: list[str]) -> set[str]:
         found: set[str] = set()
-        with Session(self.col.engine) as s:
+        with Session(self.ctx.engine) as s:
             for part in batched(list(ids), SQL_IN_BATCH):
                 found.update(s.scalars(select(DocumentRow.ext_id).where(DocumentRow.ext_id.in_(part))))
         return found
 
     def _add_batch(self, batch: list[Record], summary: AddSummary, upsert: bool, out: _Rejects) -> None:
         """One transaction of documents + pending chunks, then embed and stage their vectors."""
-        with Session(self.col.engine) as s, s.begin():
+        with Session(self.ctx.engine) as s, s.begin():
             to_chunk, removed, unknown = self._upsert_documents(s, batch, summary, upsert)
             s.flush()
             rows = self._chunk_rows(to_chunk)
@@ -197,8 +198,8 @@ class Writer:
         return to_chunk, removed, unknown
 
     def _chunk_rows(self, to_chunk: list[tuple[DocumentRow, Document]]) -> list[tuple[ChunkRow, str]]:
-        chunker = self.col._chunker_for()
-        titled = self.col.settings.embed_title
+        chunker = self.ctx.chunker_for()
+        titled = self.ctx.settings.embed_title
         titles = [self.embedded_title(d.title, d.id) if titled and d.title else "" for _, d in to_chunk]
         reserves = [(chunker._counts([t])[0] + 1) if t else 0 for t in titles]
         spans = chunker.chunk_many([d.text for _, d in to_chunk], reserves)
@@ -216,7 +217,7 @@ class Writer:
     def embedded_title(self, title: str, doc_id: str | None = None) -> str:
         """The title as embedded before each chunk: cut to 1/TITLE_SHARE of the chunk budget, so a
         long title cannot crowd the chunk's own text out of the model's input."""
-        chunker = self.col._chunker_for()
+        chunker = self.ctx.chunker_for()
         if title not in self._titles:
             cut = chunker.cut(title, max(chunker.budget // TITLE_SHARE, 1))
             self._titles[title] = (cut, cut != title)
@@ -237,9 +238,9 @@ class Writer:
     # ------------------------------------------------------------------ embed, stage, commit
 
     def embed(self, m: ModelState, texts: list[str], summary: AddSummary | None = None) -> np.ndarray:
-        enc = self.col.encoder(m.spec)
+        enc = self.ctx.encoder(m.spec)
         t0 = time.perf_counter()
-        vecs = enc.encode(texts, batch_size=self.col.batch_size, prefix="passage")
+        vecs = enc.encode(texts, batch_size=self.ctx.batch_size, prefix="passage")
         if summary is not None:
             summary.encode_seconds[m.spec] = (
                 summary.encode_seconds.get(m.spec, 0.0) + time.perf_counter() - t0
@@ -250,7 +251,7 @@ class Writer:
         """Embed `chunks` with every model and stage them (and the removal of `removed`) in its store."""
         ids = np.array([c[0] for c in chunks], dtype=np.int64)
         texts, langs = [c[1] for c in chunks], [c[2] for c in chunks]
-        models = self.col._models.values()
+        models = self.ctx.models.values()
         for m in models:
             if len(removed):
                 m.store.set_tombstones(m.tombstones + m.store.remove(removed))
@@ -262,7 +263,7 @@ class Writer:
             if summary is not None:
                 summary.chunks += len(ids)
         ntotal = max((m.store.count() for m in models), default=0)
-        if self.staged_since_commit >= max(self.col.commit_every, int(COMMIT_GROWTH * ntotal)):
+        if self.staged_since_commit >= max(self.ctx.commit_every, int(COMMIT_GROWTH * ntotal)):
             self.commit()
 
     def stage_vectors(self, m: ModelState, ids: np.ndarray, vecs: np.ndarray, langs: list[str]) -> None:
@@ -275,7 +276,7 @@ class Writer:
         """Make staged vectors durable (segments, then each store), then commit the database.
 
         `mark_all`: every chunk is now in every store (reconcile), so mark all pending ones indexed."""
-        models = [m for m in self.col._models.values() if m.store.dirty or m.staged_ids]
+        models = [m for m in self.ctx.models.values() if m.store.dirty or m.staged_ids]
         if not models and not self.staged_chunk_ids and not mark_all:
             return
         written = []
@@ -297,19 +298,19 @@ class Writer:
                 m.segments.append((seg, rows))
             m.clear_staged()
         self.reset()
-        self.col._searcher.invalidate()
+        self.ctx.commits += 1
         self.maintain()
 
     def _write_segment(self, m: ModelState) -> tuple[str | None, int]:
         if not m.staged_ids:
             return None, 0
         ids = np.concatenate(m.staged_ids)
-        return SegmentStore(self.col.vectors_dir(m)).write(ids, np.concatenate(m.staged_vecs)), len(ids)
+        return SegmentStore(self.ctx.vectors_dir(m)).write(ids, np.concatenate(m.staged_vecs)), len(ids)
 
     def _commit_rows(self, written, now: datetime, mark_all: bool) -> None:
         """The commit point: one transaction for model rows, segments and chunk states."""
         chunk_ids = np.concatenate(self.staged_chunk_ids) if self.staged_chunk_ids else np.array([], np.int64)
-        with Session(self.col.engine) as s, s.begin():
+        with Session(self.ctx.engine) as s, s.begin():
             for m, prepared, seg, rows in written:
                 values = dict(prepared.values, index_spec=m.index_spec.to_dict(), dim=m.dim, updated_at=now)
                 values.pop("index", None)
@@ -328,7 +329,7 @@ class Writer:
     def maintain(self) -> None:
         """After a commit: rebuild a store that asks for it (FAISS: a flat stand-in that can now be
         trained, too many tombstones, outgrown IVF lists), or whose vectors are in too many segments."""
-        for m in list(self.col._models.values()):
+        for m in list(self.ctx.models.values()):
             live = m.store.count() - m.tombstones
             reason = m.store.needs_rebuild(live)
             if reason is None and len(m.segments) > MAX_SEGMENTS:
@@ -337,7 +338,7 @@ class Writer:
                 continue
             log.info("rebuilding the index of %s (%s)", m.spec, reason)
             try:
-                self.col._recovery.rebuild_model(m)
+                self.rebuild_model(m)
             except (IndexerError, ValueError) as exc:
                 # The commit before this stands; an index type that cannot be built (recorded by an
                 # older version) must not turn every later write into an error.
@@ -347,33 +348,109 @@ class Writer:
                     m.factory,
                     exc,
                 )
-                self.col._reload_model(m)
+                self.ctx.reload([m])
+
+    # ------------------------------------------------------------------ rebuild
+
+    def chunk_texts(self, ids: np.ndarray) -> list[tuple[int, str]]:
+        """(chunk id, the text its vector embeds) of the chunks of `ids` still in the database."""
+        titled = self.ctx.settings.embed_title
+        return [
+            (cid, f"{self.embedded_title(title)}\n{text}" if titled and title else text)
+            for cid, title, text in chunks.chunk_spans(self.ctx.engine, ids)
+        ]
+
+    def rebuild_model(self, m: ModelState, *, reembed: bool = False) -> None:
+        """A new store (and one compacted vector segment) for the live chunks; committed at once."""
+        ctx = self.ctx
+        ids, vecs = self._live_vectors(m, chunks.live_ids(ctx.engine), reembed)
+        segments = SegmentStore(ctx.vectors_dir(m))
+        prepared = m.store.rebuild(ids, vecs, chunks.chunk_langs(ctx.engine, ids))
+        seg = None
+        try:
+            seg = segments.write(ids, vecs, prefix="compact") if len(ids) else None
+            now = utcnow()
+            values = {k: v for k, v in prepared.values.items() if k != "index"}
+            values.update(index_spec=m.index_spec.to_dict(), dim=m.dim, updated_at=now, backend=m.backend)
+            with Session(ctx.engine) as s, s.begin():
+                s.execute(delete(SegmentRow).where(SegmentRow.model_id == m.id))
+                if seg:
+                    s.add(SegmentRow(model_id=m.id, name=seg, rows=len(ids), created_at=now))
+                s.execute(update(ModelRow).where(ModelRow.id == m.id).values(**values))
+                s.merge(MetaRow(key="last_update", value=now.isoformat()))
+        except BaseException:
+            m.store.abort(prepared)
+            if seg:
+                segments.delete(seg)
+            raise
+        m.store.finish(prepared, m.generation)
+        m.updated_at = now
+        m.clear_staged()
+        for old, _ in m.segments:
+            segments.delete(old)
+        m.segments = [(seg, len(ids))] if seg else []
+        ctx.commits += 1
+
+    def _live_vectors(self, m: ModelState, live: np.ndarray, reembed: bool) -> tuple[np.ndarray, np.ndarray]:
+        """(ids, vectors) of every live chunk: from the trusted segments, the rest re-embedded."""
+        found_ids: list[np.ndarray] = []
+        found_vecs: list[np.ndarray] = []
+        names = [] if reembed else self._trusted_segments(m)
+        if names:
+            try:
+                for ids, vecs in SegmentStore(self.ctx.vectors_dir(m)).iter_rows(names, wanted=live):
+                    found_ids.append(ids)
+                    found_vecs.append(vecs)
+            except IndexCorruptError as exc:
+                log.warning("%s; re-encoding instead", exc)
+                found_ids, found_vecs = [], []
+        have = np.concatenate(found_ids) if found_ids else np.array([], np.int64)
+        texts = self.chunk_texts(np.setdiff1d(live, have))
+        steps = list(batched(texts, EMBED_BATCH))
+        show = self.ctx.show_progress and len(texts) >= EMBED_BATCH
+        for part in tqdm(steps, desc=f"encode {m.name}", unit="batch", disable=not show):
+            found_ids.append(np.array([c for c, _ in part], np.int64))
+            found_vecs.append(self.embed(m, [t for _, t in part]))
+        ids = np.concatenate(found_ids) if found_ids else np.array([], np.int64)
+        vecs = np.concatenate(found_vecs) if found_vecs else np.zeros((0, m.dim), np.float32)
+        return ids, vecs
+
+    def _trusted_segments(self, m: ModelState) -> list[str]:
+        """Segments of `m` that pass their checks; the chunks of the others are re-embedded."""
+        store = SegmentStore(self.ctx.vectors_dir(m))
+        good = []
+        for name, rows in m.segments:
+            try:
+                store.check(name, rows, m.dim)
+                good.append(name)
+            except IndexCorruptError as exc:
+                log.warning("%s: %s; re-embedding its chunks", m.name, exc)
+        return good
 
     # ------------------------------------------------------------------ delete
 
     def delete(self, ids: Iterable[str]) -> DeleteSummary:
-        """Delete documents by external id; unknown ids are reported, not an error."""
+        """Delete documents by external id (under the caller's write lock); unknown ids are reported."""
         wanted = list(dict.fromkeys(str(i) for i in ids))
         summary = DeleteSummary()
-        with self.col._writing():
-            removed: list[int] = []
-            with Session(self.col.engine) as s, s.begin():
-                for part in batched(wanted, SQL_IN_BATCH):
-                    rows = s.execute(
-                        select(DocumentRow.id, DocumentRow.ext_id).where(DocumentRow.ext_id.in_(part))
-                    ).all()
-                    doc_ids = [r.id for r in rows]
-                    summary.deleted += [r.ext_id for r in rows]
-                    if doc_ids:
-                        removed += list(s.scalars(select(ChunkRow.id).where(ChunkRow.doc_id.in_(doc_ids))))
-                        s.execute(delete(ChunkRow).where(ChunkRow.doc_id.in_(doc_ids)))
-                        s.execute(delete(DocumentRow).where(DocumentRow.id.in_(doc_ids)))
-                s.merge(MetaRow(key="last_update", value=utcnow().isoformat()))
-            found = set(summary.deleted)
-            summary.not_found = [i for i in wanted if i not in found]
-            if removed:
-                self.stage([], np.array(removed, dtype=np.int64))
-                self.commit()
+        removed: list[int] = []
+        with Session(self.ctx.engine) as s, s.begin():
+            for part in batched(wanted, SQL_IN_BATCH):
+                rows = s.execute(
+                    select(DocumentRow.id, DocumentRow.ext_id).where(DocumentRow.ext_id.in_(part))
+                ).all()
+                doc_ids = [r.id for r in rows]
+                summary.deleted += [r.ext_id for r in rows]
+                if doc_ids:
+                    removed += list(s.scalars(select(ChunkRow.id).where(ChunkRow.doc_id.in_(doc_ids))))
+                    s.execute(delete(ChunkRow).where(ChunkRow.doc_id.in_(doc_ids)))
+                    s.execute(delete(DocumentRow).where(DocumentRow.id.in_(doc_ids)))
+            s.merge(MetaRow(key="last_update", value=utcnow().isoformat()))
+        found = set(summary.deleted)
+        summary.not_found = [i for i in wanted if i not in found]
+        if removed:
+            self.stage([], np.array(removed, dtype=np.int64))
+            self.commit()
         return summary
 
 

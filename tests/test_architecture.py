@@ -1,10 +1,12 @@
-"""House rules of the code base, checked from the source: no import cycles, every module imports on
-its own in any order, and modules and functions stay small enough to read."""
+"""House rules of the code base, checked from the source: no import cycles (not even through
+`TYPE_CHECKING` imports), every module imports on its own in any order, modules and functions stay
+small enough to read, and the indexer's helpers work on its context, not on its facade."""
 
 from __future__ import annotations
 
 import ast
 import random
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -36,16 +38,16 @@ def _is_type_checking(node: ast.If) -> bool:
     )
 
 
-def _runtime_imports(tree: ast.Module) -> list[ast.Import | ast.ImportFrom]:
+def _runtime_imports(tree: ast.Module, type_checking: bool = False) -> list[ast.Import | ast.ImportFrom]:
     """Every import statement that can run: module level and inside functions alike, but not under
-    `if TYPE_CHECKING:`."""
+    `if TYPE_CHECKING:` (unless `type_checking`: those too)."""
     found: list[ast.Import | ast.ImportFrom] = []
     todo: list[ast.AST] = [tree]
     while todo:
         node = todo.pop()
         if isinstance(node, ast.Import | ast.ImportFrom):
             found.append(node)
-        elif isinstance(node, ast.If) and _is_type_checking(node):
+        elif isinstance(node, ast.If) and _is_type_checking(node) and not type_checking:
             todo += node.orelse
         else:
             todo += ast.iter_child_nodes(node)
@@ -78,15 +80,16 @@ def _targets(node: ast.Import | ast.ImportFrom, module: str, is_package: bool, k
     return out
 
 
-def import_graph() -> dict[str, set[str]]:
-    """Module -> the project modules its module-level imports execute."""
+def import_graph(type_checking: bool = False) -> dict[str, set[str]]:
+    """Module -> the project modules its imports execute (`type_checking`: or name for a type checker)."""
     modules = _modules()
     known = set(modules)
     graph = {}
     for name, path in modules.items():
         tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
         is_package = path.name == "__init__.py"
-        graph[name] = set().union(*(_targets(n, name, is_package, known) for n in _runtime_imports(tree)))
+        imports = _runtime_imports(tree, type_checking)
+        graph[name] = set().union(*(_targets(n, name, is_package, known) for n in imports))
     return graph
 
 
@@ -140,6 +143,41 @@ def test_imports_are_acyclic():
     statement needs."""
     cycle = find_cycle(import_graph())
     assert cycle is None, "import cycle: " + " -> ".join(cycle)
+
+
+def test_imports_are_acyclic_with_type_checking_imports():
+    """An import under `if TYPE_CHECKING:` never runs, but a cycle through one still says that two
+    modules cannot be understood apart (the indexer's helpers once named `Collection` that way)."""
+    tree = ast.parse("if TYPE_CHECKING:\n    import p.a\n")
+    assert _runtime_imports(tree) == [] and len(_runtime_imports(tree, type_checking=True)) == 1
+    cycle = find_cycle(import_graph(type_checking=True))
+    assert cycle is None, "import cycle (TYPE_CHECKING imports included): " + " -> ".join(cycle)
+
+
+FACADE_USERS = {"indexer", "indexer.__main__", "indexer.cli"}  # may use `Collection`
+
+
+def test_indexer_helpers_work_on_the_context_not_the_facade():
+    """`Collection` is only the public face: its helpers (writer, recovery, search, lifecycle,
+    inspection, ...) take the `CollectionContext` and each other, never the facade, so none of
+    them imports `indexer.collection` (not even for a type) or reaches into a `col._private`."""
+    graph = import_graph(type_checking=True)
+    importers = sorted(
+        name
+        for name, targets in graph.items()
+        if name.startswith("indexer.")
+        and name not in FACADE_USERS | {"indexer.collection"}
+        and targets & {"indexer", "indexer.collection"}
+    )
+    assert not importers, f"indexer helpers that import the facade: {importers}"
+    reach = re.compile(r"\bcol\._")
+    found = [
+        f"{path.relative_to(ROOT).as_posix()}:{i}: {line.strip()}"
+        for path in sorted((ROOT / "indexer").glob("*.py"))
+        for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+        if reach.search(line)
+    ]
+    assert not found, "reaching into the facade's private members:\n" + "\n".join(found)
 
 
 @pytest.mark.parametrize("seed", [0, 1])

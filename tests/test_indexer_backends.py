@@ -98,7 +98,7 @@ def test_a_collection_without_the_backend_column_opens_as_torch(tmp_path, models
     with Collection.create(path, models[:1], threads=1) as col:
         col.add(docs[:2])
         col.engine.dispose()
-    from indexer.store import make_engine
+    from indexer.schema import make_engine
 
     engine = make_engine(f"sqlite:///{path / 'collection.db'}")
     with engine.begin() as conn:

@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 
 from distill.langs import canonical_lang
 from indexer import Collection
-from indexer.store import ChunkRow, DocumentRow
+from indexer.schema import ChunkRow, DocumentRow
 
 N_DOCS = 3000  # short NTREX sentences, ~3 chunks each with the tiny models
 KILLS = 20

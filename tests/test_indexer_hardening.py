@@ -611,7 +611,7 @@ def test_own_a_tampered_segment_name_cannot_touch_files_outside(tmp_path, specs,
     from sqlalchemy import update
     from sqlalchemy.orm import Session
 
-    from indexer.store import SegmentRow
+    from indexer.schema import SegmentRow
 
     path = tmp_path / "c"
     with make(path, specs, encoders, store_kind=store_kind) as col:

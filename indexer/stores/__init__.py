@@ -21,22 +21,57 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from indexer.stores.base import Allowed, Prepared, StoreConfig, StoreKind, VectorStore
+from indexer.stores.base import Allowed, Prepared, StoreKind, StoreKindOps, VectorStore
 
-__all__ = ["Allowed", "Prepared", "StoreConfig", "StoreContext", "StoreKind", "VectorStore", "open_store"]
+if TYPE_CHECKING:
+    from indexer.state import ModelState
+
+__all__ = [
+    "Allowed",
+    "Prepared",
+    "StoreConfig",
+    "StoreContext",
+    "StoreKind",
+    "VectorStore",
+    "open_store",
+    "store_class",
+]
 
 
-def open_store(kind: StoreKind, model: Any, context: Any) -> VectorStore:
-    """The store of `model` (indexer.state.ModelState) in the collection `context` describes."""
-    if kind == StoreKind.MILVUS:
-        from indexer.stores.milvus import MilvusStore
-
-        return MilvusStore(model, context)
+def store_class(kind: StoreKind) -> type[VectorStore] | type[StoreKindOps]:
+    """The implementation of a store kind (imported on first use: FAISS and Milvus are heavy)."""
     from indexer.stores.faiss import FaissStore
+    from indexer.stores.milvus import MilvusStore
 
-    return FaissStore(model, context)
+    return {StoreKind.FAISS: FaissStore, StoreKind.MILVUS: MilvusStore}[kind]
+
+
+def open_store(kind: StoreKind, model: ModelState, context: StoreContext) -> VectorStore:
+    """The store of `model` in the collection `context` describes."""
+    return store_class(kind)(model, context)
+
+
+@dataclass(frozen=True)
+class StoreConfig:
+    """What a collection records about its store (never credentials)."""
+
+    kind: StoreKind = StoreKind.FAISS
+    uri: str | None = None  # milvus: None = the Lite file DIR/milvus.db
+
+    @classmethod
+    def parse(cls, kind: str | StoreKind | None, uri: str | None = None) -> StoreConfig:
+        kind = StoreKind.parse(kind)
+        return cls(kind, store_class(kind).check_uri(uri))
+
+    @classmethod
+    def from_dict(cls, d: dict | None) -> StoreConfig:
+        d = d if isinstance(d, dict) else {}
+        return cls.parse(d.get("kind"), d.get("uri"))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind.value, "uri": self.uri}
 
 
 @dataclass
@@ -50,6 +85,14 @@ class StoreContext:
     uid: str = ""
     connection: Any = None
 
+    @property
+    def ops(self) -> type[StoreKindOps]:
+        return store_class(self.config.kind)
+
+    def open(self, model: ModelState) -> VectorStore:
+        """The store of `model` (indexer.state.ModelState) in this collection."""
+        return open_store(self.config.kind, model, self)
+
     def milvus(self):
         if self.connection is None:
             from indexer.stores.connection import MilvusConnection
@@ -59,16 +102,21 @@ class StoreContext:
 
     def connect(self) -> None:
         """Reach the store now (a Milvus server that is down fails before anything is written)."""
-        if self.config.kind == StoreKind.MILVUS:
-            self.milvus().client()
+        self.ops.connect(self)
 
     def session(self):
         """Around one operation: Milvus Lite is released after it, so other processes can open it."""
-        from contextlib import nullcontext
+        return self.ops.session(self)
 
-        if self.config.kind != StoreKind.MILVUS:
-            return nullcontext()
-        return self.milvus().session()
+    def describe(self) -> dict[str, Any]:
+        """The store's kind and where it keeps the vectors (`info`)."""
+        return self.ops.describe(self)
+
+    def drop_remote(self) -> None:
+        """After a failed create: remove what it made outside the directory (a Milvus server's
+        collections); the directory itself is removed by the caller."""
+        if self.uid:
+            self.ops.drop_remote(self)
 
     def close(self) -> None:
         if self.connection is not None:

@@ -1,7 +1,8 @@
-"""The vector store seam's types: the store kinds, what a collection records, the Protocol."""
+"""The vector store seam's types: the store kinds, the Protocol, what stores share."""
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Protocol
@@ -24,35 +25,6 @@ class StoreKind(StrEnum):
             raise IndexerError(
                 f"unknown vector store {name!r}; choose one of: {', '.join(k.value for k in cls)}"
             ) from None
-
-
-@dataclass(frozen=True)
-class StoreConfig:
-    """What a collection records about its store (never credentials)."""
-
-    kind: StoreKind = StoreKind.FAISS
-    uri: str | None = None  # milvus: None = the Lite file DIR/milvus.db
-
-    @classmethod
-    def parse(cls, kind: str | StoreKind | None, uri: str | None = None) -> StoreConfig:
-        kind = StoreKind.parse(kind)
-        if uri is not None and kind != StoreKind.MILVUS:
-            raise IndexerError(
-                "--milvus-uri is for --vector-store milvus; the faiss store keeps files in DIR"
-            )
-        if kind == StoreKind.MILVUS and uri is not None:
-            from indexer.stores.connection import check_uri
-
-            uri = check_uri(uri)
-        return cls(kind, uri)
-
-    @classmethod
-    def from_dict(cls, d: dict | None) -> StoreConfig:
-        d = d if isinstance(d, dict) else {}
-        return cls.parse(d.get("kind"), d.get("uri"))
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"kind": self.kind.value, "uri": self.uri}
 
 
 @dataclass
@@ -85,6 +57,11 @@ class VectorStore(Protocol):
 
     kind: StoreKind
     broken: str | None  # why the store cannot be searched (None: it can)
+    dirty: bool  # staged changes not yet prepared
+    # Re-adding an id overwrites its vector (Milvus upserts): a pending chunk the store already
+    # holds may never have reached the commit point, so reconcile writes it again. FAISS would
+    # hold it twice, and its uncommitted generations are never loaded.
+    idempotent_upserts: bool
 
     def load(self) -> None: ...  # bring the store to the model row's committed state
     def add(self, ids: np.ndarray, vectors: np.ndarray, langs: list[str]) -> None: ...
@@ -102,7 +79,26 @@ class VectorStore(Protocol):
     def rebuild(self, ids: np.ndarray, vectors: np.ndarray, langs: list[str]) -> Prepared: ...
     def needs_rebuild(self, live: int) -> str | None: ...
     def verify(self, live: np.ndarray, report: Any) -> int | None: ...
+    def set_tombstones(self, n: int) -> None: ...
+    def raced(self) -> bool: ...  # the committed state vanished while loading (a newer commit won)
+    def new_empty(self) -> None: ...  # an empty first generation (at create)
+    def stray_files(self, models: dict) -> int: ...  # delete what no committed model row names
     def close(self) -> None: ...
+
+
+class StoreKindOps(Protocol):
+    """What a kind of store does for the whole collection (class-level: no model needed)."""
+
+    @staticmethod
+    def check_uri(uri: str | None) -> str | None: ...  # the `--milvus-uri` as recorded
+    @staticmethod
+    def connect(context: Any) -> None: ...  # reach the store now (before anything is written)
+    @staticmethod
+    def session(context: Any) -> AbstractContextManager: ...  # around one operation
+    @staticmethod
+    def describe(context: Any) -> dict[str, Any]: ...  # kind and location, for `info`
+    @staticmethod
+    def drop_remote(context: Any) -> None: ...  # a failed create: what it made outside DIR
 
 
 def check_ids(

@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import logging
 import re
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 import indexer.faiss_index as faiss_index
 from indexer.config import IndexKind, IndexSpec
-from indexer.errors import IndexCorruptError
+from indexer.errors import IndexCorruptError, IndexerError
 from indexer.files import TMP_SUFFIX
 from indexer.layout import INDEX_DIR
 from indexer.stores.base import Allowed, Prepared, StoreKind, check_ids
@@ -39,6 +41,32 @@ def min_train(spec: IndexSpec, dim: int, n: int) -> int:
 
 class FaissStore:
     kind = StoreKind.FAISS
+    idempotent_upserts = False  # a re-added id would be a second vector (see VectorStore)
+
+    # ------------------------------------------------------------------ the kind (StoreKindOps)
+
+    @staticmethod
+    def check_uri(uri: str | None) -> None:
+        if uri is not None:
+            raise IndexerError(
+                "--milvus-uri is for --vector-store milvus; the faiss store keeps files in DIR"
+            )
+
+    @staticmethod
+    def connect(context) -> None:
+        """Files in the directory: nothing to reach."""
+
+    @staticmethod
+    def session(context) -> AbstractContextManager:
+        return nullcontext()
+
+    @staticmethod
+    def describe(context) -> dict[str, Any]:
+        return {"kind": StoreKind.FAISS.value, "uri": None}
+
+    @staticmethod
+    def drop_remote(context) -> None:
+        """Every file is in the directory, which the failed create removes."""
 
     def __init__(self, model, context) -> None:
         self.m = model

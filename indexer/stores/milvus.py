@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import re
+from contextlib import AbstractContextManager
 from typing import Any
 
 import numpy as np
@@ -63,6 +64,36 @@ def index_params(spec: IndexSpec, lite: bool) -> tuple[str, dict[str, Any]]:
 
 class MilvusStore:
     kind = StoreKind.MILVUS
+    idempotent_upserts = True  # the chunk id is the primary key (see VectorStore)
+
+    # ------------------------------------------------------------------ the kind (StoreKindOps)
+
+    @staticmethod
+    def check_uri(uri: str | None) -> str | None:
+        from indexer.stores.connection import check_uri
+
+        return None if uri is None else check_uri(uri)
+
+    @staticmethod
+    def connect(context) -> None:
+        context.milvus().client()
+
+    @staticmethod
+    def session(context) -> AbstractContextManager:
+        return context.milvus().session()
+
+    @staticmethod
+    def describe(context) -> dict[str, Any]:
+        from indexer.stores.connection import LITE_FILE, is_lite
+
+        uri = context.config.uri or str(context.path / LITE_FILE)
+        return {"kind": StoreKind.MILVUS.value, "uri": uri, "lite": is_lite(uri)}
+
+    @staticmethod
+    def drop_remote(context) -> None:
+        """A failed create on a server: drop the Milvus collections it made (Lite's are in DIR)."""
+        if context.config.uri is not None:
+            _drop_unnamed(context, set())
 
     def __init__(self, model, context) -> None:
         self.m = model
@@ -294,13 +325,17 @@ class MilvusStore:
 
     def stray_files(self, models: dict) -> int:
         """Drop this collection's Milvus collections that no model row names (a crashed rebuild's)."""
-        prefix = f"xl_{self.ctx.uid[:16]}_m"
-        named = {m.index_file for m in models.values()}
-        names = self.conn.call("list collections", lambda c: c.list_collections())
-        stray = [n for n in names if n.startswith(prefix) and NAME_RE.match(n) and n not in named]
-        for n in stray:
-            self.conn.call("drop a collection", lambda c, n=n: c.drop_collection(n))
-        return len(stray)
+        return _drop_unnamed(self.ctx, {m.index_file for m in models.values()})
 
     def close(self) -> None:
         self._adds, self._removes = [], []
+
+
+def _drop_unnamed(context, named: set[str]) -> int:
+    """Drop the Milvus collections of the collection `context` describes that are not `named`."""
+    prefix, conn = f"xl_{context.uid[:16]}_m", context.milvus()
+    names = conn.call("list collections", lambda c: c.list_collections())
+    stray = [n for n in names if n.startswith(prefix) and NAME_RE.match(n) and n not in named]
+    for n in stray:
+        conn.call("drop a collection", lambda c, n=n: c.drop_collection(n))
+    return len(stray)
