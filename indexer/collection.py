@@ -30,8 +30,8 @@ from sqlalchemy.orm import Session, defer
 import indexer.inspection as inspection
 import indexer.layout as layout
 import indexer.lifecycle as lifecycle
+from distill.chunking import Chunker, chunker_for
 from distill.documents import Document
-from indexer.chunking import Chunker, chunker_for
 from indexer.config import CollectionSettings, IndexSpec, OnError
 from indexer.errors import (
     CollectionExistsError,
@@ -266,10 +266,6 @@ class Collection:
     @property
     def vector_store(self) -> StoreConfig:
         return self._stores.config
-
-    def model_names(self) -> dict[str, str]:
-        """spec -> short display name."""
-        return {m.spec: m.name for m in sorted(self._models.values(), key=lambda m: m.id)}
 
     def model_backends(self) -> dict[str, str]:
         """spec -> the backend its vectors are computed with (distill.models.Backend)."""

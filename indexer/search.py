@@ -17,9 +17,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from distill.langs import canonical_lang, is_known_lang
+from distill.vectors import l2_normalize
 from indexer.errors import IndexCorruptError, IndexerError
 from indexer.results import Hit
-from indexer.state import SQL_IN_BATCH, ModelState, batched, l2_normalize
+from indexer.state import SQL_IN_BATCH, ModelState, batched
 from indexer.store import ChunkRow, DocumentRow
 from indexer.stores import Allowed
 

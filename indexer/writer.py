@@ -25,13 +25,14 @@ from sqlalchemy.orm import Session
 from tqdm.auto import tqdm
 
 from distill.documents import Document
+from distill.vectors import l2_normalize
 from indexer.config import OnError
 from indexer.errors import IndexerError, InputError
 from indexer.layout import REJECTS_DIR
 from indexer.results import AddSummary, DeleteSummary
 from indexer.segments import SegmentStore
 from indexer.sources import Record, Validator
-from indexer.state import SQL_IN_BATCH, ModelState, batched, content_hash, l2_normalize
+from indexer.state import SQL_IN_BATCH, ModelState, batched, content_hash
 from indexer.store import ChunkRow, ChunkState, DocumentRow, MetaRow, ModelRow, SegmentRow, utcnow
 
 if TYPE_CHECKING:

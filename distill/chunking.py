@@ -14,6 +14,11 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+# The collection defaults (indexer.config.CollectionSettings) and the question evaluator's chunks
+# (distill.evaluation.questions), so the evaluator embeds what `indexer add` embeds.
+CHUNK_TOKENS = 256
+CHUNK_OVERLAP = 32
+
 # End of a sentence: Latin-style punctuation followed by whitespace (closing quotes/brackets
 # stay with the sentence), CJK/Arabic/Devanagari full stops with or without whitespace, or line breaks.
 _BOUNDARY = re.compile(
@@ -38,6 +43,12 @@ def sentence_spans(text: str) -> list[Span]:
         start = match.end()
     _append_stripped(text, start, len(text), spans)
     return spans
+
+
+def first_sentence_of(text: str) -> str:
+    """The first sentence of `text`, stripped (the whole text if it has no sentence end)."""
+    spans = sentence_spans(text)
+    return text[spans[0].start : spans[0].end] if spans else text.strip()
 
 
 def _append_stripped(text: str, start: int, end: int, out: list[Span]) -> None:
