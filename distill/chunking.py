@@ -14,6 +14,8 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from distill.roles import Role
+
 # The collection defaults (indexer.config.CollectionSettings) and the question evaluator's chunks
 # (distill.evaluation.questions), so the evaluator embeds what `indexer add` embeds.
 CHUNK_TOKENS = 256
@@ -65,7 +67,7 @@ def chunker_for(encoders: Sequence, chunk_tokens: int, overlap: int) -> Chunker:
     (its max_seq_length less its passage prompt and the two special tokens), cut by all tokenizers."""
     budget = chunk_tokens
     for enc in encoders:
-        prompt = enc.prompt("passage")
+        prompt = enc.prompt(Role.PASSAGE)
         prompt_tokens = len(enc.tokenizer(prompt, add_special_tokens=False)["input_ids"]) if prompt else 0
         budget = min(budget, enc.max_seq_length - prompt_tokens - 2)
     return Chunker([e.tokenizer for e in encoders], max(budget, 8), overlap)

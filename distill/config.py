@@ -19,6 +19,7 @@ from typing import Any
 
 from distill.datasets import ASSISTANT_SPEC, DEFAULT_LANGS, NTREX, UD_PUD
 from distill.paths import find_config, preset_names
+from distill.roles import Role
 
 DEFAULT_TRAIN_FILES = [
     NTREX,
@@ -56,7 +57,7 @@ class Stage3Variant(StrEnum):
 class ModelsConfig:
     teacher: str = "pkg:all-MiniLM-L6-v2"  # T: defines the target space
     assistant: str = ASSISTANT_SPEC  # A: multilingual, compressed into S
-    prefix: str = "query"  # role prompt for A and S on both sides (symmetric task); "" = none
+    prefix: str = Role.QUERY  # role prompt for A and S on both sides (symmetric task); "" = none
     trust_remote_code: bool = (
         False  # let T/A run Python shipped in their directories (auto_map); trusted authors only
     )
@@ -483,7 +484,7 @@ def validate(cfg: RunConfig) -> None:
         raise ConfigError("stage4.variant = 'infonce' needs batch_size >= 2 (in-batch negatives)")
     if not cfg.data.langs:
         raise ConfigError("data.langs is empty")
-    if cfg.models.prefix not in ("", "query", "passage"):
+    if cfg.models.prefix not in ("", *Role):
         raise ConfigError("models.prefix must be 'query', 'passage' or ''")
 
 
