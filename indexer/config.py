@@ -159,9 +159,8 @@ class CollectionSettings:
     """Chunking and input limits, fixed when the collection is created."""
 
     chunk_tokens: int = CHUNK_TOKENS  # token budget per chunk (capped by every model's max_seq_length)
-    chunk_overlap: int = (
-        CHUNK_OVERLAP  # at most this many tokens of whole trailing sentences repeat in the next chunk
-    )
+    # at most this many tokens of whole trailing sentences repeat in the next chunk
+    chunk_overlap: int = CHUNK_OVERLAP
     max_chars: int = 1_000_000  # longer texts are rejected as bad input
     embed_title: bool = False  # prepend the title to every chunk before embedding
 
