@@ -31,11 +31,11 @@ from enum import StrEnum
 from pathlib import Path
 
 from distill import paths
-from distill.datasets import ASSISTANT_SPEC
+from distill.datasets import ASSISTANT_SPEC, TEACHER_SPEC
 from distill.paths import data_dir
 
 DEFAULT_TEACHER = ASSISTANT_SPEC
-DEFAULT_STANDIN = "pkg:all-MiniLM-L6-v2"
+DEFAULT_STANDIN = TEACHER_SPEC
 DEFAULT_COLLECTION = "xquad"
 
 

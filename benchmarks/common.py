@@ -32,8 +32,6 @@ RESULTS_DIR = Path(__file__).resolve().parent / "results"
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SCHEMA_VERSION = 1
 
-TEACHER_SPEC = "pkg:all-MiniLM-L6-v2"
-
 
 def default_student() -> str | None:
     """The student the demo serves (`distill.paths.default_student()`), once it exists."""

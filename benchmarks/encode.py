@@ -36,7 +36,6 @@ import numpy as np
 
 from benchmarks.common import (
     STUDENT_HELP,
-    TEACHER_SPEC,
     BenchmarkError,
     LoadMonitor,
     base_parser,
@@ -55,7 +54,7 @@ from benchmarks.common import (
 )
 from benchmarks.variants import PREFIX, Variant, build_variant, measure_rss, probe_rss
 from benchmarks.workloads import mixed_sentences
-from distill.datasets import ASSISTANT_SPEC
+from distill.datasets import ASSISTANT_SPEC, TEACHER_SPEC
 from distill.models.backends import MIN_COSINE, BackendError
 
 MODELS = ("teacher", "assistant", "student")

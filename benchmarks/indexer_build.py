@@ -31,7 +31,6 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.common import (
-    TEACHER_SPEC,
     BenchmarkError,
     LoadMonitor,
     base_parser,
@@ -45,7 +44,7 @@ from benchmarks.common import (
 )
 from benchmarks.workloads import DEMO_CORPUS
 from distill.data import read_corpus_jsonl
-from distill.datasets import ASSISTANT_SPEC
+from distill.datasets import ASSISTANT_SPEC, TEACHER_SPEC
 from distill.models.encoder import Role
 from distill.paths import shared_data_dir
 

@@ -26,7 +26,6 @@ import numpy as np
 
 from benchmarks.common import (
     STUDENT_HELP,
-    TEACHER_SPEC,
     BenchmarkError,
     LoadMonitor,
     base_parser,
@@ -37,7 +36,7 @@ from benchmarks.common import (
     set_threads,
     student_or_note,
 )
-from distill.datasets import ASSISTANT_SPEC, XQUAD_PARAGRAPHS, XQUAD_QUESTIONS_DEV
+from distill.datasets import ASSISTANT_SPEC, TEACHER_SPEC, XQUAD_PARAGRAPHS, XQUAD_QUESTIONS_DEV
 from distill.evaluation import keys as K
 
 METRICS = (K.XLING_R1, K.MONO_R1, K.NDCG10)

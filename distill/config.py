@@ -17,7 +17,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from distill.datasets import ASSISTANT_SPEC, DEFAULT_LANGS, NTREX, UD_PUD
+from distill.datasets import ASSISTANT_SPEC, DEFAULT_LANGS, NTREX, TEACHER_SPEC, UD_PUD
 from distill.paths import find_config, preset_names
 from distill.roles import Role
 
@@ -55,7 +55,7 @@ class Stage3Variant(StrEnum):
 
 @dataclass
 class ModelsConfig:
-    teacher: str = "pkg:all-MiniLM-L6-v2"  # T: defines the target space
+    teacher: str = TEACHER_SPEC  # T: defines the target space
     assistant: str = ASSISTANT_SPEC  # A: multilingual, compressed into S
     prefix: str = Role.QUERY  # role prompt for A and S on both sides (symmetric task); "" = none
     trust_remote_code: bool = (

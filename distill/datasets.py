@@ -22,3 +22,6 @@ XQUAD_LANGS = ("ar", "de", "el", "en", "es", "hi", "ro", "ru", "th", "tr", "vi",
 # A, the multilingual assistant (multilingual-e5-small): distilled into the student, and the app's
 # "teacher" column.
 ASSISTANT_SPEC = "pkg:multilingual-e5-small"
+# T, the teacher of the distillation (all-MiniLM-L6-v2): defines the target space; the app's stand-in
+# student until one is trained.
+TEACHER_SPEC = "pkg:all-MiniLM-L6-v2"
