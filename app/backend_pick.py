@@ -24,6 +24,8 @@ import json
 import sys
 from pathlib import Path
 
+from distill.datasets import XQUAD_PARAGRAPHS, XQUAD_QUESTIONS_DEV
+
 FILE = "backends.json"
 
 
@@ -51,8 +53,8 @@ def measure(spec: str) -> dict:
     from distill.paths import shared_data_dir
 
     shared = shared_data_dir()
-    queries = read_texts(shared / "dev" / "xquad_questions_dev.jsonl", 128)
-    passages = read_texts(shared / "corpus" / "xquad_paragraphs.jsonl", 32)
+    queries = read_texts(shared / XQUAD_QUESTIONS_DEV, 128)
+    passages = read_texts(shared / XQUAD_PARAGRAPHS, 32)
     trials = compare_backends(spec, queries, passages)
     return {"best": fastest_faithful(trials), "trials": [t.to_dict() for t in trials]}
 

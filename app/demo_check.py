@@ -20,10 +20,9 @@ import json
 import sys
 from pathlib import Path
 
-from distill.modelspec import normalize_spec, parse_spec
+from distill.modelspec import normalize_spec, parse_spec, weights_fingerprint
 
 COMPLETE, REBUILD, RESUME = 0, 1, 3
-WEIGHT_FILES = ("*.safetensors", "*.bin", "*.pt", "config.json", "tokenizer.json", "modules.json")
 
 
 def fingerprint(specs: list[str]) -> dict[str, object]:
@@ -38,8 +37,7 @@ def fingerprint(specs: list[str]) -> dict[str, object]:
         if path is None or not path.is_dir():
             out[spec] = spec
             continue
-        files = sorted({f for pattern in WEIGHT_FILES for f in path.rglob(pattern) if f.is_file()})
-        out[str(path)] = {str(f.relative_to(path)): [f.stat().st_size, f.stat().st_mtime_ns] for f in files}
+        out[str(path)] = weights_fingerprint(path)
     return out
 
 

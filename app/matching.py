@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from app.calibration import NO_MATCH_BELOW, Reference
+from distill.models.encoder import Role
 
 # A sentence ends at . ! ? (and their CJK, Arabic and Devanagari forms) followed by space, or
 # right after a full-width stop. Thai has no sentence punctuation: its sentences are space-separated.
@@ -87,7 +88,7 @@ def best_sentences(encoder, query: np.ndarray, hits: list[Any]) -> dict[int, tup
         return {}
     candidates = candidates[:MAX_SENTENCES]
     texts = [hits[i].text[a:b] for i, (a, b) in candidates]
-    vectors = np.asarray(encoder.encode(texts, batch_size=16, prefix="passage"), dtype=np.float32)
+    vectors = np.asarray(encoder.encode(texts, batch_size=16, prefix=Role.PASSAGE), dtype=np.float32)
     vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
     scores = vectors @ np.asarray(query, dtype=np.float32).reshape(-1)
     best: dict[int, tuple[float, tuple[int, int]]] = {}

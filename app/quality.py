@@ -20,10 +20,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from app.settings import DEFAULT_STANDIN
+from distill.datasets import XQUAD_LANGS, XQUAD_PARAGRAPHS, XQUAD_QUESTIONS_DEV
 from distill.evaluation.suite import FULL
 from distill.paths import shared_data_dir
 
-XQUAD_LANGS = ("ar", "de", "el", "en", "es", "hi", "ro", "ru", "th", "tr", "vi", "zh")
 # The dev suite's sizes (`distill evaluate --suite dev`), so the two reports' numbers compare:
 DEFAULT_LIMIT = FULL.xquad  # paragraphs per language in the paragraph -> paragraph sanity check
 COST_TEXTS = FULL.cost_texts  # English FLORES sentences timed per model
@@ -32,7 +32,7 @@ REPORT_SUITE = "app-quality/2"
 
 
 def corpus_path() -> Path:
-    return shared_data_dir() / "corpus" / "xquad_paragraphs.jsonl"
+    return shared_data_dir() / XQUAD_PARAGRAPHS
 
 
 def report_langs(collection_langs: Sequence[str] | None) -> list[str]:
@@ -43,13 +43,14 @@ def report_langs(collection_langs: Sequence[str] | None) -> list[str]:
 
 
 def questions_path() -> Path:
-    return shared_data_dir() / "dev" / "xquad_questions_dev.jsonl"
+    return shared_data_dir() / XQUAD_QUESTIONS_DEV
 
 
 def quality_evaluators(
     langs: Sequence[str], *, limit: int = DEFAULT_LIMIT, show_progress: bool = False
 ) -> list:
     from distill.evaluation import CostEvaluator, parallel_corpus_retrieval
+    from distill.evaluation.keys import QUESTIONS
     from distill.evaluation.questions import question_retrieval
     from distill.evaluation.suite import flores_english
 
@@ -68,7 +69,7 @@ def quality_evaluators(
     common = {"query_langs": langs, "doc_langs": langs, "limit": limit, "show_progress": show_progress}
     return [
         question_retrieval(
-            questions_path(), corpus, langs=langs, dataset="xquad-questions", show_progress=show_progress
+            questions_path(), corpus, langs=langs, dataset=QUESTIONS, show_progress=show_progress
         ),
         parallel_corpus_retrieval(corpus, name="xquad", per_target_language=True, dataset="xquad", **common),
         parallel_corpus_retrieval(

@@ -18,6 +18,7 @@ from app.display import md_code, md_text
 from app.quality import DEFAULT_LIMIT, REPORT_SUITE, compute_report, report_langs, role_models
 from app.quality_collection import render_collection_section
 from app.roles import RoleChoice, choose_models
+from distill.evaluation.keys import QUESTIONS
 from distill.modelspec import same_spec
 
 
@@ -38,7 +39,7 @@ def _figure_order(path: Path) -> tuple[int, str]:
     name = path.stem
     rank = (
         0
-        if name.startswith("xquad-questions")
+        if name.startswith(QUESTIONS)
         else 2
         if name.startswith("ratio")
         else 3

@@ -14,7 +14,7 @@ from app.matching import ColumnSearch, query_tokens, search_column
 from app.model_facts import describe, model_facts
 from app.ranking import agreement
 from app.roles import ColumnModel, choose_models
-from app.settings import Role
+from app.settings import Column
 
 if TYPE_CHECKING:
     from indexer import Hit
@@ -52,18 +52,18 @@ def _card(rank: int, hit: Hit, strength: float | None, mark: tuple[int, int] | N
     )
 
 
-def _header(role: Role, model: ColumnModel, backend: str, teacher_facts) -> None:
+def _header(role: Column, model: ColumnModel, backend: str, teacher_facts) -> None:
     """Role and model facts in words; the path, backend and where the facts come from in a tooltip."""
     facts = model_facts(model.spec, backend)
-    name = "Teacher" if role == Role.TEACHER else model.label.split(" · ")[0]
-    label = describe(name, facts, teacher_facts if role == Role.STUDENT else None)
+    name = "Teacher" if role == Column.TEACHER else model.label.split(" · ")[0]
+    label = describe(name, facts, teacher_facts if role == Column.STUDENT else None)
     tip = f"model: {model.spec} · backend: {backend}"
     if facts.measured_in:
         tip += f" · speed ({facts.texts_per_s} texts/s on {backend}) from {facts.measured_in}"
     st.subheader(label, help=tip)  # the app's own words and numbers; the spec only in the tooltip
 
 
-def _column(role: Role, result: ColumnSearch, model: ColumnModel, other_ids: set[str]) -> None:
+def _column(role: Column, result: ColumnSearch, model: ColumnModel, other_ids: set[str]) -> None:
     if model.note:
         st.caption(model.note)
     if result.error:
@@ -170,7 +170,9 @@ def render() -> None:
     _long_query_notice(oc, choice.teacher.spec, query)
 
     roles = [
-        (r, m) for r, m in ((Role.TEACHER, choice.teacher), (Role.STUDENT, choice.student)) if m is not None
+        (r, m)
+        for r, m in ((Column.TEACHER, choice.teacher), (Column.STUDENT, choice.student))
+        if m is not None
     ]
     refs = references(oc)
     results = [

@@ -31,10 +31,11 @@ from enum import StrEnum
 from pathlib import Path
 
 from distill import paths
+from distill.datasets import ASSISTANT_SPEC, TEACHER_SPEC
 from distill.paths import data_dir
 
-DEFAULT_TEACHER = "pkg:multilingual-e5-small"
-DEFAULT_STANDIN = "pkg:all-MiniLM-L6-v2"
+DEFAULT_TEACHER = ASSISTANT_SPEC
+DEFAULT_STANDIN = TEACHER_SPEC
 DEFAULT_COLLECTION = "xquad"
 
 
@@ -50,7 +51,7 @@ def valid_collection_name(name: object) -> bool:
     )
 
 
-class Role(StrEnum):
+class Column(StrEnum):
     """The two result columns."""
 
     TEACHER = "teacher"

@@ -29,21 +29,25 @@ from collections.abc import Callable
 from pathlib import Path
 
 from benchmarks.common import (
-    ASSISTANT_SPEC,
+    STUDENT_HELP,
     BenchmarkError,
     LoadMonitor,
     base_parser,
-    default_student,
+    finish,
     interleave,
     log,
     markdown_table,
     paired_ratios,
+    rounds_of,
     run_main,
     set_threads,
+    student_or_note,
     summarize,
-    write_results,
+    thread_list,
 )
 from benchmarks.workloads import demo_corpus, real_queries
+from distill.datasets import ASSISTANT_SPEC
+from distill.models.encoder import Role
 
 K = 10
 FILTER_LANGS = ("en", "de")  # the app's language filter, as in the indexer's README example
@@ -60,8 +64,9 @@ def open_or_build(
     """The collection to query, and how it was obtained."""
     from indexer import Collection, IndexerError
     from indexer.collection import normalize_spec
+    from indexer.layout import COLLECTION_FILE
 
-    if path is not None and (path / "collection.json").is_file():
+    if path is not None and (path / COLLECTION_FILE).is_file():
         t0 = time.perf_counter()
         col = Collection.open(path, read_only=True, threads=threads)
         open_s = time.perf_counter() - t0
@@ -99,16 +104,13 @@ def open_or_build(
     }
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parser():
     parser = base_parser("app", __doc__)
     parser.add_argument(
         "--collection", help="collection directory (default data/collections/xquad; built if absent)"
     )
     parser.add_argument("--teacher", default=ASSISTANT_SPEC, help="the app's teacher (default: %(default)s)")
-    parser.add_argument(
-        "--student",
-        help="the student (default: the student the demo serves, distill.paths.default_student())",
-    )
+    parser.add_argument("--student", help=STUDENT_HELP)
     parser.add_argument("--queries", type=int, help="real queries (default 200; quick 40)")
     parser.add_argument(
         "--docs", type=int, help="documents when a collection is built (default all; quick 60)"
@@ -121,103 +123,81 @@ def main(argv: list[str] | None = None) -> int:
         help="backend of both models when a collection is built: torch, int8, onnx or onnx-int8 "
         "(an existing collection uses the ones it records; default: %(default)s)",
     )
-    args = parser.parse_args(argv)
+    return parser
 
-    from distill.paths import data_dir
 
-    nq = args.queries or (40 if args.quick else 200)
-    rounds = args.rounds or (2 if args.quick else 5)
-    docs = args.docs or (60 if args.quick else None)
-    thread_list = [int(t) for t in (args.threads or ("1" if args.quick else "1,2")).split(",") if t.strip()]
-    if rounds < 1 or nq < rounds or not thread_list:
-        raise BenchmarkError("need --rounds >= 1, --queries >= --rounds and thread counts")
-    notes: list[str] = []
-    specs = {"teacher": args.teacher}
-    student = args.student or default_student()
-    if student:
-        specs["student"] = student
-    else:
-        notes.append(
-            "no student (distill.paths.default_student() does not exist yet) and no --student: teacher only"
-        )
-    collection_path = Path(args.collection) if args.collection else data_dir() / "collections" / "xquad"
+def _searcher(blocks: list[list[str]], name: str, fn: Callable[[str], object], store: dict) -> Callable:
+    """One interleaved variant: round r runs `fn` on every query of blocks[r], its ms into store[name]."""
 
-    load = LoadMonitor()
-    queries = real_queries(nq, seed=args.seed)
-    log(f"{len(queries.texts)} queries in {len(queries.lang_counts())} languages")
-    set_threads(thread_list[0])
-    with tempfile.TemporaryDirectory() as tmp:
-        col, source = open_or_build(
-            collection_path if (args.collection or not args.quick) else None,
-            specs,
-            Path(tmp),
-            docs,
-            thread_list[0],
-            args.backend,
-        )
-        try:
-            info = col.info()
-            recorded = col.model_backends()
-            from distill.modelspec import normalize_spec
+    def run(r: int) -> None:
+        for q in blocks[r]:
+            t0 = time.perf_counter_ns()
+            fn(q)
+            store.setdefault(name, []).append((time.perf_counter_ns() - t0) / 1e6)
 
-            backends = {role: recorded.get(normalize_spec(spec), "torch") for role, spec in specs.items()}
-            source["backends"] = backends
-            log(f"backends (from the collection): {backends}")
-            source.update(
-                documents=info["documents"],
-                chunks=info["chunks"],
-                index_types={m["spec"]: m["factory"] for m in info["models"]},
-            )
-            # Cold start: the first query of each model loads it (the app does this once per process).
-            cold = {}
-            for role, spec in specs.items():
-                t0 = time.perf_counter()
-                col.search(queries.texts[0], model=spec, k=K)
-                cold[role] = round(time.perf_counter() - t0, 3)
-            log(f"first query per model (model load included): {cold}")
+    return run
 
-            blocks = [queries.texts[i::rounds] for i in range(rounds)]
-            latencies: dict[str, dict[str, list[float]]] = {}
 
-            def searcher(
-                name: str, fn: Callable[[str], object], store: dict[str, list[float]]
-            ) -> Callable[[int], None]:
-                def run(r: int) -> None:
-                    for q in blocks[r]:
-                        t0 = time.perf_counter_ns()
-                        fn(q)
-                        store.setdefault(name, []).append((time.perf_counter_ns() - t0) / 1e6)
+def _variants(col, specs: dict[str, str], blocks: list[list[str]], store: dict) -> dict[str, Callable]:
+    """Per model: a search, a search filtered by language, and the query embedding alone."""
+    variants = {}
+    langs = "+".join(FILTER_LANGS)
+    for role, spec in specs.items():
+        enc = col.encoder(spec)
+        fns = {
+            f"{role}: search": lambda q, spec=spec: col.search(q, model=spec, k=K),
+            f"{role}: search, langs={langs}": lambda q, spec=spec: col.search(
+                q, model=spec, k=K, langs=list(FILTER_LANGS)
+            ),
+            f"{role}: query embedding only": lambda q, enc=enc: enc.encode(
+                [q], batch_size=1, prefix=Role.QUERY
+            ),
+        }
+        variants.update({name: _searcher(blocks, name, fn, store) for name, fn in fns.items()})
+    return variants
 
-                return run
 
-            for threads in thread_list:
-                set_threads(threads)
-                store: dict[str, list[float]] = {}
-                variants = {}
-                for role, spec in specs.items():
-                    enc = col.encoder(spec)
-                    variants[f"{role}: search"] = searcher(
-                        f"{role}: search", lambda q, spec=spec: col.search(q, model=spec, k=K), store
-                    )
-                    variants[f"{role}: search, langs={'+'.join(FILTER_LANGS)}"] = searcher(
-                        f"{role}: search, langs={'+'.join(FILTER_LANGS)}",
-                        lambda q, spec=spec: col.search(q, model=spec, k=K, langs=list(FILTER_LANGS)),
-                        store,
-                    )
-                    variants[f"{role}: query embedding only"] = searcher(
-                        f"{role}: query embedding only",
-                        lambda q, enc=enc: enc.encode([q], batch_size=1, prefix="query"),
-                        store,
-                    )
-                for q in queries.texts[:5]:  # warm-up, not recorded
-                    for spec in specs.values():
-                        col.search(q, model=spec, k=K)
-                log(f"threads={threads}: {len(variants)} variants x {nq} queries, {rounds} rounds")
-                interleave(variants, rounds, warmup=0)
-                latencies[str(threads)] = store
-        finally:
-            col.close()
+def _describe(col, specs: dict[str, str], source: dict) -> None:
+    """The collection's backends, size and index types, into `source`."""
+    from distill.modelspec import normalize_spec
 
+    info, recorded = col.info(), col.model_backends()
+    backends = {role: recorded.get(normalize_spec(spec), "torch") for role, spec in specs.items()}
+    source["backends"] = backends
+    log(f"backends (from the collection): {backends}")
+    source.update(
+        documents=info["documents"],
+        chunks=info["chunks"],
+        index_types={m["spec"]: m["factory"] for m in info["models"]},
+    )
+
+
+def _measure(col, specs: dict[str, str], queries, rounds: int, thread_counts: list[int]) -> tuple[dict, dict]:
+    """Cold first query per model (model load included), then per thread count the interleaved
+    latencies of every variant."""
+    cold = {}
+    for role, spec in specs.items():
+        t0 = time.perf_counter()
+        col.search(queries.texts[0], model=spec, k=K)
+        cold[role] = round(time.perf_counter() - t0, 3)
+    log(f"first query per model (model load included): {cold}")
+    blocks = [queries.texts[i::rounds] for i in range(rounds)]
+    latencies: dict[str, dict[str, list[float]]] = {}
+    for threads in thread_counts:
+        set_threads(threads)
+        store: dict[str, list[float]] = {}
+        variants = _variants(col, specs, blocks, store)
+        for q in queries.texts[:5]:  # warm-up, not recorded
+            for spec in specs.values():
+                col.search(q, model=spec, k=K)
+        log(f"threads={threads}: {len(variants)} variants x {len(queries.texts)} queries, {rounds} rounds")
+        interleave(variants, rounds, warmup=0)
+        latencies[str(threads)] = store
+    return cold, latencies
+
+
+def _results(latencies: dict) -> tuple[list[dict], dict]:
+    """The table's rows and the results per thread count."""
     rows, results = [], {}
     for threads, store in latencies.items():
         res = {}
@@ -236,24 +216,10 @@ def main(argv: list[str] | None = None) -> int:
             ratio = paired_ratios(store["teacher: search"], store["student: search"])
             res["teacher_over_student_latency"] = ratio.to_dict(digits=3)
         results[threads] = res
-    table = markdown_table(
-        rows,
-        [
-            ("threads", "threads"),
-            ("variant", "what"),
-            ("p50_ms", "p50 ms", 1),
-            ("p95_ms", "p95 ms", 1),
-            ("qps", "queries/s", 1),
-        ],
-    )
-    on = ", ".join(f"{role} on {b}" for role, b in source["backends"].items())
-    print(
-        f"\n### End-to-end query latency ({nq} real queries in {len(queries.lang_counts())} languages, k={K}, "
-        f"{source['chunks']} chunks; {on})\n\n{table}\n",
-        flush=True,
-    )
-    print(f"cold start (open: {source['open_s']} s; first query incl. model load: {cold})\n", flush=True)
+    return rows, results
 
+
+def _headline(cold: dict, source: dict, results: dict, specs: dict[str, str]) -> dict:
     headline: dict = {"cold_first_query_s": cold, "open_s": source["open_s"], "backends": source["backends"]}
     for threads, res in results.items():
         for role in specs:
@@ -262,6 +228,56 @@ def main(argv: list[str] | None = None) -> int:
                 headline[f"{role}_p95_ms_t{threads}"] = res[f"{role}: search"]["p95_ms"]
         if "teacher_over_student_latency" in res:
             headline[f"student_speedup_t{threads}"] = res["teacher_over_student_latency"]["median"]
+    return headline
+
+
+TABLE_COLUMNS = [
+    ("threads", "threads"),
+    ("variant", "what"),
+    ("p50_ms", "p50 ms", 1),
+    ("p95_ms", "p95 ms", 1),
+    ("qps", "queries/s", 1),
+]
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    from distill.paths import data_dir
+
+    nq, rounds = args.queries or (40 if args.quick else 200), rounds_of(args)
+    docs = args.docs or (60 if args.quick else None)
+    threads = thread_list(args.threads, args.quick)
+    if rounds < 1 or nq < rounds or not threads:
+        raise BenchmarkError("need --rounds >= 1, --queries >= --rounds and thread counts")
+    notes: list[str] = []
+    specs = {"teacher": args.teacher}
+    missing = "no student (distill.paths.default_student() does not exist yet) and no --student: teacher only"
+    if student := student_or_note(args.student, notes, missing):
+        specs["student"] = student
+    collection_path = Path(args.collection) if args.collection else data_dir() / "collections" / "xquad"
+
+    load = LoadMonitor()
+    queries = real_queries(nq, seed=args.seed)
+    log(f"{len(queries.texts)} queries in {len(queries.lang_counts())} languages")
+    set_threads(threads[0])
+    with tempfile.TemporaryDirectory() as tmp:
+        path = collection_path if (args.collection or not args.quick) else None
+        col, source = open_or_build(path, specs, Path(tmp), docs, threads[0], args.backend)
+        try:
+            _describe(col, specs, source)
+            cold, latencies = _measure(col, specs, queries, rounds, threads)
+        finally:
+            col.close()
+
+    rows, results = _results(latencies)
+    table = markdown_table(rows, TABLE_COLUMNS)
+    on = ", ".join(f"{role} on {b}" for role, b in source["backends"].items())
+    print(
+        f"\n### End-to-end query latency ({nq} real queries in {len(queries.lang_counts())} languages, k={K}, "
+        f"{source['chunks']} chunks; {on})\n\n{table}\n",
+        flush=True,
+    )
+    print(f"cold start (open: {source['open_s']} s; first query incl. model load: {cold})\n", flush=True)
     config = {
         "specs": specs,
         "queries": nq,
@@ -269,11 +285,12 @@ def main(argv: list[str] | None = None) -> int:
         "query_source": queries.source,
         "k": K,
         "filter_langs": list(FILTER_LANGS),
-        "threads": thread_list,
+        "threads": threads,
         "rounds": rounds,
         **source,
     }
-    path = write_results(
+    headline = _headline(cold, source, results, specs)
+    return finish(
         "app",
         args=args,
         config=config,
@@ -283,8 +300,6 @@ def main(argv: list[str] | None = None) -> int:
         tables={"latency": table},
         notes=notes,
     )
-    log(f"wrote {path}")
-    return 0
 
 
 if __name__ == "__main__":

@@ -32,9 +32,6 @@ RESULTS_DIR = Path(__file__).resolve().parent / "results"
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SCHEMA_VERSION = 1
 
-TEACHER_SPEC = "pkg:all-MiniLM-L6-v2"
-ASSISTANT_SPEC = "pkg:multilingual-e5-small"
-
 
 def default_student() -> str | None:
     """The student the demo serves (`distill.paths.default_student()`), once it exists."""
@@ -387,6 +384,43 @@ def base_parser(name: str, doc: str | None) -> argparse.ArgumentParser:
     )
     parser.add_argument("--seed", type=int, default=0, help="seed for sampling data (default: %(default)s)")
     return parser
+
+
+def finish(name: str, **kwargs: Any) -> int:
+    """`write_results(name, **kwargs)`, logged; the exit code of a benchmark that ran."""
+    log(f"wrote {write_results(name, **kwargs)}")
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------
+# Arguments every benchmark reads the same way
+
+STUDENT_HELP = "the student S (default: the student the demo serves, distill.paths.default_student())"
+
+
+def parse_ints(text: str) -> list[int]:
+    try:
+        return [int(float(x)) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise BenchmarkError(f"expected comma-separated integers, got {text!r}") from None
+
+
+def rounds_of(args: argparse.Namespace) -> int:
+    """--rounds, else 2 for --quick and 5 for a full run."""
+    return args.rounds or (2 if args.quick else 5)
+
+
+def thread_list(text: str | None, quick: bool) -> list[int]:
+    """Comma-separated thread counts, else 1 for --quick and 1,2 for a full run."""
+    return parse_ints(text or ("1" if quick else "1,2"))
+
+
+def student_or_note(student: str | None, notes: list[str], missing: str) -> str | None:
+    """`student`, else the demo's student; when there is none, `missing` joins the notes."""
+    student = student or default_student()
+    if not student:
+        notes.append(missing)
+    return student
 
 
 def log(msg: str) -> None:

@@ -179,7 +179,7 @@ def _second_only(args) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parser():
     parser = base_parser("demo_timing", __doc__)
     parser.add_argument(
         "--models-from", type=Path, default=REPO / "data" / "models", help="converted models to copy"
@@ -197,7 +197,15 @@ def main(argv: list[str] | None = None) -> int:
         help="time only a second `make demo` on the data directory DIR of an earlier run",
     )
     parser.add_argument("--timeout", type=float, default=1200, help="seconds before giving up on a phase")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def _load_avg(samples: list[float]) -> dict:
+    return {"min": min(samples), "mean": round(sum(samples) / len(samples), 2), "max": max(samples)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
     if args.second_only:
         return _second_only(args)
     data = args.keep or Path(tempfile.mkdtemp(prefix="xl-demo-"))
@@ -228,11 +236,7 @@ def main(argv: list[str] | None = None) -> int:
         "second_searchable_s": second_searchable,
         "phases": [{"start_s": t, "phase": s} for t, s in first.steps],
         "second_phases": [{"start_s": t, "phase": s} for t, s in second.steps],
-        "load_avg_1min": {
-            "min": min(sampler.samples),
-            "mean": round(sum(sampler.samples) / len(sampler.samples), 2),
-            "max": max(sampler.samples),
-        },
+        "load_avg_1min": _load_avg(sampler.samples),
         "cores": os.cpu_count(),
         "query": QUERY,
         "log": str(log_file),

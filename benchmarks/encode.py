@@ -27,44 +27,39 @@ Examples:
 
 from __future__ import annotations
 
-import io
-import json
-import subprocess
-import sys
-import tempfile
+import argparse
 import time
-import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 
 import numpy as np
 
 from benchmarks.common import (
-    ASSISTANT_SPEC,
-    TEACHER_SPEC,
+    STUDENT_HELP,
     BenchmarkError,
     LoadMonitor,
     base_parser,
-    default_student,
+    finish,
     interleave,
     log,
     markdown_table,
     paired_ratios,
-    peak_rss_bytes,
-    rss_bytes,
+    parse_ints,
+    rounds_of,
     run_main,
     set_threads,
+    student_or_note,
     summarize,
-    write_results,
+    thread_list,
 )
+from benchmarks.variants import PREFIX, Variant, build_variant, measure_rss, probe_rss
 from benchmarks.workloads import mixed_sentences
+from distill.datasets import ASSISTANT_SPEC, TEACHER_SPEC
 from distill.models.backends import MIN_COSINE, BackendError
 
 MODELS = ("teacher", "assistant", "student")
 BACKENDS = ("", "-int8", "-onnx", "-onnx-int8")  # torch fp32, then distill.models.Backend's others
 ALL_VARIANTS = tuple(m + b for m in MODELS for b in BACKENDS)
-PREFIX = "query"  # symmetric use, as in bitext retrieval; e5-style models prepend "query: "
 # High-resource languages (the paper's 12 plus English): where a student with a vocabulary trimmed to
 # few languages tokenises like A, so its speed there is reported apart from the 44-language mix.
 FOCUS_LANGS = "en,de,es,fr,it,nl,ar,tr,ru,zh,ja,pl,pt"
@@ -72,150 +67,7 @@ DEFAULT_RSS = "all"
 
 
 # ---------------------------------------------------------------------------------------------
-# Variants: a model on a backend, loaded as the product loads it (`load_encoder(spec, backend=)`)
-
-
-def state_dict_bytes(model) -> int:
-    import torch
-
-    buf = io.BytesIO()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.save(model.state_dict(), buf)
-    return buf.tell()
-
-
-@dataclass
-class Variant:
-    name: str
-    spec: str
-    encoder: object  # distill Encoder (its model a torch module or an OnnxModel)
-    params: int
-    bytes_on_disk: int
-    tokens_per_sentence: float = 0.0
-    rss: dict = field(default_factory=dict)
-
-    @property
-    def model_name(self) -> str:
-        return self.name.split("-")[0]
-
-    @property
-    def backend(self) -> str:
-        return self.name[len(self.model_name) + 1 :] or "torch"
-
-    def encode(self, texts: Sequence[str], batch_size: int) -> np.ndarray:
-        return self.encoder.encode(texts, batch_size=batch_size, prefix=PREFIX)
-
-
-def weight_bytes(path: Path) -> int:
-    """The torch weights of a model directory (not its exported ONNX files)."""
-    files = [p for p in path.rglob("*") if p.suffix in (".safetensors", ".bin", ".pt") and p.is_file()]
-    return sum(p.stat().st_size for p in files)
-
-
-def count_params(model) -> int:
-    seen, total = set(), 0
-    for p in model.parameters():  # tied weights count once
-        if p.data_ptr() not in seen:
-            seen.add(p.data_ptr())
-            total += p.numel()
-    return total
-
-
-def int8_params(model) -> int:
-    """Parameters of a dynamically quantised model (packed Linear weights are not nn.Parameters)."""
-    total = count_params(model)
-    for module in model.modules():
-        weight = getattr(module, "weight", None)
-        if callable(weight) and type(module).__name__ == "Linear" and "quantized" in type(module).__module__:
-            total += module.weight().numel() + (module.bias().numel() if module.bias() is not None else 0)
-    return total
-
-
-def onnx_params(path: Path) -> int:
-    """Weights stored in an ONNX graph (its initializers; int8 graphs add their scales)."""
-    import onnx
-
-    graph = onnx.load(str(path), load_external_data=False).graph
-    return int(sum(np.prod(init.dims) for init in graph.initializer))
-
-
-def build_variant(name: str, specs: dict[str, str]) -> Variant:
-    """Load one variant as the product would; BackendError when the backend refuses the model."""
-    from distill.models import ModelNotFoundError, load_encoder, resolve_model
-
-    base_name = name.split("-")[0]
-    spec = specs[base_name]
-    backend = name[len(base_name) + 1 :] or "torch"
-    try:
-        enc = load_encoder(spec, backend=backend, device="cpu")
-    except ModelNotFoundError as exc:
-        raise BenchmarkError(f"cannot load {base_name} {spec!r}: {exc}") from None
-    if backend == "torch":
-        return Variant(name, spec, enc, count_params(enc.model), weight_bytes(resolve_model(spec)))
-    if backend == "int8":
-        return Variant(name, spec, enc, int8_params(enc.model), state_dict_bytes(enc.model))
-    path = enc.model.path
-    return Variant(name, spec, enc, onnx_params(path), path.stat().st_size)
-
-
-# ---------------------------------------------------------------------------------------------
-# Peak memory in a fresh process
-
-
-def probe_rss(args) -> int:
-    """Child-process entry: load one variant, encode the probe texts, print RSS figures as JSON."""
-    import torch  # noqa: F401  (imported before the baseline so it is part of it)
-    import transformers  # noqa: F401
-
-    set_threads(args.probe_threads)
-    texts = json.loads(Path(args.probe_texts).read_text(encoding="utf-8"))
-    baseline = rss_bytes()
-    specs = json.loads(args.probe_specs)
-    variant = build_variant(args.probe_rss, specs)  # ONNX files come from the cache the parent filled
-    loaded = rss_bytes()
-    variant.encode(texts, 64)
-    print(
-        json.dumps(
-            {
-                "baseline_mb": baseline / 2**20,
-                "after_load_mb": loaded / 2**20,
-                "peak_mb": peak_rss_bytes() / 2**20,
-            }
-        )
-    )
-    return 0
-
-
-def measure_rss(name: str, specs: dict[str, str], texts: list[str], threads: int) -> dict:
-    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False, encoding="utf-8") as fh:
-        json.dump(texts, fh, ensure_ascii=False)
-    cmd = [
-        sys.executable,
-        "-m",
-        "benchmarks.encode",
-        "--probe-rss",
-        name,
-        "--probe-texts",
-        fh.name,
-        "--probe-specs",
-        json.dumps(specs),
-        "--probe-threads",
-        str(threads),
-    ]
-    try:
-        out = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
-    finally:
-        Path(fh.name).unlink(missing_ok=True)
-    if out.returncode != 0:
-        log(f"  rss probe for {name} failed: {out.stderr.strip().splitlines()[-1:]}")
-        return {"error": (out.stderr.strip().splitlines() or ["?"])[-1]}
-    data = json.loads(out.stdout.strip().splitlines()[-1])
-    data["model_mb"] = data["peak_mb"] - data["baseline_mb"]
-    return {k: round(v, 1) for k, v in data.items()}
-
-
-# ---------------------------------------------------------------------------------------------
+# Timing
 
 
 def run_setting(
@@ -297,14 +149,11 @@ def token_counts(variants: list[Variant], sents, focus: Sequence[str]) -> dict:
     return out
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parser():
     parser = base_parser("encode", __doc__)
     parser.add_argument("--teacher", default=TEACHER_SPEC, help="teacher T spec (default: %(default)s)")
     parser.add_argument("--assistant", default=ASSISTANT_SPEC, help="assistant A spec (default: %(default)s)")
-    parser.add_argument(
-        "--student",
-        help="student S spec (default: the student the demo serves, distill.paths.default_student())",
-    )
+    parser.add_argument("--student", help=STUDENT_HELP)
     parser.add_argument(
         "--variants", help=f"comma list from {', '.join(ALL_VARIANTS)} (default: all available)"
     )
@@ -333,132 +182,166 @@ def main(argv: list[str] | None = None) -> int:
         "exported before, so the rows are what a loaded model costs",
     )
     # Internal: the peak-RSS child process.
-    parser.add_argument("--probe-rss", help=argparse_hidden())
-    parser.add_argument("--probe-texts", help=argparse_hidden())
-    parser.add_argument("--probe-specs", help=argparse_hidden())
-    parser.add_argument("--probe-threads", type=int, default=2, help=argparse_hidden())
-    args = parser.parse_args(argv)
-    if args.probe_rss:
-        return probe_rss(args)
+    parser.add_argument("--probe-rss", help=argparse.SUPPRESS)
+    parser.add_argument("--probe-texts", help=argparse.SUPPRESS)
+    parser.add_argument("--probe-specs", help=argparse.SUPPRESS)
+    parser.add_argument("--probe-threads", type=int, default=2, help=argparse.SUPPRESS)
+    return parser
 
+
+@dataclass
+class Plan:
+    """What one run measures, from the arguments."""
+
+    specs: dict[str, str]
+    names: list[str]  # the variants to load
+    n_sent: int
+    n_b1: int
+    rounds: int
+    batch_sizes: list[int]
+    threads: list[int]
+    notes: list[str]
+
+    @property
+    def top(self) -> tuple[int, int]:
+        """The headline setting: (the most threads, the largest batch)."""
+        return max(self.threads), max(self.batch_sizes)
+
+
+def _onnx_available(mode: str, notes: list[str]) -> bool:
+    if mode == "off":
+        return False
+    try:
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        if mode == "on":
+            raise BenchmarkError("--onnx on needs onnxruntime: pip install onnxruntime") from None
+        notes.append("ONNX variants skipped: onnxruntime is not installed (pip install onnxruntime onnx)")
+        return False
+    return True
+
+
+def _plan(args) -> Plan:
     n_sent = args.sentences or (200 if args.quick else 2000)
     n_b1 = args.batch1_sentences or (40 if args.quick else 300)
-    rounds = args.rounds or (2 if args.quick else 5)
-    batch_sizes = [int(b) for b in args.batch_sizes.split(",") if b.strip()]
-    thread_list = [int(t) for t in (args.threads or ("1" if args.quick else "1,2")).split(",") if t.strip()]
-    if rounds < 1 or n_sent < rounds or n_b1 < rounds or not batch_sizes or not thread_list:
+    rounds = rounds_of(args)
+    batch_sizes, threads = parse_ints(args.batch_sizes), thread_list(args.threads, args.quick)
+    if rounds < 1 or n_sent < rounds or n_b1 < rounds or not batch_sizes or not threads:
         raise BenchmarkError("need rounds >= 1, at least `rounds` sentences, batch sizes and thread counts")
-
     notes: list[str] = []
-    student = args.student or default_student()
-    if student is None:
-        notes.append(
-            "no student: distill.paths.default_student() does not exist yet (pass --student); "
-            "student variants skipped"
-        )
+    student = student_or_note(
+        args.student,
+        notes,
+        "no student: distill.paths.default_student() does not exist yet (pass --student); "
+        "student variants skipped",
+    )
     specs = {"teacher": args.teacher, "assistant": args.assistant}
     if student:
         specs["student"] = student
-    onnx_ok = False
-    if args.onnx != "off":
-        try:
-            import onnxruntime  # noqa: F401
-
-            onnx_ok = True
-        except ImportError:
-            if args.onnx == "on":
-                raise BenchmarkError("--onnx on needs onnxruntime: pip install onnxruntime") from None
-            notes.append("ONNX variants skipped: onnxruntime is not installed (pip install onnxruntime onnx)")
+    onnx_ok = _onnx_available(args.onnx, notes)
     wanted = [v.strip() for v in args.variants.split(",")] if args.variants else list(ALL_VARIANTS)
     for v in wanted:
         if v not in ALL_VARIANTS:
             raise BenchmarkError(f"unknown variant {v!r}; choose from {', '.join(ALL_VARIANTS)}")
     names = [v for v in wanted if v.split("-")[0] in specs and ("-onnx" not in v or onnx_ok)]
+    return Plan(specs, names, n_sent, n_b1, rounds, batch_sizes, threads, notes)
 
-    load = LoadMonitor()
-    sents = mixed_sentences(n_sent, seed=args.seed)
-    texts = sents.texts
-    b1_texts = texts[:n_b1]
-    log(f"{len(texts)} sentences in {len(sents.lang_counts())} languages; variants: {', '.join(names)}")
 
+def _load_variants(plan: Plan, texts: list[str]) -> tuple[list[Variant], dict[str, str]]:
+    """The variants the product accepts, and the refused ones with the reason."""
     variants: list[Variant] = []
     refused: dict[str, str] = {}
-    set_threads(max(thread_list))
-    for name in names:
+    set_threads(max(plan.threads))
+    for name in plan.names:
         t0 = time.perf_counter()
         try:
-            variants.append(build_variant(name, specs))
+            variants.append(build_variant(name, plan.specs))
         except BackendError as exc:  # refused (below cosine 0.995 on the check texts) or not exportable
             refused[name] = str(exc)
-            notes.append(f"{name} not measured: {exc}"[:400])
-            log(notes[-1])
+            plan.notes.append(f"{name} not measured: {exc}"[:400])
+            log(plan.notes[-1])
             continue
         log(f"  {name}: ready in {time.perf_counter() - t0:.1f} s (first ONNX use includes the export)")
     for v in variants:
         tok = v.encoder.tokenize(texts[:500], PREFIX)
         v.tokens_per_sentence = float(tok["attention_mask"].sum()) / min(500, len(texts))
+    return variants, refused
 
+
+def _throughput(plan: Plan, variants: list[Variant], texts: list[str], kept: dict) -> dict[str, dict]:
+    """Every (threads, batch) setting; the headline setting's vectors go into `kept`."""
     throughput: dict[str, dict] = {}
-    kept: dict = {}
-    for threads in thread_list:
-        for batch in batch_sizes:
-            work = texts if batch > 1 else b1_texts
+    for threads in plan.threads:
+        for batch in plan.batch_sizes:
+            work = texts if batch > 1 else texts[: plan.n_b1]
             log(
-                f"threads={threads} batch={batch}: {len(work)} sentences x {len(variants)} variants, {rounds} rounds"
+                f"threads={threads} batch={batch}: {len(work)} sentences x {len(variants)} variants, "
+                f"{plan.rounds} rounds"
             )
-            keep = kept if (threads == max(thread_list) and batch == max(batch_sizes)) else None
+            keep = kept if (threads, batch) == plan.top else None
             throughput[f"t{threads}_b{batch}"] = {
                 "threads": threads,
                 "batch": batch,
                 "sentences": len(work),
                 "per_round": run_setting(
-                    variants, work, batch=batch, threads=threads, rounds=rounds, keep=keep
+                    variants, work, batch=batch, threads=threads, rounds=plan.rounds, keep=keep
                 ),
             }
-    focus = [x.strip() for x in args.focus_langs.split(",") if x.strip()]
-    focus_variants = [v for v in variants if v.name == "assistant" or v.name.startswith("student")]
-    if focus and "student" in specs and len(focus_variants) > 1:
-        focus_sents = mixed_sentences(n_sent, seed=args.seed, langs=focus)
-        threads, batch = max(thread_list), max(batch_sizes)
-        log(
-            f"focus languages ({len(focus)}): threads={threads} batch={batch}, {len(focus_sents.texts)} sentences"
-        )
-        throughput[f"t{threads}_b{batch}_focus"] = {
-            "threads": threads,
-            "batch": batch,
-            "sentences": len(focus_sents.texts),
-            "langs": focus,
-            "per_round": run_setting(
-                focus_variants, focus_sents.texts, batch=batch, threads=threads, rounds=rounds
-            ),
-        }
-    token_stats = token_counts(variants, sents, focus)
+    return throughput
 
-    # Peak RSS: one fresh process per variant, after the timing so it cannot disturb it.
-    probe = sorted(texts, key=len, reverse=True)[:192]  # the longest batches set the activation peak
-    rss_spec = args.rss or ("assistant,student,student-onnx-int8" if args.quick else DEFAULT_RSS)
-    rss_names = (
-        {v.name for v in variants}
-        if rss_spec == "all"
-        else set()
-        if rss_spec == "none"
-        else set(rss_spec.split(","))
+
+def _focus_setting(plan: Plan, variants: list[Variant], focus: list[str], seed: int) -> dict | None:
+    """A and S at the headline setting on sentences in the focus languages only."""
+    focus_variants = [v for v in variants if v.name == "assistant" or v.name.startswith("student")]
+    if not (focus and "student" in plan.specs and len(focus_variants) > 1):
+        return None
+    focus_sents = mixed_sentences(plan.n_sent, seed=seed, langs=focus)
+    threads, batch = plan.top
+    log(
+        f"focus languages ({len(focus)}): threads={threads} batch={batch}, {len(focus_sents.texts)} sentences"
     )
+    return {
+        "threads": threads,
+        "batch": batch,
+        "sentences": len(focus_sents.texts),
+        "langs": focus,
+        "per_round": run_setting(
+            focus_variants, focus_sents.texts, batch=batch, threads=threads, rounds=plan.rounds
+        ),
+    }
+
+
+def _measure_rss(args, plan: Plan, variants: list[Variant], probe: list[str]) -> None:
+    """Peak RSS: one fresh process per chosen variant, after the timing so it cannot disturb it."""
+    rss_spec = args.rss or ("assistant,student,student-onnx-int8" if args.quick else DEFAULT_RSS)
+    if rss_spec == "all":
+        rss_names = {v.name for v in variants}
+    else:
+        rss_names = set() if rss_spec == "none" else set(rss_spec.split(","))
     for v in variants:
         if v.name in rss_names:
             log(f"peak RSS of {v.name} (subprocess)")
-            v.rss = measure_rss(v.name, specs, probe, max(thread_list))
+            v.rss = measure_rss(v.name, plan.specs, probe, max(plan.threads))
 
-    # ---- results
+
+def _ratios(per_round: dict[str, list[float]]) -> dict:
+    """`{variant}_vs_assistant`: per-round ratios of each variant's throughput to A's."""
+    if "assistant" not in per_round:
+        return {}
+    return {
+        f"{name}_vs_assistant": paired_ratios(vals, per_round["assistant"])
+        for name, vals in per_round.items()
+        if name != "assistant"
+    }
+
+
+def _speed_rows(throughput: dict, variants: list[Variant]) -> tuple[list[dict], dict]:
+    """The speed table's rows, and the results per setting."""
     rows, results_settings = [], {}
     for key, setting in throughput.items():
         per_round = setting["per_round"]
         summ = {name: summarize(vals) for name, vals in per_round.items()}
-        ratios = {}
-        if "assistant" in per_round:
-            for name in per_round:
-                if name != "assistant":
-                    ratios[f"{name}_vs_assistant"] = paired_ratios(per_round[name], per_round["assistant"])
+        ratios = _ratios(per_round)
         results_settings[key] = {
             "threads": setting["threads"],
             "batch": setting["batch"],
@@ -468,11 +351,8 @@ def main(argv: list[str] | None = None) -> int:
             "per_round_sentences_per_s": {n: [round(x, 2) for x in vals] for n, vals in per_round.items()},
             "ratios_vs_assistant": {n: r.to_dict(digits=3) for n, r in ratios.items()},
         }
-        for v in variants:
-            if v.name not in summ:
-                continue
-            s = summ[v.name]
-            r = ratios.get(f"{v.name}_vs_assistant")
+        for v in [v for v in variants if v.name in summ]:
+            s, r = summ[v.name], ratios.get(f"{v.name}_vs_assistant")
             rows.append(
                 {
                     "threads": setting["threads"],
@@ -485,90 +365,63 @@ def main(argv: list[str] | None = None) -> int:
                     "ratio_spread": f"{r.p5:.2f}-{r.p95:.2f}" if r else "",
                 }
             )
-    speed_table = markdown_table(
-        rows,
-        [
-            ("threads", "threads"),
-            ("batch", "batch"),
-            ("langs", "languages"),
-            ("variant", "variant"),
-            ("sps", "sentences/s (median)", 1),
-            ("spread", "spread % (p5-p95)", 0),
-            ("ratio", "x assistant", 2),
-            ("ratio_spread", "ratio p5-p95"),
-        ],
-    )
+    return rows, results_settings
+
+
+SPEED_COLUMNS = [
+    ("threads", "threads"),
+    ("batch", "batch"),
+    ("langs", "languages"),
+    ("variant", "variant"),
+    ("sps", "sentences/s (median)", 1),
+    ("spread", "spread % (p5-p95)", 0),
+    ("ratio", "x assistant", 2),
+    ("ratio_spread", "ratio p5-p95"),
+]
+SIZE_COLUMNS = [
+    ("variant", "variant"),
+    ("params_m", "params (M)", 1),
+    ("params_vs_assistant", "x assistant params", 2),
+    ("disk_mb", "weights MB", 0),
+    ("peak_rss_mb", "peak RSS MB", 0),
+    ("model_rss_mb", "RSS over baseline MB", 0),
+    ("tokens", "tokens/sentence", 1),
+    ("cos_to_fp32", "cos to fp32 (mean)", 4),
+    ("cos_min", "cos (min)", 4),
+]
+
+
+def _agreement(variants: list[Variant], kept: dict) -> dict[str, dict]:
+    """Each int8/ONNX variant's cosine to its own fp32 on the headline setting's sentences."""
     quality: dict[str, dict] = {}
     for v in variants:
-        if "-" in v.name:
-            base = v.name.split("-")[0]
-            if v.name in kept and base in kept:
-                quality[v.name] = cosine_agreement(kept[v.name], kept[base])
-    size_rows = []
+        if "-" in v.name and v.name in kept and v.model_name in kept:
+            quality[v.name] = cosine_agreement(kept[v.name], kept[v.model_name])
+    return quality
+
+
+def _size_rows(variants: list[Variant], quality: dict[str, dict]) -> list[dict]:
     a_params = next((v.params for v in variants if v.name == "assistant"), None)
-    for v in variants:
-        size_rows.append(
-            {
-                "variant": v.name,
-                "spec": v.spec,
-                "params_m": v.params / 1e6,
-                "params_vs_assistant": v.params / a_params if a_params else None,
-                "disk_mb": v.bytes_on_disk / 2**20,
-                "peak_rss_mb": v.rss.get("peak_mb"),
-                "model_rss_mb": v.rss.get("model_mb"),
-                "tokens": v.tokens_per_sentence,
-                "cos_to_fp32": quality.get(v.name, {}).get("mean"),
-                "cos_min": quality.get(v.name, {}).get("min"),
-            }
-        )
-    size_table = markdown_table(
-        size_rows,
-        [
-            ("variant", "variant"),
-            ("params_m", "params (M)", 1),
-            ("params_vs_assistant", "x assistant params", 2),
-            ("disk_mb", "weights MB", 0),
-            ("peak_rss_mb", "peak RSS MB", 0),
-            ("model_rss_mb", "RSS over baseline MB", 0),
-            ("tokens", "tokens/sentence", 1),
-            ("cos_to_fp32", "cos to fp32 (mean)", 4),
-            ("cos_min", "cos (min)", 4),
-        ],
-    )
-    print(
-        f"\n### Encode speed ({len(texts)} sentences at batch 64, {len(b1_texts)} at batch 1; "
-        f"{len(sents.lang_counts())} languages)\n\n{speed_table}\n",
-        flush=True,
-    )
-    print(f"\n### Encoder size and memory\n\n{size_table}\n", flush=True)
+    return [
+        {
+            "variant": v.name,
+            "spec": v.spec,
+            "params_m": v.params / 1e6,
+            "params_vs_assistant": v.params / a_params if a_params else None,
+            "disk_mb": v.bytes_on_disk / 2**20,
+            "peak_rss_mb": v.rss.get("peak_mb"),
+            "model_rss_mb": v.rss.get("model_mb"),
+            "tokens": v.tokens_per_sentence,
+            "cos_to_fp32": quality.get(v.name, {}).get("mean"),
+            "cos_min": quality.get(v.name, {}).get("min"),
+        }
+        for v in variants
+    ]
 
-    def ratio_of(name: str, threads: int) -> float | None:
-        key = f"t{threads}_b{max(batch_sizes)}"
-        r = results_settings.get(key, {}).get("ratios_vs_assistant", {}).get(f"{name}_vs_assistant")
-        return r["median"] if r else None
 
-    top_threads = max(thread_list)
-    headline = {
-        "student_vs_assistant_ratio": ratio_of("student", top_threads),
-        "ratio_setting": {"batch": max(batch_sizes), "threads": top_threads},
-        "ratios": {
-            name: {str(t): ratio_of(name, t) for t in thread_list}
-            for name in [v.name for v in variants if v.name != "assistant"]
-        },
-        "expectation_student_ge_2x_assistant": None,
-        "student_vs_assistant_ratio_focus_langs": (
-            results_settings.get(f"t{top_threads}_b{max(batch_sizes)}_focus", {})
-            .get("ratios_vs_assistant", {})
-            .get("student_vs_assistant", {})
-            .get("median")
-        ),
-        "student_tokens_per_assistant_token": token_stats.get("student_over_assistant"),
-    }
-    if headline["student_vs_assistant_ratio"] is not None:
-        headline["expectation_student_ge_2x_assistant"] = headline["student_vs_assistant_ratio"] >= 2.0
-    # Each model's best backend: the fastest variant at the headline setting whose mean cosine to its
-    # fp32 stays >= MIN_COSINE (refused variants never ran). Then the two headline ratios.
-    top = throughput.get(f"t{top_threads}_b{max(batch_sizes)}", {}).get("per_round", {})
+def _best_backends(variants: list[Variant], top: dict, quality: dict[str, dict]) -> dict[str, dict]:
+    """Each model's best backend: the fastest variant at the headline setting whose mean cosine to its
+    fp32 stays >= MIN_COSINE (refused variants never ran)."""
     best: dict[str, dict] = {}
     for model in MODELS:
         usable = [
@@ -588,64 +441,131 @@ def main(argv: list[str] | None = None) -> int:
             "x_own_fp32": round(own, 3) if own else None,
             "cos_to_fp32": quality.get(pick.name, {}).get("mean", 1.0),
         }
+    return best
+
+
+def _headline(plan: Plan, variants, settings: dict, top: dict, quality: dict, tokens: dict, refused) -> dict:
+    threads, batch = plan.top
+
+    def ratio_of(name: str, t: int) -> float | None:
+        r = settings.get(f"t{t}_b{batch}", {}).get("ratios_vs_assistant", {}).get(f"{name}_vs_assistant")
+        return r["median"] if r else None
+
+    headline = {
+        "student_vs_assistant_ratio": ratio_of("student", threads),
+        "ratio_setting": {"batch": batch, "threads": threads},
+        "ratios": {
+            name: {str(t): ratio_of(name, t) for t in plan.threads}
+            for name in [v.name for v in variants if v.name != "assistant"]
+        },
+        "expectation_student_ge_2x_assistant": None,
+        "student_vs_assistant_ratio_focus_langs": (
+            settings.get(f"t{threads}_b{batch}_focus", {})
+            .get("ratios_vs_assistant", {})
+            .get("student_vs_assistant", {})
+            .get("median")
+        ),
+        "student_tokens_per_assistant_token": tokens.get("student_over_assistant"),
+    }
+    if headline["student_vs_assistant_ratio"] is not None:
+        headline["expectation_student_ge_2x_assistant"] = headline["student_vs_assistant_ratio"] >= 2.0
+    best = _best_backends(variants, top, quality)
     headline["best_backend"] = best
     headline["refused"] = refused
     if "student" in best:
         pick = best["student"]
         same = f"assistant{'' if pick['backend'] == 'torch' else '-' + pick['backend']}"
-        headline["student_best_vs_assistant_fp32"] = ratio_of(pick["variant"], top_threads)
+        headline["student_best_vs_assistant_fp32"] = ratio_of(pick["variant"], threads)
         headline["student_best_vs_assistant_same_backend"] = (
             round(paired_ratios(top[pick["variant"]], top[same]).median, 3) if same in top else None
         )
         headline["student_best_backend"] = pick["backend"]
+    return headline
+
+
+def _print_headline(headline: dict, plan: Plan) -> None:
+    threads, batch = plan.top
+    if "student_best_backend" in headline:
+        backend = headline["student_best_backend"]
         print(
-            f"headline: student on {pick['backend']} runs {headline['student_best_vs_assistant_fp32']}x the "
+            f"headline: student on {backend} runs {headline['student_best_vs_assistant_fp32']}x the "
             f"assistant on torch fp32 and {headline['student_best_vs_assistant_same_backend']}x the assistant on "
-            f"{pick['backend']} (batch {max(batch_sizes)}, {top_threads} threads)",
+            f"{backend} (batch {batch}, {threads} threads)",
             flush=True,
         )
-    for model, pick in best.items():
+    for model, pick in headline["best_backend"].items():
         print(
             f"best backend of {model}: {pick['backend']} ({pick['x_own_fp32']}x its fp32, cosine {pick['cos_to_fp32']})",
             flush=True,
         )
-    config = {
-        "specs": specs,
+
+
+def _config(plan: Plan, variants: list[Variant], sents, probe: list[str]) -> dict:
+    return {
+        "specs": plan.specs,
         "variants": [v.name for v in variants],
-        "sentences": len(texts),
-        "batch1_sentences": len(b1_texts),
+        "sentences": len(sents.texts),
+        "batch1_sentences": len(sents.texts[: plan.n_b1]),
         "languages": sents.lang_counts(),
         "source": sents.source,
         "prefix": PREFIX,
-        "batch_sizes": batch_sizes,
-        "threads": thread_list,
-        "rounds": rounds,
+        "batch_sizes": plan.batch_sizes,
+        "threads": plan.threads,
+        "rounds": plan.rounds,
         "rss_probe": f"{len(probe)} longest sentences at batch 64, fresh process",
     }
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.probe_rss:
+        return probe_rss(args)
+    plan = _plan(args)
+    load = LoadMonitor()
+    sents = mixed_sentences(plan.n_sent, seed=args.seed)
+    texts = sents.texts
+    log(f"{len(texts)} sentences in {len(sents.lang_counts())} languages; variants: {', '.join(plan.names)}")
+    variants, refused = _load_variants(plan, texts)
+    kept: dict = {}
+    throughput = _throughput(plan, variants, texts, kept)
+    focus = [x.strip() for x in args.focus_langs.split(",") if x.strip()]
+    if (focus_setting := _focus_setting(plan, variants, focus, args.seed)) is not None:
+        throughput["t{}_b{}_focus".format(*plan.top)] = focus_setting
+    token_stats = token_counts(variants, sents, focus)
+    probe = sorted(texts, key=len, reverse=True)[:192]  # the longest batches set the activation peak
+    _measure_rss(args, plan, variants, probe)
+
+    rows, settings = _speed_rows(throughput, variants)
+    quality = _agreement(variants, kept)
+    size_rows = _size_rows(variants, quality)
+    speed_table, size_table = markdown_table(rows, SPEED_COLUMNS), markdown_table(size_rows, SIZE_COLUMNS)
+    print(
+        f"\n### Encode speed ({len(texts)} sentences at batch 64, {min(plan.n_b1, len(texts))} at batch 1; "
+        f"{len(sents.lang_counts())} languages)\n\n{speed_table}\n",
+        flush=True,
+    )
+    print(f"\n### Encoder size and memory\n\n{size_table}\n", flush=True)
+    top = throughput.get("t{}_b{}".format(*plan.top), {}).get("per_round", {})
+    headline = _headline(plan, variants, settings, top, quality, token_stats, refused)
+    _print_headline(headline, plan)
+    config = _config(plan, variants, sents, probe)
     results = {
-        "settings": results_settings,
+        "settings": settings,
         "tokens": token_stats,
         "models": {r["variant"]: r for r in size_rows},
         "int8_onnx_agreement_with_fp32": quality,
     }
-    path = write_results(
+    tables = {"speed": speed_table, "size": size_table}
+    return finish(
         "encode",
         args=args,
         config=config,
         results=results,
         headline=headline,
         load=load,
-        tables={"speed": speed_table, "size": size_table},
-        notes=notes,
+        tables=tables,
+        notes=plan.notes,
     )
-    log(f"wrote {path}")
-    return 0
-
-
-def argparse_hidden() -> str:
-    import argparse
-
-    return argparse.SUPPRESS
 
 
 if __name__ == "__main__":

@@ -32,20 +32,23 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.common import (
-    ASSISTANT_SPEC,
     BenchmarkError,
     LoadMonitor,
     base_parser,
     default_student,
+    finish,
     interleave,
     log,
     markdown_table,
+    parse_ints,
+    rounds_of,
     run_main,
     set_threads,
     summarize,
-    write_results,
 )
 from benchmarks.workloads import clustered_vectors, mixed_sentences
+from distill.datasets import ASSISTANT_SPEC
+from distill.models.encoder import Role
 
 INDEX_TYPES = ("flat", "hnsw", "ivfpq", "milvus:flat", "milvus:hnsw")  # milvus: Milvus Lite in the directory
 
@@ -180,7 +183,27 @@ def build_collections(
     return out
 
 
-def main(argv: list[str] | None = None) -> int:
+COST_COLUMNS = [
+    ("size", "chunks"),
+    ("type", "index"),
+    ("factory", "index (FAISS factory or Milvus)"),
+    ("docs_per_s", "docs/s (no model)", 0),
+    ("seconds", "seconds", 1),
+    ("index_bytes_per_vector", "index B/vector", 0),
+    ("vectors_bytes_per_vector", "stored vectors B/vector", 0),
+    ("db_bytes_per_doc", "DB B/doc", 0),
+    ("total_mb", "collection MB", 1),
+]
+E2E_COLUMNS = [
+    ("type", "pipeline"),
+    ("docs_per_s", "docs/s", 1),
+    ("vs_bare_encode", "x bare encode", 2),
+    ("seconds", "seconds", 1),
+    ("index_bytes_per_vector", "index B/vector", 0),
+]
+
+
+def _parser():
     parser = base_parser("index", __doc__)
     parser.add_argument("--sizes", help="chunks for the indexer-cost part (default 10000,100000; quick 1000)")
     parser.add_argument(
@@ -195,27 +218,87 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, help="interleaved rounds (default 5; quick 2)")
     parser.add_argument("--threads", type=int, help="threads for FAISS and torch (default 2; quick 1)")
     parser.add_argument("--workdir", help="where to build the collections (default: a temporary directory)")
-    args = parser.parse_args(argv)
+    return parser
 
-    sizes = [int(float(x)) for x in (args.sizes or ("1000" if args.quick else "10000,100000")).split(",")]
-    args.threads = args.threads or (1 if args.quick else 2)
-    e2e_docs = args.e2e_docs if args.e2e_docs is not None else (60 if args.quick else 2000)
-    rounds = args.rounds or (2 if args.quick else 5)
+
+def _types(args, notes: list[str]) -> list[str]:
+    """The index types to build; Milvus ones are dropped (with a note) when it is not installed."""
+    from benchmarks.stores import available
+
     types = [t.strip() for t in args.types.split(",") if t.strip()]
     if any(t not in INDEX_TYPES for t in types):
         raise BenchmarkError(f"--types must be from {', '.join(INDEX_TYPES)}")
-    from benchmarks.stores import available
-
     if not available(["milvus"])[0] and any(t.startswith("milvus:") for t in types):
-        types = [t for t in types if not t.startswith("milvus:")]
-        notes_milvus = ["milvus skipped: pymilvus/milvus-lite not installed (pip install 'xlsearch[milvus]')"]
-    else:
-        notes_milvus = []
+        notes.append("milvus skipped: pymilvus/milvus-lite not installed (pip install 'xlsearch[milvus]')")
+        return [t for t in types if not t.startswith("milvus:")]
+    return types
+
+
+def _indexer_cost(args, root: Path, spec: str, encoder, sizes, types, rounds, out: dict) -> None:
+    """The indexer's own cost: precomputed vectors, no model in the loop."""
+    rows = []
+    for n in sizes:
+        log(f"indexer cost: {n:,} sentences, precomputed vectors, types {', '.join(types)}")
+        sents = mixed_sentences(n, seed=args.seed)
+        vectors = clustered_vectors(n, encoder.dim, seed=args.seed)
+        pre = PrecomputedEncoder(encoder, sents.texts, vectors)
+        res = build_collections(
+            root / f"cost-{n}", spec, pre, sents, types=types, rounds=rounds, threads=args.threads
+        )
+        out["results"]["indexer_cost"][str(n)] = res
+        rows += [{"size": n, "type": t, **r} for t, r in res.items()]
+    out["tables"]["indexer cost"] = cost_table = markdown_table(rows, COST_COLUMNS)
+    print(f"\n### Indexer cost without the model ({args.threads} threads)\n\n{cost_table}\n", flush=True)
+    cost = out["results"]["indexer_cost"]
+    out["headline"].update(
+        {f"indexer_docs_per_s_{n}": {t: cost[str(n)][t]["docs_per_s"] for t in types} for n in sizes}
+    )
+    out["headline"]["index_bytes_per_vector"] = {
+        t: cost[str(max(sizes))][t]["index_bytes_per_vector"] for t in types
+    }
+
+
+def _end_to_end(args, root: Path, spec: str, encoder, e2e_docs: int, types, rounds, out: dict) -> None:
+    """Indexing with the model, next to the bare encoder on the same texts."""
+    log(f"end to end: {e2e_docs:,} documents with {spec}, vs bare encode")
+    sents = mixed_sentences(e2e_docs, seed=args.seed + 1)
+    batch = 32  # the Collection's default encode batch
+
+    def bare(texts: list[str]) -> None:
+        encoder.encode(texts, batch_size=batch, prefix=Role.PASSAGE)
+
+    bare(sents.texts[:batch])  # warm-up
+    res = build_collections(
+        root / "e2e", spec, encoder, sents, types=types, rounds=rounds, threads=args.threads, bare=bare
+    )
+    bare_rate = res["bare encode"]["docs_per_s"]
+    for row in res.values():
+        row["vs_bare_encode"] = round(row["docs_per_s"] / bare_rate, 3)
+    out["results"]["end_to_end"] = {"model": spec, "docs": e2e_docs, "rows": res}
+    out["tables"]["end to end"] = e2e_table = markdown_table(
+        [{"type": t, **r} for t, r in res.items()], E2E_COLUMNS
+    )
+    print(
+        f"\n### Indexing end to end with {spec} ({e2e_docs:,} docs, {args.threads} threads)\n\n{e2e_table}\n",
+        flush=True,
+    )
+    out["headline"]["end_to_end_vs_bare_encode"] = {t: res[t]["vs_bare_encode"] for t in types}
+    out["headline"]["bare_encode_docs_per_s"] = bare_rate
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    sizes = parse_ints(args.sizes or ("1000" if args.quick else "10000,100000"))
+    args.threads = args.threads or (1 if args.quick else 2)
+    e2e_docs = args.e2e_docs if args.e2e_docs is not None else (60 if args.quick else 2000)
+    rounds = rounds_of(args)
+    milvus_notes: list[str] = []
+    types = _types(args, milvus_notes)
     if rounds < 1 or min(sizes) < rounds:
         raise BenchmarkError("need --rounds >= 1 and at least one document per round")
     spec = args.model or default_student() or ASSISTANT_SPEC
     notes = [] if (args.model or default_student()) else ["no trained student yet: the assistant stands in"]
-    notes += notes_milvus
+    notes += milvus_notes
 
     from distill.models import ModelNotFoundError, load_encoder
 
@@ -225,86 +308,11 @@ def main(argv: list[str] | None = None) -> int:
         encoder = load_encoder(spec)
     except (ModelNotFoundError, OSError, ValueError) as exc:
         raise BenchmarkError(f"cannot load {spec!r}: {exc}") from None
-    results: dict = {"indexer_cost": {}, "end_to_end": None}
-    tables: dict[str, str] = {}
+    out: dict = {"results": {"indexer_cost": {}, "end_to_end": None}, "tables": {}, "headline": {}}
     with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
-        root = Path(tmp)
-        rows = []
-        for n in sizes:
-            log(f"indexer cost: {n:,} sentences, precomputed vectors, types {', '.join(types)}")
-            sents = mixed_sentences(n, seed=args.seed)
-            vectors = clustered_vectors(n, encoder.dim, seed=args.seed)
-            pre = PrecomputedEncoder(encoder, sents.texts, vectors)
-            res = build_collections(
-                root / f"cost-{n}", spec, pre, sents, types=types, rounds=rounds, threads=args.threads
-            )
-            results["indexer_cost"][str(n)] = res
-            rows += [{"size": n, "type": t, **r} for t, r in res.items()]
-        cost_table = markdown_table(
-            rows,
-            [
-                ("size", "chunks"),
-                ("type", "index"),
-                ("factory", "index (FAISS factory or Milvus)"),
-                ("docs_per_s", "docs/s (no model)", 0),
-                ("seconds", "seconds", 1),
-                ("index_bytes_per_vector", "index B/vector", 0),
-                ("vectors_bytes_per_vector", "stored vectors B/vector", 0),
-                ("db_bytes_per_doc", "DB B/doc", 0),
-                ("total_mb", "collection MB", 1),
-            ],
-        )
-        tables["indexer cost"] = cost_table
-        print(f"\n### Indexer cost without the model ({args.threads} threads)\n\n{cost_table}\n", flush=True)
-
-        headline: dict = {
-            f"indexer_docs_per_s_{n}": {t: results["indexer_cost"][str(n)][t]["docs_per_s"] for t in types}
-            for n in sizes
-        }
-        headline["index_bytes_per_vector"] = {
-            t: results["indexer_cost"][str(max(sizes))][t]["index_bytes_per_vector"] for t in types
-        }
+        _indexer_cost(args, Path(tmp), spec, encoder, sizes, types, rounds, out)
         if e2e_docs > 0:
-            log(f"end to end: {e2e_docs:,} documents with {spec}, vs bare encode")
-            sents = mixed_sentences(e2e_docs, seed=args.seed + 1)
-            batch = 32  # the Collection's default encode batch
-
-            def bare(texts: list[str]) -> None:
-                encoder.encode(texts, batch_size=batch, prefix="passage")
-
-            bare(sents.texts[:batch])  # warm-up
-            res = build_collections(
-                root / "e2e",
-                spec,
-                encoder,
-                sents,
-                types=types,
-                rounds=rounds,
-                threads=args.threads,
-                bare=bare,
-            )
-            bare_rate = res["bare encode"]["docs_per_s"]
-            for row in res.values():
-                row["vs_bare_encode"] = round(row["docs_per_s"] / bare_rate, 3)
-            results["end_to_end"] = {"model": spec, "docs": e2e_docs, "rows": res}
-            e2e_table = markdown_table(
-                [{"type": t, **r} for t, r in res.items()],
-                [
-                    ("type", "pipeline"),
-                    ("docs_per_s", "docs/s", 1),
-                    ("vs_bare_encode", "x bare encode", 2),
-                    ("seconds", "seconds", 1),
-                    ("index_bytes_per_vector", "index B/vector", 0),
-                ],
-            )
-            tables["end to end"] = e2e_table
-            print(
-                f"\n### Indexing end to end with {spec} ({e2e_docs:,} docs, {args.threads} threads)\n\n{e2e_table}\n",
-                flush=True,
-            )
-            headline["end_to_end_vs_bare_encode"] = {t: res[t]["vs_bare_encode"] for t in types}
-            headline["bare_encode_docs_per_s"] = bare_rate
-
+            _end_to_end(args, Path(tmp), spec, encoder, e2e_docs, types, rounds, out)
     config = {
         "sizes": sizes,
         "types": types,
@@ -315,18 +323,7 @@ def main(argv: list[str] | None = None) -> int:
         "seed": args.seed,
         "documents": "FLORES-200 devtest + NTREX-128 sentences, one chunk each",
     }
-    path = write_results(
-        "index",
-        args=args,
-        config=config,
-        results=results,
-        headline=headline,
-        load=load,
-        tables=tables,
-        notes=notes,
-    )
-    log(f"wrote {path}")
-    return 0
+    return finish("index", args=args, config=config, load=load, notes=notes, **out)
 
 
 if __name__ == "__main__":

@@ -31,21 +31,21 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.common import (
-    ASSISTANT_SPEC,
-    TEACHER_SPEC,
     BenchmarkError,
     LoadMonitor,
     base_parser,
+    finish,
     log,
     markdown_table,
     paired_ratios,
     run_main,
     set_threads,
     summarize,
-    write_results,
 )
 from benchmarks.workloads import DEMO_CORPUS
 from distill.data import read_corpus_jsonl
+from distill.datasets import ASSISTANT_SPEC, TEACHER_SPEC
+from distill.models.encoder import Role
 from distill.paths import shared_data_dir
 
 QUERIES = [
@@ -65,7 +65,7 @@ def _build_throughput(spec: str, docs: list, rounds: int, threads: int, batch: i
 
     enc = load_encoder(spec, threads=threads)
     parts = [docs[i::rounds] for i in range(rounds)]
-    enc.encode([d.text for d in parts[0][:8]], prefix="passage")  # warm-up
+    enc.encode([d.text for d in parts[0][:8]], prefix=Role.PASSAGE)  # warm-up
     path = tmp / f"build-{spec.replace(':', '_').replace('/', '_')}"
     col = Collection.create(path, [spec], encoders={spec: enc}, threads=threads, batch_size=batch)
     bare, build, encode_in_build, chunks = [], [], [], 0
@@ -74,7 +74,7 @@ def _build_throughput(spec: str, docs: list, rounds: int, threads: int, batch: i
 
             def run_bare(part=part):
                 t = time.perf_counter()
-                enc.encode([d.text for d in part], batch_size=batch, prefix="passage")
+                enc.encode([d.text for d in part], batch_size=batch, prefix=Role.PASSAGE)
                 bare.append(time.perf_counter() - t)
 
             def run_build(part=part):
@@ -122,7 +122,7 @@ def _index_sizes(col, label: str) -> list[dict]:
         for m in info["models"]:
             state = col._model(m["spec"])
             enc = col.encoder(m["spec"])
-            q = enc.encode(QUERIES, prefix="query")
+            q = enc.encode(QUERIES, prefix=Role.QUERY)
             q /= np.linalg.norm(q, axis=1, keepdims=True)
             lat = []
             for _ in range(5):
@@ -154,7 +154,29 @@ def _index_sizes(col, label: str) -> list[dict]:
     return rows
 
 
-def main(argv: list[str] | None = None) -> int:
+THROUGHPUT_COLUMNS = [
+    ("model", "model"),
+    ("documents", "docs"),
+    ("chunks_per_doc", "chunks/doc"),
+    ("bare", "bare encoder docs/s", 1),
+    ("build", "indexer build docs/s", 1),
+    ("ratio", "build / bare", 2),
+    ("build_encode_share", "encoding share of build", 2),
+]
+SIZE_COLUMNS = [
+    ("collection", "collection"),
+    ("model", "model"),
+    ("index_type", "type"),
+    ("factory", "FAISS"),
+    ("vectors", "vectors"),
+    ("index_bytes", "index bytes"),
+    ("bytes_per_vector", "bytes/vector", 0),
+    ("rebuild_s", "rebuild s"),
+    ("search_ms_p50", "search ms p50", 3),
+]
+
+
+def _parser():
     parser = base_parser("indexer_build", __doc__)
     parser.add_argument("--docs", type=int, default=480, help="documents in the throughput sample (0: skip)")
     parser.add_argument("--rounds", type=int, default=4, help="rounds (bare and build alternate)")
@@ -166,18 +188,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--collection", type=Path, help="also measure index sizes of a copy of this collection"
     )
-    args = parser.parse_args(argv)
-    if args.quick:
-        args.docs, args.rounds = min(args.docs, 48), 2
-    set_threads(args.threads)
+    return parser
+
+
+def _sample(args) -> list:
+    """`args.docs` documents of the demo corpus, shuffled with the seed."""
     corpus = shared_data_dir() / DEMO_CORPUS
     if not corpus.is_file():
         raise BenchmarkError(f"demo corpus not found at {corpus}")
     docs = read_corpus_jsonl(corpus)
     random.Random(args.seed).shuffle(docs)
-    docs = docs[: args.docs]
-    specs = [s for s in args.models.split(",") if s]
-    load = LoadMonitor()
+    return docs[: args.docs]
+
+
+def _measure(args, docs: list, specs: list[str]) -> dict:
+    """Build rate per model on the sample, and index sizes (also of a copy of --collection)."""
     results: dict = {"throughput": [], "sizes": []}
     with tempfile.TemporaryDirectory(prefix="xl-bench-") as tmp:
         tmp = Path(tmp)
@@ -196,6 +221,18 @@ def main(argv: list[str] | None = None) -> int:
             shutil.copytree(args.collection, copy, ignore=shutil.ignore_patterns("write.lock"))
             with Collection.open(copy, threads=args.threads) as col:
                 results["sizes"] += _index_sizes(col, str(args.collection))
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.quick:
+        args.docs, args.rounds = min(args.docs, 48), 2
+    set_threads(args.threads)
+    docs = _sample(args)
+    specs = [s for s in args.models.split(",") if s]
+    load = LoadMonitor()
+    results = _measure(args, docs, specs)
     rows = [
         {
             **r,
@@ -206,32 +243,8 @@ def main(argv: list[str] | None = None) -> int:
         for r in results["throughput"]
     ]
     tables = {
-        "throughput": markdown_table(
-            rows,
-            [
-                ("model", "model"),
-                ("documents", "docs"),
-                ("chunks_per_doc", "chunks/doc"),
-                ("bare", "bare encoder docs/s", 1),
-                ("build", "indexer build docs/s", 1),
-                ("ratio", "build / bare", 2),
-                ("build_encode_share", "encoding share of build", 2),
-            ],
-        ),
-        "sizes": markdown_table(
-            results["sizes"],
-            [
-                ("collection", "collection"),
-                ("model", "model"),
-                ("index_type", "type"),
-                ("factory", "FAISS"),
-                ("vectors", "vectors"),
-                ("index_bytes", "index bytes"),
-                ("bytes_per_vector", "bytes/vector", 0),
-                ("rebuild_s", "rebuild s"),
-                ("search_ms_p50", "search ms p50", 3),
-            ],
-        ),
+        "throughput": markdown_table(rows, THROUGHPUT_COLUMNS),
+        "sizes": markdown_table(results["sizes"], SIZE_COLUMNS),
     }
     headline = {
         r["model"]: {
@@ -241,26 +254,25 @@ def main(argv: list[str] | None = None) -> int:
         }
         for r in rows
     }
-    path = write_results(
+    for name, table in tables.items():
+        print(f"\n{name}\n{table}")
+    config = {
+        "docs": len(docs),
+        "rounds": args.rounds,
+        "models": specs,
+        "threads": args.threads,
+        "batch_size": args.batch_size,
+        "collection": args.collection,
+    }
+    return finish(
         "indexer_build",
         args=args,
         load=load,
         results=results,
         headline=headline,
         tables=tables,
-        config={
-            "docs": len(docs),
-            "rounds": args.rounds,
-            "models": specs,
-            "threads": args.threads,
-            "batch_size": args.batch_size,
-            "collection": args.collection,
-        },
+        config=config,
     )
-    for name, table in tables.items():
-        print(f"\n{name}\n{table}")
-    log(f"wrote {path}")
-    return 0
 
 
 if __name__ == "__main__":

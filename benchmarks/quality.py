@@ -25,21 +25,22 @@ import time
 import numpy as np
 
 from benchmarks.common import (
-    ASSISTANT_SPEC,
-    TEACHER_SPEC,
+    STUDENT_HELP,
     BenchmarkError,
     LoadMonitor,
     base_parser,
-    default_student,
+    finish,
     log,
     markdown_table,
     run_main,
     set_threads,
-    write_results,
+    student_or_note,
 )
+from distill.datasets import ASSISTANT_SPEC, TEACHER_SPEC, XQUAD_PARAGRAPHS, XQUAD_QUESTIONS_DEV
+from distill.evaluation import keys as K
 
-METRICS = ("xling_r@1", "mono_r@1", "ndcg@10")
-NAME = "xquad-questions"
+METRICS = (K.XLING_R1, K.MONO_R1, K.NDCG10)
+NAME = K.QUESTIONS
 
 
 def _evaluator(args):
@@ -51,8 +52,8 @@ def _evaluator(args):
     paragraphs = args.paragraphs if args.paragraphs is not None else (30 if args.quick else 0)
     try:
         return question_retrieval(
-            root / "dev" / "xquad_questions_dev.jsonl",
-            root / "corpus" / "xquad_paragraphs.jsonl",
+            root / XQUAD_QUESTIONS_DEV,
+            root / XQUAD_PARAGRAPHS,
             questions=groups or None,
             paragraphs=paragraphs or None,
             dataset=NAME,
@@ -110,14 +111,12 @@ def _table(results: dict[str, dict]) -> str:
     return markdown_table(rows, columns)
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parser():
     parser = base_parser("quality", __doc__)
     parser.add_argument(
         "--assistant", default=ASSISTANT_SPEC, help="A, the app's teacher (default: %(default)s)"
     )
-    parser.add_argument(
-        "--student", help="S (default: the student the demo serves, distill.paths.default_student())"
-    )
+    parser.add_argument("--student", help=STUDENT_HELP)
     parser.add_argument("--with-teacher", action="store_true", help=f"also score T ({TEACHER_SPEC})")
     parser.add_argument(
         "--backends", default="torch,int8,onnx,onnx-int8", help="comma-separated (default: %(default)s)"
@@ -129,20 +128,28 @@ def main(argv: list[str] | None = None) -> int:
         "--paragraphs", type=int, help="parallel paragraph ids, x12 languages (0: all 240; quick 30)"
     )
     parser.add_argument("--threads", type=int, default=2, help="torch threads (default: %(default)s)")
-    args = parser.parse_args(argv)
+    return parser
 
+
+def _backends(text: str) -> list:
     from distill.models import Backend
 
     try:
-        backends = [Backend(b.strip()) for b in args.backends.split(",") if b.strip()]
+        backends = [Backend(b.strip()) for b in text.split(",") if b.strip()]
     except ValueError as exc:
         raise BenchmarkError(f"{exc}; choose from {', '.join(b.value for b in Backend)}") from exc
     if not backends:
         raise BenchmarkError("--backends is empty")
+    return backends
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    backends = _backends(args.backends)
     set_threads(args.threads)
     ev = _evaluator(args)
-    student = args.student or default_student()
-    notes = [] if student else ["no student (see distill.paths.default_student): A only"]
+    notes: list[str] = []
+    student = student_or_note(args.student, notes, "no student (see distill.paths.default_student): A only")
     load = LoadMonitor()
     results: dict[str, dict] = {}
     refused: dict[str, str] = {}
@@ -166,9 +173,9 @@ def main(argv: list[str] | None = None) -> int:
     config = {"assistant": args.assistant, "student": student, "questions": n_q, "paragraphs": n_d}
     config["backends"] = [b.value for b in backends]
     config["threads"] = args.threads
-    headline = {name: r["xling_r@1"] for name, r in results.items()}
+    headline = {name: r[K.XLING_R1] for name, r in results.items()}
     headline["refused"] = sorted(refused)
-    path = write_results(
+    return finish(
         "quality",
         args=args,
         config=config,
@@ -178,8 +185,6 @@ def main(argv: list[str] | None = None) -> int:
         tables={"question task": table},
         notes=notes,
     )
-    log(f"wrote {path}")
-    return 0
 
 
 if __name__ == "__main__":

@@ -19,7 +19,6 @@ Examples:
 
 from __future__ import annotations
 
-import hashlib
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -30,24 +29,26 @@ import numpy as np
 
 from benchmarks import stores
 from benchmarks.common import (
-    ASSISTANT_SPEC,
     BenchmarkError,
     LoadMonitor,
     base_parser,
     default_student,
+    finish,
     interleave,
     log,
     markdown_table,
+    parse_ints,
+    rounds_of,
     run_main,
     set_threads,
     summarize,
-    write_results,
+    thread_list,
 )
-from benchmarks.workloads import clustered_vectors, demo_corpus, real_queries
+from benchmarks.workloads import clustered_vectors, demo_vectors
+from distill.datasets import ASSISTANT_SPEC
 
 K = 10
 DIM = 384
-DEMO_MAX_TOKENS = 128
 
 
 @dataclass
@@ -79,6 +80,17 @@ class Setting:
 def ivf_nlist(n: int) -> int:
     """About 2*sqrt(n) lists, rounded to a power of two (10k: 256, 100k: 512, 1M: 2048)."""
     return max(16, 2 ** round(math.log2(2 * math.sqrt(n))))
+
+
+def _coarse_quantizer(train: np.ndarray, nlist: int, seed: int):
+    import faiss
+
+    quantizer = faiss.IndexFlatIP(train.shape[1])
+    clus = faiss.Clustering(train.shape[1], nlist)
+    clus.niter = 10  # the default 25 costs ~2.5x the time for a negligible recall change here
+    clus.seed = seed
+    clus.train(train, quantizer)
+    return quantizer
 
 
 def build_indexes(
@@ -114,11 +126,7 @@ def build_indexes(
             train_s = 0.0
         elif family in ("ivf", "ivfpq"):
             if quantizer is None:  # IVF-Flat and IVF-PQ share one trained coarse quantizer
-                quantizer = faiss.IndexFlatIP(d)
-                clus = faiss.Clustering(d, nlist)
-                clus.niter = 10  # the default 25 costs ~2.5x the time for a negligible recall change here
-                clus.seed = seed
-                clus.train(train, quantizer)
+                quantizer = _coarse_quantizer(train, nlist, seed)
             if family == "ivf":
                 index = faiss.IndexIVFFlat(quantizer, d, nlist, faiss.METRIC_INNER_PRODUCT)
             else:
@@ -355,68 +363,7 @@ def compare_stores(xb: np.ndarray, xq: np.ndarray, args, tables: dict, notes: li
     return rows
 
 
-# ---------------------------------------------------------------------------------------------
-# The real demo collection
-
-
-def demo_vectors(
-    spec: str, docs: int, queries: int, seed: int, cache_dir: Path
-) -> tuple[np.ndarray, np.ndarray, dict]:
-    """Demo-corpus passage vectors and real query vectors from model `spec` (cached on disk)."""
-    from distill.models import ModelNotFoundError, load_encoder, resolve_model
-
-    corpus = demo_corpus(docs)
-    qs = real_queries(queries, seed=seed)
-    try:
-        path = resolve_model(spec)
-    except ModelNotFoundError as exc:
-        raise BenchmarkError(str(exc)) from None
-    weights = sorted(path.rglob("*.safetensors")) or sorted(path.rglob("*.bin"))
-    stamp = ";".join(f"{w.name}:{w.stat().st_size}:{w.stat().st_mtime_ns}" for w in weights)
-    key = hashlib.sha1(
-        f"{spec}|{path}|{stamp}|{len(corpus)}|{qs.texts}|{DEMO_MAX_TOKENS}".encode()
-    ).hexdigest()[:16]
-    cache = cache_dir / f"demo-{key}.npz"
-    info = {
-        "model": spec,
-        "docs": len(corpus),
-        "queries": len(qs.texts),
-        "query_source": qs.source,
-        "cache": str(cache),
-        "max_tokens_per_paragraph": DEMO_MAX_TOKENS,
-    }
-    if cache.is_file():
-        data = np.load(cache)
-        log(f"  demo vectors from cache {cache}")
-        return data["docs"], data["queries"], {**info, "cached": True}
-    set_threads(2)
-    # Paragraphs are cut at DEMO_MAX_TOKENS: vectors of the right geometry are what the search
-    # benchmark needs, and full 512-token paragraphs cost the student minutes on 2 cores.
-    encoder = load_encoder(spec, max_seq_length=DEMO_MAX_TOKENS)
-    t0 = time.perf_counter()
-    xb = encoder.encode([d.text for d in corpus], batch_size=32, prefix="passage", show_progress=True)
-    xq = encoder.encode(qs.texts, batch_size=32, prefix="query")
-    log(
-        f"  encoded {len(corpus)} demo documents + {len(qs.texts)} queries with {spec} in {time.perf_counter() - t0:.0f} s"
-    )
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    tmp = cache.with_name(cache.stem + ".tmp.npz")
-    np.savez(tmp, docs=xb, queries=xq)
-    tmp.replace(cache)
-    return xb, xq, {**info, "cached": False}
-
-
-# ---------------------------------------------------------------------------------------------
-
-
-def parse_ints(text: str) -> list[int]:
-    try:
-        return [int(float(x)) for x in text.split(",") if x.strip()]
-    except ValueError:
-        raise BenchmarkError(f"expected comma-separated integers, got {text!r}") from None
-
-
-def main(argv: list[str] | None = None) -> int:
+def _parser():
     parser = base_parser("search", __doc__)
     parser.add_argument("--sizes", help="synthetic collection sizes (default 100000,1000000; quick 5000)")
     parser.add_argument("--queries", type=int, help="queries per size (default 1000; quick 100)")
@@ -444,84 +391,96 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--cache-dir", help="where demo vectors are cached (default data/cache/benchmarks)")
     stores.add_arguments(parser)
-    args = parser.parse_args(argv)
+    return parser
 
-    sizes = parse_ints(args.sizes) if args.sizes else ([5_000] if args.quick else [100_000, 1_000_000])
-    nq = args.queries or (100 if args.quick else 1000)
-    ef_values = (
-        parse_ints(args.ef) if args.ef else ([16, 64] if args.quick else [16, 32, 64, 128, 256, 512, 1024])
-    )
-    nprobe_values = (
-        parse_ints(args.nprobe) if args.nprobe else ([4, 16] if args.quick else [1, 4, 8, 16, 32, 64, 128])
-    )
+
+@dataclass
+class Plan:
+    """The sweep one run measures, from the arguments."""
+
+    sizes: list[int]
+    queries: int
+    ef_values: list[int]
+    nprobe_values: list[int]
+    families: list[str]
+    batch_threads: list[int]
+    real_model: str
+
+    def scale(self, args, **overrides) -> dict:
+        """run_scale's keyword arguments for this plan."""
+        return {
+            "families": self.families,
+            "ef_values": self.ef_values,
+            "nprobe_values": self.nprobe_values,
+            "rounds": args.rounds,
+            "batch": args.batch,
+            "threads": args.threads,
+            "batch_threads": self.batch_threads,
+            "pq_m": args.pq_m,
+            "seed": args.seed,
+            **overrides,
+        }
+
+
+def _plan(args) -> Plan:
+    """The sweep; fills in args.threads and args.rounds."""
+    quick = args.quick
+    sizes = parse_ints(args.sizes) if args.sizes else ([5_000] if quick else [100_000, 1_000_000])
+    ef_values = parse_ints(args.ef) if args.ef else ([16, 64] if quick else [16, 32, 64, 128, 256, 512, 1024])
+    nprobe = parse_ints(args.nprobe) if args.nprobe else ([4, 16] if quick else [1, 4, 8, 16, 32, 64, 128])
     families = [f.strip() for f in args.families.split(",") if f.strip()]
-    args.threads = args.threads or (1 if args.quick else 2)
-    batch_threads = parse_ints(args.batch_threads or ("1" if args.quick else "1,2"))
+    args.threads = args.threads or (1 if quick else 2)
     for f in families:
         if f not in ("hnsw", "ivf", "ivfpq"):
             raise BenchmarkError(f"unknown index family {f!r} (choose from hnsw, ivf, ivfpq)")
-    args.rounds = args.rounds or (2 if args.quick else 5)
+    args.rounds = rounds_of(args)
+    nq = args.queries or (100 if quick else 1000)
     if args.rounds < 1 or nq < args.rounds or args.batch < 1:
         raise BenchmarkError("need --rounds >= 1, --queries >= --rounds and --batch >= 1")
     if DIM % args.pq_m:
         raise BenchmarkError(f"--pq-m must divide {DIM}")
     real_model = args.real_model
     if real_model is None:
-        real_model = "none" if args.quick else (default_student() or ASSISTANT_SPEC)
+        real_model = "none" if quick else (default_student() or ASSISTANT_SPEC)
+    batch_threads = thread_list(args.batch_threads, quick)
+    return Plan(sizes, nq, ef_values, nprobe, families, batch_threads, real_model)
 
-    load = LoadMonitor()
-    results: dict = {"synthetic": {}, "real": None}
-    tables: dict[str, str] = {}
-    headline: dict = {}
-    notes: list[str] = []
-    for n in sizes:
+
+def _scale_headline(res: dict, families: Sequence[str]) -> dict:
+    """Per family, the fastest setting at recall@10 >= 0.95, and exact search's p50."""
+    hl = {}
+    for family in families:
+        best = best_at_recall(res["rows"], family, 0.95)
+        keys = ("setting", "recall@10", "p50_ms", "p95_ms", "qps_single", "speedup_vs_exact")
+        hl[f"{family}_at_recall_0.95"] = {k: best[k] for k in keys} if best else None
+    hl["exact_p50_ms"] = next(r for r in res["rows"] if r["family"] == "flat")["p50_ms"]
+    return hl
+
+
+def _synthetic(args, plan: Plan, out: dict) -> None:
+    """Every synthetic size: results, tables and headline into `out`; the stores at the first size."""
+    for n in plan.sizes:
+        nq = plan.queries
         log(f"synthetic: {n:,} clustered vectors + {nq} queries (seed {args.seed})")
         data = clustered_vectors(n + nq, DIM, n_clusters=max(16, (n + nq) // 1000), seed=args.seed)
         xb, xq = data[:n], data[n:]
         # Exact search is ~70 ms per query at 1M: time it on fewer queries there.
         flat_q = None if n <= 200_000 else max(args.rounds, min(nq, 100))
-        res = run_scale(
-            xb,
-            xq,
-            families=families,
-            ef_values=ef_values,
-            nprobe_values=nprobe_values,
-            rounds=args.rounds,
-            batch=args.batch,
-            threads=args.threads,
-            batch_threads=batch_threads,
-            pq_m=args.pq_m,
-            seed=args.seed,
-            flat_queries=flat_q,
-        )
-        if n == sizes[0] and args.stores.lower() != "none":
-            results["stores"] = compare_stores(xb, xq, args, tables, notes)
+        res = run_scale(xb, xq, **plan.scale(args, flat_queries=flat_q))
+        if n == plan.sizes[0] and args.stores.lower() != "none":
+            out["results"]["stores"] = compare_stores(xb, xq, args, out["tables"], out["notes"])
         del data, xb, xq
-        results["synthetic"][str(n)] = res
+        out["results"]["synthetic"][str(n)] = res
         name = f"synthetic {n:,}"
-        tables[name] = table(res["rows"], args.batch, batch_threads)
+        out["tables"][name] = table(res["rows"], args.batch, plan.batch_threads)
         print(
-            f"\n### Search, {name} vectors x 384 (k=10; single queries on 1 thread)\n\n{tables[name]}\n",
+            f"\n### Search, {name} vectors x 384 (k=10; single queries on 1 thread)\n\n{out['tables'][name]}\n",
             flush=True,
         )
-        hl = {}
-        for family in families:
-            best = best_at_recall(res["rows"], family, 0.95)
-            hl[f"{family}_at_recall_0.95"] = (
-                {
-                    k: best[k]
-                    for k in ("setting", "recall@10", "p50_ms", "p95_ms", "qps_single", "speedup_vs_exact")
-                }
-                if best
-                else None
-            )
-        flat_row = next(r for r in res["rows"] if r["family"] == "flat")
-        hl["exact_p50_ms"] = flat_row["p50_ms"]
-        headline[f"synthetic_{n}"] = hl
-
-    big = max(sizes)
-    hnsw = headline.get(f"synthetic_{big}", {}).get("hnsw_at_recall_0.95")
-    headline["expectation_hnsw_p50_le_5ms_recall_ge_0.95"] = {
+        out["headline"][f"synthetic_{n}"] = _scale_headline(res, plan.families)
+    big = max(plan.sizes)
+    hnsw = out["headline"].get(f"synthetic_{big}", {}).get("hnsw_at_recall_0.95")
+    out["headline"]["expectation_hnsw_p50_le_5ms_recall_ge_0.95"] = {
         "size": big,
         "met": bool(hnsw and hnsw["p50_ms"] <= 5.0),
         "setting": hnsw,
@@ -530,57 +489,55 @@ def main(argv: list[str] | None = None) -> int:
         else f"largest size run is {big:,}, the expectation is about 1M",
     }
 
-    if real_model.lower() != "none":
-        from distill.paths import data_dir
 
-        cache_dir = Path(args.cache_dir) if args.cache_dir else data_dir() / "cache" / "benchmarks"
-        docs = args.real_docs or (100 if args.quick else None)
-        log(f"demo collection with {real_model}")
-        xb, xq, info = demo_vectors(real_model, docs, min(nq, 200), args.seed, cache_dir)
-        n = len(xb)
-        res = run_scale(
-            xb,
-            xq,
-            families=[f for f in families if f != "ivfpq" or n >= 10_000],
-            ef_values=ef_values,
-            nprobe_values=[v for v in nprobe_values if v <= ivf_nlist(n)],
+def _demo_collection(args, plan: Plan, out: dict) -> None:
+    """The real demo collection, embedded by plan.real_model."""
+    from distill.paths import data_dir
+
+    cache_dir = Path(args.cache_dir) if args.cache_dir else data_dir() / "cache" / "benchmarks"
+    docs = args.real_docs or (100 if args.quick else None)
+    log(f"demo collection with {plan.real_model}")
+    xb, xq, info = demo_vectors(plan.real_model, docs, min(plan.queries, 200), args.seed, cache_dir)
+    n = len(xb)
+    res = run_scale(
+        xb,
+        xq,
+        **plan.scale(
+            args,
+            families=[f for f in plan.families if f != "ivfpq" or n >= 10_000],
+            nprobe_values=[v for v in plan.nprobe_values if v <= ivf_nlist(n)],
             rounds=min(args.rounds, len(xq)),
-            batch=args.batch,
-            threads=args.threads,
-            batch_threads=batch_threads,
-            pq_m=args.pq_m,
-            seed=args.seed,
             flat_queries=None,
+        ),
+    )
+    res.update(info)
+    out["results"]["real"] = res
+    out["tables"]["demo collection"] = table(res["rows"], args.batch, plan.batch_threads)
+    print(
+        f"\n### Search, demo collection ({n:,} XQuAD paragraphs, {plan.real_model}; real queries)\n\n"
+        f"{out['tables']['demo collection']}\n",
+        flush=True,
+    )
+    if n < 10_000:
+        out["notes"].append(
+            "IVF-PQ is skipped on the demo collection: too few vectors to train 256-centroid PQ codebooks well."
         )
-        res.update(info)
-        results["real"] = res
-        tables["demo collection"] = table(res["rows"], args.batch, batch_threads)
-        print(
-            f"\n### Search, demo collection ({n:,} XQuAD paragraphs, {real_model}; real queries)\n\n"
-            f"{tables['demo collection']}\n",
-            flush=True,
-        )
-        if n < 10_000:
-            notes.append(
-                "IVF-PQ is skipped on the demo collection: too few vectors to train 256-centroid PQ codebooks well."
-            )
-        flat_row = next(r for r in res["rows"] if r["family"] == "flat")
-        headline["demo_exact_p50_ms"] = flat_row["p50_ms"]
-    else:
-        notes.append("demo collection skipped (--real-model none)")
+    out["headline"]["demo_exact_p50_ms"] = next(r for r in res["rows"] if r["family"] == "flat")["p50_ms"]
 
-    config = {
-        "sizes": sizes,
+
+def _config(args, plan: Plan) -> dict:
+    return {
+        "sizes": plan.sizes,
         "dim": DIM,
-        "queries": nq,
+        "queries": plan.queries,
         "k": K,
-        "families": families,
-        "efSearch": ef_values,
-        "nprobe": nprobe_values,
+        "families": plan.families,
+        "efSearch": plan.ef_values,
+        "nprobe": plan.nprobe_values,
         "rounds": args.rounds,
         "batch": args.batch,
         "threads_build": args.threads,
-        "threads_batch": batch_threads,
+        "threads_batch": plan.batch_threads,
         "threads_single_query": 1,
         "hnsw": {"M": 32, "efConstruction": 40},
         "pq_m": args.pq_m,
@@ -588,20 +545,21 @@ def main(argv: list[str] | None = None) -> int:
         "~ i^-0.5, covariance participation ratio ~90, like real sentence encoders), n/1000 Zipf-sized "
         "clusters, L2-normalised; queries drawn from the same distribution, not in the index",
         "seed": args.seed,
-        "real_model": real_model,
+        "real_model": plan.real_model,
     }
-    path = write_results(
-        "search",
-        args=args,
-        config=config,
-        results=results,
-        headline=headline,
-        load=load,
-        tables=tables,
-        notes=notes,
-    )
-    log(f"wrote {path}")
-    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    plan = _plan(args)
+    load = LoadMonitor()
+    out: dict = {"results": {"synthetic": {}, "real": None}, "tables": {}, "headline": {}, "notes": []}
+    _synthetic(args, plan, out)
+    if plan.real_model.lower() != "none":
+        _demo_collection(args, plan, out)
+    else:
+        out["notes"].append("demo collection skipped (--real-model none)")
+    return finish("search", args=args, config=_config(args, plan), load=load, **out)
 
 
 if __name__ == "__main__":

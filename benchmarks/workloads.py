@@ -5,7 +5,10 @@ inputs.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import random
+import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -13,15 +16,18 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.common import BenchmarkError
+from benchmarks.common import BenchmarkError, log, set_threads
+from distill import datasets
 from distill.data import DataError, read_corpus_jsonl, read_parallel_jsonl, read_sts_tsv
+from distill.datasets import FLORES_DEVTEST, XQUAD_PARAGRAPHS
 from distill.langs import canonical_lang
+from distill.modelspec import weights_fingerprint
 from distill.paths import shared_data_dir
 
-FLORES = Path("dev") / "flores200_devtest.jsonl"
-NTREX = Path("parallel") / "ntrex128.jsonl"
+FLORES = Path(FLORES_DEVTEST)
+NTREX = Path(datasets.NTREX)
 STSB_DIR = Path("sts") / "stsb_multi_mt"
-DEMO_CORPUS = Path("corpus") / "xquad_paragraphs.jsonl"
+DEMO_CORPUS = Path(XQUAD_PARAGRAPHS)
 
 # The 11 languages of STSb multi-MT: short, query-like sentences.
 QUERY_LANGS = ("de", "en", "es", "fr", "it", "ja", "nl", "pl", "pt", "ru", "zh")
@@ -159,3 +165,53 @@ def clustered_vectors(
         block /= np.linalg.norm(block, axis=1, keepdims=True)
         out[start:stop] = block
     return out
+
+
+# Paragraphs are cut at this many tokens for the search benchmark's demo vectors (see demo_vectors).
+DEMO_MAX_TOKENS = 128
+
+
+def demo_vectors(
+    spec: str, docs: int, queries: int, seed: int, cache_dir: Path
+) -> tuple[np.ndarray, np.ndarray, dict]:
+    """Demo-corpus passage vectors and real query vectors from model `spec` (cached on disk)."""
+    from distill.models import ModelNotFoundError, Role, load_encoder, resolve_model
+
+    corpus = demo_corpus(docs)
+    qs = real_queries(queries, seed=seed)
+    try:
+        path = resolve_model(spec)
+    except ModelNotFoundError as exc:
+        raise BenchmarkError(str(exc)) from None
+    stamp = json.dumps(weights_fingerprint(path), sort_keys=True)
+    key = hashlib.sha1(
+        f"{spec}|{path}|{stamp}|{len(corpus)}|{qs.texts}|{DEMO_MAX_TOKENS}".encode()
+    ).hexdigest()[:16]
+    cache = cache_dir / f"demo-{key}.npz"
+    info = {
+        "model": spec,
+        "docs": len(corpus),
+        "queries": len(qs.texts),
+        "query_source": qs.source,
+        "cache": str(cache),
+        "max_tokens_per_paragraph": DEMO_MAX_TOKENS,
+    }
+    if cache.is_file():
+        data = np.load(cache)
+        log(f"  demo vectors from cache {cache}")
+        return data["docs"], data["queries"], {**info, "cached": True}
+    set_threads(2)
+    # Paragraphs are cut at DEMO_MAX_TOKENS: vectors of the right geometry are what the search
+    # benchmark needs, and full 512-token paragraphs cost the student minutes on 2 cores.
+    encoder = load_encoder(spec, max_seq_length=DEMO_MAX_TOKENS)
+    t0 = time.perf_counter()
+    xb = encoder.encode([d.text for d in corpus], batch_size=32, prefix=Role.PASSAGE, show_progress=True)
+    xq = encoder.encode(qs.texts, batch_size=32, prefix=Role.QUERY)
+    log(
+        f"  encoded {len(corpus)} demo documents + {len(qs.texts)} queries with {spec} in {time.perf_counter() - t0:.0f} s"
+    )
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    tmp = cache.with_name(cache.stem + ".tmp.npz")
+    np.savez(tmp, docs=xb, queries=xq)
+    tmp.replace(cache)
+    return xb, xq, {**info, "cached": False}

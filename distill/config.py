@@ -17,12 +17,13 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from distill.datasets import ASSISTANT_SPEC, DEFAULT_LANGS, NTREX, TEACHER_SPEC, UD_PUD
 from distill.paths import find_config, preset_names
+from distill.roles import Role
 
-DEFAULT_LANGS = ["de", "es", "fr", "it", "nl", "ar", "tr", "ru", "zh", "ja", "pl", "pt"]
 DEFAULT_TRAIN_FILES = [
-    "parallel/ntrex128.jsonl",
-    "parallel/ud_pud.jsonl",
+    NTREX,
+    UD_PUD,
     "parallel/multi30k/multi30k.train.en-de.tsv",
     "parallel/multi30k/multi30k.train.en-fr.tsv",
 ]
@@ -54,9 +55,9 @@ class Stage3Variant(StrEnum):
 
 @dataclass
 class ModelsConfig:
-    teacher: str = "pkg:all-MiniLM-L6-v2"  # T: defines the target space
-    assistant: str = "pkg:multilingual-e5-small"  # A: multilingual, compressed into S
-    prefix: str = "query"  # role prompt for A and S on both sides (symmetric task); "" = none
+    teacher: str = TEACHER_SPEC  # T: defines the target space
+    assistant: str = ASSISTANT_SPEC  # A: multilingual, compressed into S
+    prefix: str = Role.QUERY  # role prompt for A and S on both sides (symmetric task); "" = none
     trust_remote_code: bool = (
         False  # let T/A run Python shipped in their directories (auto_map); trusted authors only
     )
@@ -74,7 +75,7 @@ class DataConfig:
     # (NTREX doc ids), joined, in English and in xx, so S also learns multi-sentence inputs.
     passages: int = 0
     passage_sentences: int = 4
-    passage_file: str = "parallel/ntrex128.jsonl"
+    passage_file: str = NTREX
     passage_doc_ids: str = "parallel/ntrex128_doc_ids.tsv"
     max_seq_length: int = 128
     encode_batch_size: int = 64  # for cached teacher/assistant targets
@@ -119,7 +120,6 @@ class StudentConfig:
 
 @dataclass
 class StageConfig:
-    enabled: bool = True
     steps: int = 200
     batch_size: int = 32
     lr: float = 5e-5
@@ -132,7 +132,14 @@ class StageConfig:
 
 
 @dataclass
-class Stage1Config(StageConfig):
+class OptionalStageConfig(StageConfig):
+    """Stages 1, 3 and 4; stage 2 builds the student and always runs (it has no `enabled`)."""
+
+    enabled: bool = True
+
+
+@dataclass
+class Stage1Config(OptionalStageConfig):
     freeze_word_embeddings: bool = True  # 96M of e5's 117M parameters; frozen, stage 1 is ~2x cheaper
 
 
@@ -142,7 +149,7 @@ class Stage2Config(StageConfig):
 
 
 @dataclass
-class Stage3Config(StageConfig):
+class Stage3Config(OptionalStageConfig):
     lr: float = 1e-4
     variant: Stage3Variant = Stage3Variant.POOLED
     # layerwise only (distill/train/layerwise.py); batch_size counts window groups there
@@ -161,7 +168,7 @@ class Stage3Config(StageConfig):
 
 
 @dataclass
-class Stage4Config(StageConfig):
+class Stage4Config(OptionalStageConfig):
     lr: float = 5e-5
     variant: ContrastiveVariant = ContrastiveVariant.MCL
     weight_en: float = 1.0
@@ -206,6 +213,9 @@ class RunConfig:
 
     def stage(self, n: int) -> StageConfig:
         return getattr(self, f"stage{n}")
+
+    def runs_stage(self, n: int) -> bool:
+        return getattr(self.stage(n), "enabled", True)  # stage 2 has no switch
 
 
 # --- loading ----------------------------------------------------------------------------------------
@@ -493,7 +503,7 @@ def validate(cfg: RunConfig) -> None:
         raise ConfigError("stage4.variant = 'infonce' needs batch_size >= 2 (in-batch negatives)")
     if not cfg.data.langs:
         raise ConfigError("data.langs is empty")
-    if cfg.models.prefix not in ("", "query", "passage"):
+    if cfg.models.prefix not in ("", *Role):
         raise ConfigError("models.prefix must be 'query', 'passage' or ''")
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from distill.documents import DataError, Document, JsonError, loads_strict, parse_document, record_field
 from distill.langs import canonical_lang, is_known_lang
+from distill.roles import Role
 
 _LANG_CODE = re.compile(r"[A-Za-z]{2,3}([_-][A-Za-z0-9]{2,8})*")  # de, deu_Latn, zho-CN, pt-BR
 
@@ -232,7 +233,7 @@ class TrainingPair:
     en: str
     xx: str
     lang: str  # ISO 639-1 of xx
-    role: str = "query"  # what the texts are to the model: "query" (sentences) or "passage" (multi-sentence)
+    role: str = Role.QUERY  # what the texts are to the model: QUERY (sentences) or PASSAGE (multi-sentence)
 
 
 ALL_LANGS = "*"

@@ -76,3 +76,25 @@ def display_name(spec: str | Path, parts: int = 1) -> str:
         return text.removeprefix(PACKAGED_PREFIX)
     names = Path(text).parts[-parts:]
     return Path(*names).as_posix() if names else text
+
+
+# What "the weights changed" looks at: weights, code, configs and tokenizer files, at any depth.
+# Size and mtime, not bytes (fast): a student retrained into the same directory keeps its spec but
+# not its files. The `onnx/` export and its stamp are derived from these files, so they do not count.
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".py", ".json", ".model", ".txt")
+DERIVED_DIRS = ("onnx",)
+
+
+def weights_fingerprint(directory: str | Path) -> dict[str, list[int]]:
+    """Relative path -> [size, mtime_ns] of the model files under `directory` ({} if it is no
+    directory): equal fingerprints mean the same weights, as far as any tool of ours can tell."""
+    root = Path(directory)
+    if not root.is_dir():
+        return {}
+    out = {}
+    for f in sorted(root.rglob("*")):
+        rel = f.relative_to(root)
+        if f.suffix in WEIGHT_SUFFIXES and f.is_file() and not set(rel.parts[:-1]) & set(DERIVED_DIRS):
+            st = f.stat()
+            out[rel.as_posix()] = [st.st_size, st.st_mtime_ns]
+    return out

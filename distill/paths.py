@@ -89,6 +89,30 @@ def shipped_student() -> Path | None:
 
 
 UNTRIMMED_STUDENT = "offline-untrimmed"  # <data>/students/: the shipped student, untrimmed by `make demo`
+DERIVED_FROM = "xlsearch-derived-from.json"  # in a derived model: the weights fingerprint of its source
+
+
+def record_source(derived: Path, source: Path) -> None:
+    """Note in `derived` which weights of `source` it was made from (see `derived_from`)."""
+    import json
+
+    from distill.modelspec import weights_fingerprint
+
+    record = {"source": str(source), "weights": weights_fingerprint(source)}
+    (derived / DERIVED_FROM).write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
+
+
+def derived_from(derived: Path, source: Path) -> bool:
+    """Whether `derived` was made from `source`'s weights as they are now (`weights_fingerprint`)."""
+    import json
+
+    from distill.modelspec import weights_fingerprint
+
+    try:
+        record = json.loads((derived / DERIVED_FROM).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(record, dict) and record.get("weights") == weights_fingerprint(source)
 
 
 def needs_untrim(student: Path) -> bool:
@@ -106,15 +130,13 @@ def needs_untrim(student: Path) -> bool:
 
 def default_student(data: Path | None = None) -> Path:
     """The student the demo serves: the shipped one untrimmed (`distill untrim`: better on the question
-    task and bitext, see README) once derived and newer than the shipped weights, else the shipped
-    one, else the one `distill run --config offline` writes. `data` defaults to `data_dir()`."""
+    task and bitext, see README) once derived from the shipped weights as they are now, else the
+    shipped one, else the one `distill run --config offline` writes. `data` defaults to `data_dir()`."""
     students = (data or data_dir()) / "students"
     shipped, untrimmed = shipped_student(), students / UNTRIMMED_STUDENT
     if shipped is None:
         return students / "offline"
     if not needs_untrim(shipped):
         return shipped
-    weights = untrimmed / "model.safetensors"
-    if weights.is_file() and weights.stat().st_mtime >= (shipped / "model.safetensors").stat().st_mtime:
-        return untrimmed
-    return shipped
+    current = (untrimmed / "model.safetensors").is_file() and derived_from(untrimmed, shipped)
+    return untrimmed if current else shipped

@@ -18,6 +18,7 @@ from tqdm.auto import tqdm
 
 from distill.fileio import atomic_path, atomic_write_text
 from distill.models import Encoder, resolve_model
+from distill.modelspec import weights_fingerprint
 from distill.paths import data_dir
 
 
@@ -30,12 +31,9 @@ def cache_root(cache_dir: str | Path | None = None) -> Path:
 
 def model_fingerprint(spec: str | Path) -> str:
     """Spec + weight file sizes/mtimes: changes whenever the weights do."""
-    path = resolve_model(spec)
-    parts = [str(spec), str(Path(path).resolve())]
-    for f in sorted(Path(path).rglob("*")):
-        if f.suffix in (".safetensors", ".bin", ".json") and f.is_file():
-            st = f.stat()
-            parts.append(f"{f.relative_to(path)}:{st.st_size}:{st.st_mtime_ns}")
+    path = Path(resolve_model(spec))
+    parts = [str(spec), str(path.resolve())]
+    parts += [f"{name}:{size}:{mtime}" for name, (size, mtime) in weights_fingerprint(path).items()]
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
 
 

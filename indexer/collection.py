@@ -30,8 +30,8 @@ from sqlalchemy.orm import Session
 import indexer.inspection as inspection
 import indexer.layout as layout
 import indexer.lifecycle as lifecycle
+from distill.chunking import Chunker
 from distill.documents import Document
-from indexer.chunking import Chunker
 from indexer.config import CollectionSettings, IndexSpec, OnError
 from indexer.context import CollectionContext
 from indexer.errors import CollectionExistsError, CollectionNotFoundError, IndexerError, ReadOnlyError
@@ -241,10 +241,6 @@ class Collection:
     @property
     def vector_store(self) -> StoreConfig:
         return self._ctx.stores.config
-
-    def model_names(self) -> dict[str, str]:
-        """spec -> short display name."""
-        return {m.spec: m.name for m in self._ctx.ordered_models()}
 
     def model_backends(self) -> dict[str, str]:
         """spec -> the backend its vectors are computed with (distill.models.Backend)."""

@@ -12,6 +12,8 @@ from dataclasses import asdict, dataclass, fields, replace
 from enum import StrEnum
 from typing import Any
 
+from distill.chunking import CHUNK_OVERLAP, CHUNK_TOKENS
+
 # Below this many chunks an exact (flat) index is fast enough on a laptop (a few ms per query);
 # `auto` switches to HNSW above it.
 AUTO_FLAT_LIMIT = 100_000
@@ -156,8 +158,9 @@ class IndexSpec:
 class CollectionSettings:
     """Chunking and input limits, fixed when the collection is created."""
 
-    chunk_tokens: int = 256  # token budget per chunk (capped by every model's max_seq_length)
-    chunk_overlap: int = 32  # at most this many tokens of whole trailing sentences repeat in the next chunk
+    chunk_tokens: int = CHUNK_TOKENS  # token budget per chunk (capped by every model's max_seq_length)
+    # at most this many tokens of whole trailing sentences repeat in the next chunk
+    chunk_overlap: int = CHUNK_OVERLAP
     max_chars: int = 1_000_000  # longer texts are rejected as bad input
     embed_title: bool = False  # prepend the title to every chunk before embedding
 

@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, defer
 
-from indexer.chunking import Chunker, chunker_for
+from distill.chunking import Chunker, chunker_for
 from indexer.config import CollectionSettings
 from indexer.errors import IndexerError, ModelMismatchError, ReadOnlyError, UnknownModelError
 from indexer.layout import VECTORS_DIR

@@ -7,7 +7,6 @@ database, and checked against it later.
 
 from __future__ import annotations
 
-import os  # noqa: F401  (test_indexer_hardening patches `indexer.files.os.fsync`, i.e. os.fsync)
 import zlib
 from pathlib import Path
 from typing import BinaryIO
@@ -16,7 +15,7 @@ import numpy as np
 
 from distill.fileio import TMP_SUFFIX, atomic_open
 
-__all__ = ["TMP_SUFFIX", "atomic_save_npy", "atomic_write", "crc32_file", "crc32_stream", "npy_crc32"]
+__all__ = ["TMP_SUFFIX", "atomic_save_npy", "atomic_write", "crc32_stream", "npy_crc32"]
 
 
 def atomic_write(path: Path, data: bytes | memoryview | np.ndarray) -> int:
@@ -52,11 +51,6 @@ def atomic_save_npy(path: Path, array: np.ndarray) -> int:
         out = _CrcWriter(f)
         np.save(out, np.ascontiguousarray(array), allow_pickle=False)
     return out.crc
-
-
-def crc32_file(path: Path) -> tuple[bytes, int]:
-    data = path.read_bytes()
-    return data, zlib.crc32(data)
 
 
 def crc32_stream(path: Path, block: int = 1 << 24) -> int:

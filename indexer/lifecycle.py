@@ -8,6 +8,7 @@ import uuid
 from sqlalchemy.orm import Session
 
 from distill.modelspec import display_name
+from distill.roles import Role
 from indexer.config import IndexSpec
 from indexer.context import STORE_META, TRUSTED_META, CollectionContext
 from indexer.errors import CollectionExistsError, CollectionNotFoundError, IndexerError, storage_errors
@@ -107,7 +108,7 @@ def _write_rows(
             s.add(
                 ModelRow(
                     spec=sp, name=name, dim=enc.dim, normalize=bool(enc.normalize), backend=chosen[sp],
-                    query_prompt=enc.prompt("query"), passage_prompt=enc.prompt("passage"),
+                    query_prompt=enc.prompt(Role.QUERY), passage_prompt=enc.prompt(Role.PASSAGE),
                     index_spec=spec.to_dict(), factory="", generation=0, index_file=None,
                 )
             )  # fmt: skip

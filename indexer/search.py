@@ -16,11 +16,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from distill.langs import canonical_lang, is_known_lang
+from distill.roles import Role
+from distill.vectors import l2_normalize
 from indexer.context import CollectionContext
 from indexer.errors import IndexCorruptError, IndexerError
 from indexer.results import Hit
 from indexer.schema import ChunkRow, DocumentRow
-from indexer.state import SQL_IN_BATCH, ModelState, batched, l2_normalize
+from indexer.state import SQL_IN_BATCH, ModelState, batched
 from indexer.stores import Allowed
 
 MAX_CACHED_FILTERS = 64
@@ -67,7 +69,7 @@ class Searcher:
         with ctx.mutex:
             ctx.require_open()
             enc = ctx.encoder(ctx.model(model).spec)
-            return l2_normalize(enc.encode(list(queries), batch_size=batch_size, prefix="query"))
+            return l2_normalize(enc.encode(list(queries), batch_size=batch_size, prefix=Role.QUERY))
 
     def search_vectors(
         self, vectors: np.ndarray, model: str | None, k: int, langs: Sequence[str] | None

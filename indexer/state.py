@@ -96,12 +96,6 @@ def batched(items: Sequence, n: int) -> Iterator[Sequence]:
         yield items[i : i + n]
 
 
-def l2_normalize(x: np.ndarray) -> np.ndarray:
-    x = np.ascontiguousarray(x, dtype=np.float32)
-    norms = np.linalg.norm(x, axis=1, keepdims=True)
-    return x / np.maximum(norms, 1e-12)
-
-
 def check_limits(
     *, batch_size: int, threads: int | None, commit_every: int | None, lock_timeout: float
 ) -> None:

@@ -29,6 +29,8 @@ from tqdm.auto import tqdm
 
 import indexer.chunks as chunks
 from distill.documents import Document
+from distill.roles import Role
+from distill.vectors import l2_normalize
 from indexer.config import OnError
 from indexer.context import CollectionContext
 from indexer.errors import IndexCorruptError, IndexerError, InputError
@@ -37,7 +39,7 @@ from indexer.results import AddSummary, DeleteSummary
 from indexer.schema import ChunkRow, ChunkState, DocumentRow, MetaRow, ModelRow, SegmentRow, utcnow
 from indexer.segments import SegmentStore
 from indexer.sources import Record, Validator
-from indexer.state import SQL_IN_BATCH, ModelState, batched, content_hash, l2_normalize
+from indexer.state import SQL_IN_BATCH, ModelState, batched, content_hash
 
 log = logging.getLogger("indexer")
 
@@ -240,7 +242,7 @@ class Writer:
     def embed(self, m: ModelState, texts: list[str], summary: AddSummary | None = None) -> np.ndarray:
         enc = self.ctx.encoder(m.spec)
         t0 = time.perf_counter()
-        vecs = enc.encode(texts, batch_size=self.ctx.batch_size, prefix="passage")
+        vecs = enc.encode(texts, batch_size=self.ctx.batch_size, prefix=Role.PASSAGE)
         if summary is not None:
             summary.encode_seconds[m.spec] = (
                 summary.encode_seconds.get(m.spec, 0.0) + time.perf_counter() - t0

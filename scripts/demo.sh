@@ -58,7 +58,7 @@ fi
 if [ "${XLSEARCH_DEMO_STUDENT:-}" != "train" ] && [ "${XLSEARCH_DEMO_STUDENT:-}" != "standin" ] \
    && [ -f "$SHIPPED/modules.json" ]; then
   # distill.paths.default_student holds the rule: untrim a trimmed shipped student once; the copy
-  # counts while it is newer than the shipped weights.
+  # counts while it records the shipped weights as they are now (distill.paths.derived_from).
   WANT=$($PY -c 'import sys; from pathlib import Path; from distill.paths import default_student, needs_untrim
 d = default_student(Path(sys.argv[1]))
 print("shipped" if not needs_untrim(Path(sys.argv[2])) else "reuse" if d == Path(sys.argv[3]) else "untrim")' \

@@ -1,6 +1,7 @@
 """House rules of the code base, checked from the source: no import cycles (not even through
-`TYPE_CHECKING` imports), every module imports on its own in any order, modules and functions stay
-small enough to read, and the indexer's helpers work on its context, not on its facade."""
+`TYPE_CHECKING` imports), layers import only downwards, every module imports on its own in any
+order, modules and functions stay small enough to read, and the indexer's helpers work on its
+context, not on its facade."""
 
 from __future__ import annotations
 
@@ -15,14 +16,15 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("distill", "indexer", "app")
+SIZED = (*PACKAGES, "benchmarks")  # the size rule covers the benchmarks too
 MAX_MODULE_LINES = 600
 MAX_FUNCTION_LINES = 60
 
 
-def _modules() -> dict[str, Path]:
-    """Dotted module name -> file, for every module of PACKAGES."""
+def _modules(packages: tuple[str, ...] = PACKAGES) -> dict[str, Path]:
+    """Dotted module name -> file, for every module of `packages`."""
     out = {}
-    for package in PACKAGES:
+    for package in packages:
         for path in sorted((ROOT / package).rglob("*.py")):
             parts = list(path.relative_to(ROOT).with_suffix("").parts)
             if parts[-1] == "__init__":
@@ -193,6 +195,52 @@ def test_every_module_imports_in_a_shuffled_order(seed):
     assert proc.returncode == 0, proc.stderr[-3000:]
 
 
+# Layer -> the top-level packages it must not import: distill is the foundation, the indexer is
+# built on it, the app and the benchmarks on both.
+FORBIDDEN = {"distill": ("indexer", "app", "benchmarks"), "indexer": ("app", "benchmarks")}
+
+
+def _all_imports(tree: ast.Module) -> list[ast.Import | ast.ImportFrom]:
+    """Every import statement, at any depth, `TYPE_CHECKING` blocks included: a type-only import
+    upwards still ties the lower layer to the upper one."""
+    return [n for n in ast.walk(tree) if isinstance(n, ast.Import | ast.ImportFrom)]
+
+
+def upward_imports(layer: str, root: Path = ROOT) -> list[str]:
+    """`file:line imported` for each import of a forbidden package by a module of `layer`."""
+    found = []
+    for path in sorted((root / layer).rglob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+        for node in _all_imports(tree):
+            if isinstance(node, ast.ImportFrom) and node.level:
+                continue  # relative: inside its own package
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""]
+            for name in names:
+                if name.split(".")[0] in FORBIDDEN[layer]:
+                    found.append(f"{path.relative_to(root).as_posix()}:{node.lineno} imports {name}")
+    return found
+
+
+def test_the_layer_check_sees_lazy_and_type_only_imports(tmp_path):
+    (tmp_path / "distill").mkdir()
+    (tmp_path / "distill" / "m.py").write_text(
+        "import numpy\nfrom distill import x\ndef f():\n    from indexer.chunking import c\n"
+        "if TYPE_CHECKING:\n    import app.settings\n"
+    )
+    assert upward_imports("distill", tmp_path) == [
+        "distill/m.py:4 imports indexer.chunking",
+        "distill/m.py:6 imports app.settings",
+    ]
+
+
+@pytest.mark.parametrize("layer", sorted(FORBIDDEN))
+def test_layers_import_only_downwards(layer):
+    """distill imports neither indexer, app nor benchmarks; indexer imports neither app nor
+    benchmarks. Function-level imports count."""
+    found = upward_imports(layer)
+    assert not found, "\n".join(found)
+
+
 def _function_lengths(tree: ast.Module):
     for node in ast.walk(tree):
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
@@ -202,7 +250,7 @@ def _function_lengths(tree: ast.Module):
 
 def test_modules_and_functions_stay_small():
     too_long = []
-    for path in _modules().values():
+    for path in _modules(SIZED).values():
         rel = path.relative_to(ROOT).as_posix()
         text = path.read_text(encoding="utf-8")
         lines = len(text.splitlines())

@@ -417,9 +417,12 @@ def test_cli_reports_config_errors(capsys):
     from distill.cli import main
 
     assert main(["run", "--print-config", "--stage2.steps=3"]) == 0
-    assert "[stage2]\nenabled = true\nsteps = 3" in capsys.readouterr().out
+    assert "[stage2]\nsteps = 3" in capsys.readouterr().out
     assert main(["run", "--stage2.stepz=3"]) == 2
     assert "unknown config key(s): stage2.stepz" in capsys.readouterr().err
+    # stage 2 builds the student: it has no switch, and an old config's `enabled` is named as unknown
+    assert main(["run", "--stage2.enabled=false"]) == 2
+    assert "unknown config key(s): stage2.enabled" in capsys.readouterr().err
 
 
 def test_presets_by_name_and_version(capsys, tmp_path, monkeypatch):

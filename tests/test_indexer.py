@@ -14,6 +14,7 @@ import pytest
 from indexer_support import subprocess_env, write_jsonl, xquad_docs
 from milvus_support import store_args
 
+from distill.chunking import Chunker, sentence_spans
 from distill.data import Document
 from indexer import (
     Collection,
@@ -29,7 +30,6 @@ from indexer import (
     ReadOnlyError,
     UnknownModelError,
 )
-from indexer.chunking import Chunker, sentence_spans
 from indexer.cli import COMMANDS, build_parser
 from indexer.cli import main as cli_main
 from indexer.sources import Validator, read_records

@@ -528,8 +528,6 @@ def test_small_a_marker_that_is_not_an_object_is_a_clear_error_and_repairable(
 def test_small_a_full_disk_is_one_line_and_leaves_a_consistent_collection(
     tmp_path, specs, encoders, capsys, monkeypatch, store_kind
 ):
-    import indexer.files
-
     path = tmp_path / "c"
     make(path, specs, encoders, store_kind=store_kind).close()
     src = tmp_path / "in.jsonl"
@@ -539,11 +537,11 @@ def test_small_a_full_disk_is_one_line_and_leaves_a_consistent_collection(
     def full(fd):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    monkeypatch.setattr(indexer.files.os, "fsync", full)
+    monkeypatch.setattr(os, "fsync", full)
     capsys.readouterr()
     assert cli_main(["add", str(path), str(src), "--threads", "1", "-q"]) == 1
     assert "no space left" in one_error_line(capsys.readouterr().err)
-    monkeypatch.setattr(indexer.files.os, "fsync", real_fsync)
+    monkeypatch.setattr(os, "fsync", real_fsync)
     assert not [p for p in path.rglob("*.tmp")]
     with reopen(path, encoders) as col:  # the documents were committed pending: reconciling indexes them
         assert any("pending" in a for a in col.repairs)

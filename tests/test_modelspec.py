@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from distill.modelspec import SpecKind, display_name, normalize_spec, parse_spec, same_spec
+from distill.modelspec import (
+    SpecKind,
+    display_name,
+    normalize_spec,
+    parse_spec,
+    same_spec,
+    weights_fingerprint,
+)
 
 
 def test_kinds_and_normal_forms(tmp_path, monkeypatch):
@@ -44,3 +51,45 @@ def test_display_names():
     assert display_name("/a/b/students/offline", parts=2) == "students/offline"
     assert display_name("acme/tiny", parts=2) == "acme/tiny" and display_name("tiny", parts=2) == "tiny"
     assert display_name(".") == "."
+
+
+def test_one_weights_fingerprint_sees_every_file_a_model_loads_and_no_derived_one(tmp_path):
+    """The one rule behind the target cache, the ONNX export stamps, the demo check and the search
+    benchmark's vector cache: weights, code, configs and tokenizer files at any depth count; the
+    `onnx/` export (derived from them) and the card do not."""
+    import os
+
+    model = tmp_path / "m"
+    for name in (
+        "model.safetensors",
+        "config.json",
+        "tokenizer.json",
+        "1_Pooling/config.json",
+        "modeling_x.py",
+        "sentencepiece.bpe.model",
+        "vocab.txt",
+        "README.md",
+    ):
+        (model / name).parent.mkdir(parents=True, exist_ok=True)
+        (model / name).write_text(name)
+    before = weights_fingerprint(model)
+    assert set(before) == {
+        "model.safetensors",
+        "config.json",
+        "tokenizer.json",
+        "1_Pooling/config.json",
+        "modeling_x.py",
+        "sentencepiece.bpe.model",
+        "vocab.txt",
+    }
+    (model / "onnx").mkdir()
+    (model / "onnx" / "model.onnx").write_bytes(b"graph")
+    (model / "onnx" / "xlsearch-export.json").write_text("{}")
+    (model / "README.md").write_text("a new card")
+    assert weights_fingerprint(model) == before
+    for name in ("model.safetensors", "1_Pooling/config.json", "modeling_x.py"):
+        st = (model / name).stat()
+        os.utime(model / name, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))  # retrained in place
+        assert weights_fingerprint(model) != before
+        before = weights_fingerprint(model)
+    assert weights_fingerprint(tmp_path / "missing") == {} and weights_fingerprint(model / "vocab.txt") == {}

@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 import torch
 
+from distill.chunking import CHUNK_OVERLAP, CHUNK_TOKENS, first_sentence_of
 from distill.data import Query
 from distill.documents import Document
 from distill.evaluation import bitext_from_parallel_jsonl, evaluate_models
-from distill.evaluation.questions import CHUNK_OVERLAP, CHUNK_TOKENS, QuestionEvaluator, question_retrieval
+from distill.evaluation.questions import QuestionEvaluator, question_retrieval
 from distill.evaluation.report import build_tables
-from distill.evaluation.retrieval import first_sentence_of
 from distill.models import load_encoder
 
 torch.set_num_threads(1)

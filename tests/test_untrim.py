@@ -82,6 +82,10 @@ def test_extra_rows_give_the_most_probable_dropped_pieces_the_assistants_own_row
     # the student's own rows are untouched: covered text embeds as before
     same = [t for t in COVERED if len(s.tokenizer(t)["input_ids"]) == len(a.tokenizer(t)["input_ids"])]
     np.testing.assert_allclose(u.encode(same, prefix="query"), s.encode(same, prefix="query"), atol=1e-5)
+    # the copy records the weights it was made from (distill.paths.default_student serves it while current)
+    from distill.paths import derived_from
+
+    assert derived_from(tmp_path / "x", student) and not derived_from(tmp_path / "x", tmp_path / "x")
 
 
 def test_untrim_refuses_what_it_cannot_do(trimmed, tmp_path, capsys):
@@ -115,10 +119,15 @@ def test_default_student_is_the_untrimmed_copy_only_while_it_is_current(tmp_path
     monkeypatch.setattr(paths, "shipped_student", lambda: shipped)
     # a trimmed xlsearch student (no token_map_size): it is served untrimmed (issue 25: else as shipped)
     (shipped / "config.json").write_text('{"model_type": "xlsearch_recurrent", "vocab_size": 64000}')
-    os.utime(shipped / "model.safetensors", (1000, 1000))
+    assert paths.default_student(data) == shipped  # a copy that records no source is not served
+    paths.record_source(untrimmed, shipped)
     assert paths.default_student(data) == untrimmed
-    os.utime(untrimmed / "model.safetensors", (10, 10))  # the shipped student was replaced since
+    os.utime(untrimmed / "model.safetensors", (10, 10))  # the copy's own age does not matter
+    assert paths.default_student(data) == untrimmed
+    st = (shipped / "model.safetensors").stat()
+    os.utime(shipped / "model.safetensors", ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))  # replaced since
     assert paths.default_student(data) == shipped
+    paths.record_source(untrimmed, shipped)
     (untrimmed / "model.safetensors").unlink()
     assert paths.default_student(data) == shipped
     monkeypatch.setattr(paths, "shipped_student", lambda: None)

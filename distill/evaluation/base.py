@@ -11,7 +11,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from distill.evaluation.metrics import l2_normalize
+from distill.vectors import l2_normalize
 
 
 class Task(StrEnum):

@@ -10,6 +10,7 @@ from distill.data import DataError, read_pair_tsv, read_parallel_jsonl
 from distill.evaluation.base import DataEvaluator, EmbeddingCache, Task
 from distill.evaluation.metrics import ratio_margin_scores, translation_accuracy
 from distill.langs import canonical_lang
+from distill.models.encoder import Role
 
 
 class BitextEvaluator(DataEvaluator):
@@ -62,8 +63,8 @@ class BitextEvaluator(DataEvaluator):
         return "all"
 
     def __call__(self, encoder) -> dict[str, float]:
-        a = self.embed(encoder, self.src, "query")
-        b = self.embed(encoder, self.tgt, "query")
+        a = self.embed(encoder, self.src, Role.QUERY)
+        b = self.embed(encoder, self.tgt, Role.QUERY)
         scores = a @ b.T
         if self.margin:
             scores = ratio_margin_scores(scores, self.margin_k)

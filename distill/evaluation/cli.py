@@ -176,11 +176,12 @@ def _sts_and_retrieval_evaluators(args: argparse.Namespace, common: dict) -> lis
 
 
 def _cost_evaluator(args: argparse.Namespace) -> list:
+    from distill.datasets import FLORES_DEVTEST
     from distill.evaluation import CostEvaluator
     from distill.evaluation.suite import flores_english
     from distill.paths import shared_data_dir
 
-    flores = shared_data_dir() / "dev" / "flores200_devtest.jsonl"
+    flores = shared_data_dir() / FLORES_DEVTEST
     if (
         not flores.is_file()
     ):  # e.g. an installed copy evaluating the user's own files: the rest runs without it

@@ -13,6 +13,7 @@ from typing import Any
 import torch
 
 from distill.evaluation.base import Entry, Task
+from distill.models.encoder import Role
 
 
 def stored_parameters(model: torch.nn.Module) -> int:
@@ -127,7 +128,7 @@ class CostEvaluator:
         batch_size: int = 32,
         threads: int | None = None,
         repeats: int = 1,
-        prefix: str | None = "query",
+        prefix: str | None = Role.QUERY,
     ) -> None:
         if not texts:
             raise ValueError(f"{name}: needs texts to time encoding on")

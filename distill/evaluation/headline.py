@@ -3,33 +3,35 @@ what training logs after each stage and the student's model card shows."""
 
 from __future__ import annotations
 
+from distill.evaluation import keys as K
+
 
 def headline(metrics: dict[str, float]) -> dict[str, float]:
     """Condense the dev metrics to a few comparable numbers (means over languages / evaluators)."""
     groups: dict[str, list[float]] = {}
     question = {
-        "xquad-questions_xling_r@1": "question_xling_r@1",
-        "xquad-questions_ndcg@10": "question_ndcg@10",
-        "xquad-questions_cos_qd_mean": "question_cos_random",
+        K.key(K.QUESTIONS, K.XLING_R1): K.QUESTION_XLING_R1,
+        K.key(K.QUESTIONS, K.NDCG10): K.QUESTION_NDCG10,
+        K.key(K.QUESTIONS, K.COS_QD_MEAN): K.QUESTION_COS_RANDOM,
     }
     for key, value in metrics.items():
         if key in question:
             groups.setdefault(question[key], []).append(value)
         elif key.startswith("flores-short") and key.endswith("_accuracy"):
-            groups.setdefault("flores_short_acc", []).append(value)
+            groups.setdefault(K.FLORES_SHORT_ACC, []).append(value)
         elif key.startswith("flores") and key.endswith("_accuracy"):
-            groups.setdefault("flores_acc", []).append(value)
+            groups.setdefault(K.FLORES_ACC, []).append(value)
         elif key.startswith("multi30k") and key.endswith("_accuracy"):
-            groups.setdefault("multi30k_acc", []).append(value)
+            groups.setdefault(K.MULTI30K_ACC, []).append(value)
         elif key.startswith("stsb-en-") and key.endswith("_spearman"):
-            groups.setdefault("sts_xling_spearman", []).append(value)
-            groups.setdefault("sts_spearman", []).append(value)
+            groups.setdefault(K.STS_XLING_SPEARMAN, []).append(value)
+            groups.setdefault(K.STS_SPEARMAN, []).append(value)
         elif key.startswith("sts") and key.endswith("_spearman"):
-            groups.setdefault("sts_spearman", []).append(value)
-        elif key == "xquad_ndcg@10":
-            groups.setdefault("xquad_ndcg@10", []).append(value)
+            groups.setdefault(K.STS_SPEARMAN, []).append(value)
+        elif key == K.XQUAD_NDCG10:
+            groups.setdefault(K.XQUAD_NDCG10, []).append(value)
         elif key.endswith("_sentences_per_s"):
-            groups.setdefault("sent_per_s", []).append(value)
-        elif key.endswith("_params_stored"):
-            groups.setdefault("params_stored", []).append(value)
+            groups.setdefault(K.SENT_PER_S, []).append(value)
+        elif key.endswith("_" + K.PARAMS_STORED):
+            groups.setdefault(K.PARAMS_STORED, []).append(value)
     return {name: sum(v) / len(v) for name, v in groups.items()}

@@ -15,17 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-
-def l2_normalize(x: np.ndarray) -> np.ndarray:
-    x = np.asarray(x, dtype=np.float32)
-    norms = np.linalg.norm(x, axis=-1, keepdims=True)
-    return x / np.maximum(norms, 1e-12)
-
-
-def cosine_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """(len(a), len(b)) cosine similarities."""
-    return l2_normalize(a) @ l2_normalize(b).T
-
+from distill.evaluation.keys import MRR10, NDCG10
 
 # --- bitext ----------------------------------------------------------------------------------
 
@@ -150,8 +140,8 @@ def mean_retrieval_metrics(per_query: Sequence[QueryScores]) -> dict[str, float]
         raise ValueError("no queries to average")
     out = {
         "map": float(np.mean([q.ap for q in per_query])),
-        "mrr@10": float(np.mean([q.rr_at_10 for q in per_query])),
-        "ndcg@10": float(np.mean([q.ndcg_at_10 for q in per_query])),
+        MRR10: float(np.mean([q.rr_at_10 for q in per_query])),
+        NDCG10: float(np.mean([q.ndcg_at_10 for q in per_query])),
     }
     for k in RETRIEVAL_KS:
         out[f"recall@{k}"] = float(np.mean([q.recall[k] for q in per_query]))

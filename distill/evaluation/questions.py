@@ -28,17 +28,17 @@ from typing import Any
 
 import numpy as np
 
+from distill.chunking import CHUNK_OVERLAP, CHUNK_TOKENS, chunker_for
 from distill.data import Query, iter_jsonl, read_corpus_jsonl
 from distill.documents import DataError, Document
+from distill.evaluation import keys as K
 from distill.evaluation.base import DataEvaluator, EmbeddingCache, Entry, Task
 from distill.evaluation.metrics import average_precision_at_k, mean_retrieval_metrics, query_metrics
 from distill.langs import canonical_lang
+from distill.models.encoder import Role
 
-# The indexer's defaults (indexer.config.CollectionSettings): the evaluator embeds what `indexer add` embeds.
-CHUNK_TOKENS = 256
-CHUNK_OVERLAP = 32
 COLLAPSE_PAIRS = 2000
-POOLED = ("ndcg@10", "map@20", "recall@10", "mrr@10")
+POOLED = (K.NDCG10, K.MAP20, K.RECALL10, K.MRR10)
 
 
 class QuestionEvaluator(DataEvaluator):
@@ -52,7 +52,7 @@ class QuestionEvaluator(DataEvaluator):
         paragraphs: Sequence[Document],
         answers: Mapping[str, str],
         *,
-        name: str = "xquad-questions",
+        name: str = K.QUESTIONS,
         chunk_tokens: int = CHUNK_TOKENS,
         chunk_overlap: int = CHUNK_OVERLAP,
         batch_size: int = 32,
@@ -64,7 +64,7 @@ class QuestionEvaluator(DataEvaluator):
         """`answers` maps a question id to the `parallel_id` of the paragraphs that answer it."""
         self._setup(
             name,
-            "xling_r@1",
+            K.XLING_R1,
             batch_size=batch_size,
             dataset=dataset,
             source=source,
@@ -100,10 +100,6 @@ class QuestionEvaluator(DataEvaluator):
 
     def chunks(self, encoder) -> tuple[list[str], np.ndarray]:
         """Chunk texts of every paragraph for `encoder` and, per chunk, its paragraph's index."""
-        from indexer.chunking import (
-            chunker_for,
-        )  # the indexer's chunker, so the evaluator embeds what it embeds
-
         spans = chunker_for([encoder], self.chunk_tokens, self.chunk_overlap).chunk_many(
             [d.text for d in self.paragraphs]
         )
@@ -118,7 +114,7 @@ class QuestionEvaluator(DataEvaluator):
         """`encoder`'s vectors of every paragraph chunk, and the index of each paragraph's first chunk."""
         chunk_texts, owner = self.chunks(encoder)
         # owners are sorted, so each paragraph is one run of chunks
-        return self.embed(encoder, chunk_texts, "passage"), np.flatnonzero(
+        return self.embed(encoder, chunk_texts, Role.PASSAGE), np.flatnonzero(
             np.r_[True, owner[1:] != owner[:-1]]
         )
 
@@ -129,7 +125,7 @@ class QuestionEvaluator(DataEvaluator):
         return np.maximum.reduceat(q @ chunks.T, starts, axis=1)
 
     def question_vectors(self, encoder) -> np.ndarray:
-        return self.embed(encoder, [x.text for x in self.questions], "query")
+        return self.embed(encoder, [x.text for x in self.questions], Role.QUERY)
 
     def __call__(self, encoder) -> dict[str, float]:
         q, paragraphs = self.question_vectors(encoder), self.paragraph_vectors(encoder)
@@ -167,13 +163,13 @@ class QuestionEvaluator(DataEvaluator):
             row = []
             for y in doc_langs:
                 value = float(r1[y][mine].mean())
-                out[f"{self.name}_{x}-{y}_r@1"] = value
+                out[f"{self.name}_{x}-{y}_{K.R1}"] = value
                 (mono if y == x else row).append(value)
             if row:
-                out[f"{self.name}_{x}_xling_r@1"] = float(np.mean(row))
+                out[f"{self.name}_{x}_{K.XLING_R1}"] = float(np.mean(row))
             xling.extend(row)
-        out[f"{self.name}_xling_r@1"] = float(np.mean(xling)) if xling else float("nan")
-        out[f"{self.name}_mono_r@1"] = float(np.mean(mono)) if mono else float("nan")
+        out[K.key(self.name, K.XLING_R1)] = float(np.mean(xling)) if xling else float("nan")
+        out[K.key(self.name, K.MONO_R1)] = float(np.mean(mono)) if mono else float("nan")
         return dict(sorted(out.items(), key=lambda kv: (kv[0].count("_"), kv[0])))
 
     def _r_at_1_per_language(self, scores: np.ndarray, relevant: np.ndarray) -> dict[str, np.ndarray]:
@@ -203,7 +199,7 @@ class QuestionEvaluator(DataEvaluator):
         return {
             f"{p}cos_dd_mean": _mean(dd),
             f"{p}cos_dd_std": float(dd.std()) if dd.size else float("nan"),
-            f"{p}cos_qd_mean": _mean(qd),
+            f"{p}{K.COS_QD_MEAN}": _mean(qd),
             f"{p}cos_qd_std": float(qd.std()) if qd.size else float("nan"),
             f"{p}cos_rel_mean": _mean(rel),
         }
@@ -253,11 +249,9 @@ def _mean(x: np.ndarray) -> float:
 def _pooled_metrics(rows: list[tuple], prefix: str) -> dict[str, float]:
     base = mean_retrieval_metrics([m for m, _, _ in rows])
     return {
-        f"{prefix}ndcg@10": base["ndcg@10"],
-        f"{prefix}mrr@10": base["mrr@10"],
-        f"{prefix}recall@10": base["recall@10"],
-        f"{prefix}map@20": float(np.mean([ap for _, ap, _ in rows])),
-        f"{prefix}own_lang@10": float(np.mean([own for _, _, own in rows])),
+        **{prefix + m: base[m] for m in (K.NDCG10, K.MRR10, K.RECALL10)},
+        prefix + K.MAP20: float(np.mean([ap for _, ap, _ in rows])),
+        prefix + K.OWN_LANG10: float(np.mean([own for _, _, own in rows])),
     }
 
 
@@ -288,7 +282,7 @@ def question_retrieval(
     questions_path: str | Path,
     corpus_path: str | Path,
     *,
-    name: str = "xquad-questions",
+    name: str = K.QUESTIONS,
     langs: Sequence[str] | None = None,
     questions: int | None = None,
     paragraphs: int | None = None,

@@ -9,6 +9,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from distill.evaluation.keys import PARAMS_STORED
 from distill.evaluation.report_views import PRIMARY, TASK_TITLES, datasets, overall, per_language, ratio
 from distill.evaluation.results import EvaluationRun
 
@@ -184,7 +185,7 @@ def _ratio_bars(run: EvaluationRun) -> list[Figure]:
 
 def _size_vs_quality(run: EvaluationRun) -> list[Figure]:
     labels = [m.label for m in run.models]
-    sizes = {m.label: (m.info.get("params_stored") or 0) / 1e6 for m in run.models}
+    sizes = {m.label: (m.info.get(PARAMS_STORED) or 0) / 1e6 for m in run.models}
     points = [(t, d, overall(run, t, d)) for t, d in datasets(run)]
     if not points or not any(sizes.values()):
         return []

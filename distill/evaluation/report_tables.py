@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from distill.evaluation.keys import PARAMS_STORED
 from distill.evaluation.report_views import (
     COLLAPSE_ROWS,
     COST_METRICS,
@@ -94,7 +95,7 @@ def _models_table(run: EvaluationRun) -> Table:
         [
             m.label,
             m.spec,
-            fmt_millions(m.info.get("params_stored")),
+            fmt_millions(m.info.get(PARAMS_STORED)),
             fmt_millions(m.info.get("params_embedding")),
             fmt(m.info.get("layers")),
             fmt(m.info.get("dim")),

@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import math
 
+from distill.evaluation import keys as K
 from distill.evaluation.results import EvaluationRun
 
 # the metric a per-language table and figure shows, per task; the question task comes first everywhere
-PRIMARY = {"question": "r@1", "bitext": "accuracy", "sts": "spearman", "retrieval": "ndcg@10"}
+PRIMARY = {"question": K.R1, "bitext": "accuracy", "sts": "spearman", "retrieval": K.NDCG10}
 TASK_TITLES = {
     "question": "Question -> paragraph R@1 (the answer first among the document language's paragraphs)",
     "bitext": "Bitext retrieval accuracy@1 (mean of both directions)",
@@ -27,24 +28,24 @@ TASK_NOTES = {
 }
 # question task: the headline rows of the summary (metric, label)
 QUESTION_ROWS = (
-    ("xling_r@1", "R@1 cross-lingual (X != Y)"),
-    ("mono_r@1", "R@1 same language"),
-    ("ndcg@10", "nDCG@10 pooled"),
-    ("map@20", "mAP@20 pooled"),
-    ("recall@10", "Recall@10 pooled"),
-    ("own_lang@10", "top-10 in the query's language"),
+    (K.XLING_R1, "R@1 cross-lingual (X != Y)"),
+    (K.MONO_R1, "R@1 same language"),
+    (K.NDCG10, "nDCG@10 pooled"),
+    (K.MAP20, "mAP@20 pooled"),
+    (K.RECALL10, "Recall@10 pooled"),
+    (K.OWN_LANG10, "top-10 in the query's language"),
 )
-QUESTION_LANG_METRICS = ("xling_r@1", "ndcg@10", "map@20", "recall@10", "own_lang@10")
+QUESTION_LANG_METRICS = (K.XLING_R1, K.NDCG10, K.MAP20, K.RECALL10, K.OWN_LANG10)
 COLLAPSE_ROWS = (
     ("cos_dd_mean", "random document pairs: mean cosine"),
     ("cos_dd_std", "random document pairs: std"),
-    ("cos_qd_mean", "random question-document pairs: mean"),
+    (K.COS_QD_MEAN, "random question-document pairs: mean"),
     ("cos_qd_std", "random question-document: std"),
     ("cos_rel_mean", "question and its answer (same language): mean"),
 )
 RETRIEVAL_METRICS = ("map", "mrr@10", "ndcg@10", "recall@1", "recall@5", "recall@10")
 COST_METRICS = (
-    ("params_stored", "stored params (M)"),
+    (K.PARAMS_STORED, "stored params (M)"),
     ("params_effective", "effective params (M)"),
     ("params_embedding", "embedding params (M)"),
     ("disk_mb", "disk (MB)"),
@@ -90,7 +91,7 @@ def per_language(
 
 def overall(run: EvaluationRun, task: str, dataset: str) -> dict[str, float]:
     """Model label -> the data set's headline: retrieval's overall value, else the mean over language pairs."""
-    metric = "xling_r@1" if task == "question" else PRIMARY[task]
+    metric = K.XLING_R1 if task == "question" else PRIMARY[task]
     out = {}
     for m in run.models:
         if task in ("retrieval", "question"):

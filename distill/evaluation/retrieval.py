@@ -14,11 +14,14 @@ from typing import Any
 
 import numpy as np
 
+from distill.chunking import first_sentence_of
 from distill.data import Query, read_corpus_jsonl, read_retrieval_set
 from distill.documents import DataError, Document
 from distill.evaluation.base import DataEvaluator, EmbeddingCache, Entry, Task
+from distill.evaluation.keys import NDCG10
 from distill.evaluation.metrics import QueryScores, mean_retrieval_metrics, query_metrics
 from distill.langs import canonical_lang
+from distill.models.encoder import Role
 
 _PAIR_KEY = re.compile(r"^(?P<pair>[^_]+-[^_]+)_(?P<metric>.+)$")
 
@@ -132,7 +135,7 @@ class RetrievalEvaluator(DataEvaluator):
     ) -> None:
         self._setup(
             name,
-            "ndcg@10",
+            NDCG10,
             batch_size=batch_size,
             dataset=dataset,
             source=source,
@@ -201,8 +204,8 @@ class RetrievalEvaluator(DataEvaluator):
 
     def __call__(self, encoder) -> dict[str, float]:
         q_rows = sorted(self.relevant)  # only queries that are scored need embedding
-        q = self.embed(encoder, [self.q_texts[i] for i in q_rows], "query")
-        d = self.embed(encoder, self.d_texts, "passage")
+        q = self.embed(encoder, [self.q_texts[i] for i in q_rows], Role.QUERY)
+        d = self.embed(encoder, self.d_texts, Role.PASSAGE)
         scores = np.zeros((len(self.q_ids), len(self.d_ids)), dtype=np.float32)
         scores[q_rows] = q @ d.T
         return self.score(scores)
@@ -261,15 +264,6 @@ def retrieval_from_files(
         return RetrievalEvaluator(rs.queries, rs.corpus, rs.qrels, name=name, source=source, **kwargs)
     except ValueError as exc:
         raise DataError(qrels, None, str(exc)) from None
-
-
-_SENTENCE_END = re.compile(r"[.!?\u0964\u061f](?=\s)|[\u3002\uff01\uff1f]")  # Latin, Devanagari, Arabic, CJK
-
-
-def first_sentence_of(text: str) -> str:
-    """Text up to its first sentence end (the whole text if none is found)."""
-    m = _SENTENCE_END.search(text)
-    return text[: m.end()].strip() if m else text.strip()
 
 
 def _translation_queries(

@@ -28,6 +28,7 @@ from distill.evaluation.base import (
     evaluator_entries,
     evaluator_info,
 )
+from distill.evaluation.keys import PARAMS_STORED
 from distill.evaluation.report import write_report
 from distill.evaluation.results import EvaluationRun, ModelResult
 from distill.fileio import REPORT_MARKERS, check_output_dir
@@ -108,7 +109,7 @@ def model_info(encoder) -> dict[str, Any]:
     config = getattr(model, "config", None)
     directory = model_directory(encoder)
     return {
-        "params_stored": stored_parameters(model),
+        PARAMS_STORED: stored_parameters(model),
         "params_embedding": embedding_parameters(model),
         "dim": int(getattr(encoder, "dim", 0)),
         "layers": getattr(config, "num_hidden_layers", None),

@@ -12,6 +12,7 @@ from distill.data import DataError, StsExample, read_sts_tsv
 from distill.evaluation.base import DataEvaluator, EmbeddingCache, Task
 from distill.evaluation.metrics import pearson, spearman
 from distill.langs import canonical_lang
+from distill.models.encoder import Role
 
 
 class StsEvaluator(DataEvaluator):
@@ -68,8 +69,8 @@ class StsEvaluator(DataEvaluator):
         return f"{a}-{b}"
 
     def similarities(self, encoder) -> np.ndarray:
-        a = self.embed(encoder, self.sentences1, "query")
-        b = self.embed(encoder, self.sentences2, "query")
+        a = self.embed(encoder, self.sentences1, Role.QUERY)
+        b = self.embed(encoder, self.sentences2, Role.QUERY)
         return (a * b).sum(axis=1)
 
     def __call__(self, encoder) -> dict[str, float]:

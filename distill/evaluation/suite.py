@@ -25,9 +25,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from distill.data import DataError, StsExample, iter_tsv
+from distill.datasets import DEFAULT_LANGS, FLORES_DEVTEST, XQUAD_LANGS, XQUAD_PARAGRAPHS, XQUAD_QUESTIONS_DEV
 from distill.evaluation.base import EmbeddingCache, Evaluator
 from distill.evaluation.bitext import bitext_from_pair_tsv, bitext_from_parallel_jsonl
 from distill.evaluation.cost import CostEvaluator
+from distill.evaluation.keys import QUESTIONS
 from distill.evaluation.questions import question_retrieval
 from distill.evaluation.retrieval import parallel_corpus_retrieval
 from distill.evaluation.sampling import file_fingerprint, take_sample
@@ -35,8 +37,6 @@ from distill.evaluation.sts import StsEvaluator
 from distill.langs import canonical_lang
 from distill.paths import shared_data_dir
 
-# The distillation's default training languages (issue 3); dev numbers are reported for these.
-DEFAULT_LANGS = ("de", "es", "fr", "it", "nl", "ar", "tr", "ru", "zh", "ja", "pl", "pt")
 QUICK_LANGS = ("de", "es", "zh", "ar")
 
 
@@ -83,7 +83,6 @@ QUICK = SuiteSize(
     paragraphs=60,
 )
 PARTS = ("questions", "bitext", "sts", "retrieval", "cost")
-XQUAD_LANGS = ("ar", "de", "el", "en", "es", "hi", "ro", "ru", "th", "tr", "vi", "zh")
 
 
 def dev_suite(
@@ -119,12 +118,12 @@ def dev_suite(
     if "questions" in chosen:
         evaluators.append(
             question_retrieval(
-                root / "dev" / "xquad_questions_dev.jsonl",
-                root / "corpus" / "xquad_paragraphs.jsonl",
+                root / XQUAD_QUESTIONS_DEV,
+                root / XQUAD_PARAGRAPHS,
                 langs=None if langs is None else wanted,
                 questions=size.questions,
                 paragraphs=size.paragraphs,
-                dataset="xquad-questions",
+                dataset=QUESTIONS,
                 cache=cache,
                 show_progress=show_progress,
             )
@@ -137,7 +136,7 @@ def dev_suite(
         sts_langs = [lang for lang in (size.sts_langs or wanted) if lang in available and lang in wanted]
         evaluators += _stsb(sts_dir, sts_langs, size.sts, common)
     if "retrieval" in chosen and size.xquad:
-        evaluators += _xquad_retrieval(root / "corpus" / "xquad_paragraphs.jsonl", size, wanted, common)
+        evaluators += _xquad_retrieval(root / XQUAD_PARAGRAPHS, size, wanted, common)
     if include_cost and "cost" in chosen:
         evaluators.append(CostEvaluator(flores_english(root, size.cost_texts), batch_size=32))
     return evaluators
@@ -152,7 +151,7 @@ def _bitext(
         # one script per language (zho_Hans, not also zho_Hant) to keep the suite small
         seen: set[tuple[str, str]] = set()
         for ev in bitext_from_parallel_jsonl(
-            root / "dev" / "flores200_devtest.jsonl",
+            root / FLORES_DEVTEST,
             langs=wanted,
             limit=size.flores,
             name_prefix="flores",
@@ -204,7 +203,7 @@ def flores_english(root: Path, n: int) -> list[str]:
     from distill.data import iter_jsonl
 
     out = []
-    for _, obj in iter_jsonl(root / "dev" / "flores200_devtest.jsonl"):
+    for _, obj in iter_jsonl(root / FLORES_DEVTEST):
         if obj.get("lang") == "eng_Latn":
             out.append(obj["text"])
             if len(out) >= n:

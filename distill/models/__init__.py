@@ -23,6 +23,7 @@ from distill.models.layout import (
 )
 from distill.models.remote_code import RemoteCodeError, check_remote_code, register_student
 from distill.models.sources import PACKAGED_MODELS, ModelNotFoundError, resolve_model
+from distill.modelspec import weights_fingerprint
 
 __all__ = [
     "MIN_COSINE",
@@ -154,7 +155,7 @@ def _onnx_encoder(parts: _EncoderParts, backend: Backend) -> Encoder:
 
     transformer_dir = parts.layout.transformer_dir
     directory = backends.onnx_dir(parts.spec, transformer_dir)
-    onnx_path = backends.cached_onnx(directory, backend, backends.source_fingerprint(transformer_dir))
+    onnx_path = backends.cached_onnx(directory, backend, weights_fingerprint(transformer_dir))
     if onnx_path is None:
         reference = load_encoder(
             parts.spec,

@@ -30,7 +30,8 @@ import numpy as np
 import torch
 
 from distill.fileio import atomic_path, atomic_write_text, check_output_dir
-from distill.modelspec import PACKAGED_PREFIX, parse_spec
+from distill.models.encoder import Role
+from distill.modelspec import PACKAGED_PREFIX, parse_spec, weights_fingerprint
 
 log = logging.getLogger("distill.models")
 
@@ -214,7 +215,7 @@ def require_agreement(
     """`candidate`'s vectors of `texts` against the fp32 `reference`; BackendError when their mean
     cosine is below MIN_COSINE. Batch 3 puts several padded lengths in one batch, which a graph
     traced with fixed shapes would get wrong."""
-    agree = agreement(candidate.encode(texts, batch_size=3, prefix="query"), reference)
+    agree = agreement(candidate.encode(texts, batch_size=3, prefix=Role.QUERY), reference)
     if not agree.ok():
         raise BackendError(
             f"the {candidate.backend} backend of {spec} disagrees with torch fp32: mean cosine {agree.mean:.4f} "
@@ -237,16 +238,6 @@ def onnx_dir(spec: str | Path, transformer_dir: Path) -> Path:
     name = re.sub(r"[^A-Za-z0-9._-]+", "-", text.removeprefix(PACKAGED_PREFIX)).strip("-.")[-60:] or "model"
     digest = hashlib.sha256(str(resolved).encode()).hexdigest()[:10]
     return models_dir() / CACHE_DIR / f"{name}-{digest}" / "onnx"
-
-
-def source_fingerprint(transformer_dir: Path) -> dict[str, list[int]]:
-    """What an export depends on: the weight and config files (size, mtime), not their bytes (fast)."""
-    out = {}
-    for p in sorted(transformer_dir.iterdir()):
-        if p.is_file() and (p.suffix in (".safetensors", ".bin", ".py") or p.name == "config.json"):
-            st = p.stat()
-            out[p.name] = [st.st_size, st.st_mtime_ns]
-    return out
 
 
 def _read_stamp(directory: Path) -> dict:
@@ -340,7 +331,7 @@ def export_onnx(
     """
     _onnxruntime()
     directory = onnx_dir(spec, transformer_dir)
-    fingerprint = source_fingerprint(transformer_dir)
+    fingerprint = weights_fingerprint(transformer_dir)
     if not force and (path := cached_onnx(directory, backend, fingerprint)) is not None:
         return path, None
     ours = (STAMP_FILE, Backend.ONNX.onnx_file, Backend.ONNX_INT8.onnx_file)
@@ -373,7 +364,7 @@ def _export_checked(
 ) -> Agreement:
     """Write `encoder`'s `backend` graph to `out` (int8: quantised from `fp32`) and check its vectors
     against the torch encoder's."""
-    from distill.models.encoder import Encoder, Role
+    from distill.models.encoder import Encoder
 
     if backend == Backend.ONNX:
         _export_fp32(encoder.model, encoder.tokenize(list(texts[:2]), Role.QUERY), out)

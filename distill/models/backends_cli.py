@@ -26,6 +26,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from distill.datasets import XQUAD_PARAGRAPHS, XQUAD_QUESTIONS_DEV
+
 if TYPE_CHECKING:  # torch: imported when the command runs, not when the CLI starts
     from distill.models.backends import Backend, BackendTrial
 
@@ -71,11 +73,11 @@ def compare_backends(
     `backends`: default all."""
     import numpy as np
 
-    from distill.models import load_encoder
+    from distill.models import Role, load_encoder
     from distill.models.backends import Backend, BackendError, BackendTrial, agreement
 
     backends = list(Backend) if backends is None else backends
-    texts = [(t, "query") for t in queries] + [(t, "passage") for t in passages]
+    texts = [(t, Role.QUERY) for t in queries] + [(t, Role.PASSAGE) for t in passages]
     encoders, trials = {}, {}
     for backend in [Backend.TORCH, *[b for b in backends if b != Backend.TORCH]]:
         try:
@@ -85,14 +87,14 @@ def compare_backends(
     vectors: dict[Backend, list[np.ndarray]] = {b: [] for b in encoders}
     speeds: dict[Backend, list[float]] = {b: [] for b in encoders}
     for enc in encoders.values():
-        enc.encode(list(queries[:batch_size]), batch_size=batch_size, prefix="query")  # warm-up
+        enc.encode(list(queries[:batch_size]), batch_size=batch_size, prefix=Role.QUERY)  # warm-up
     for r in range(max(rounds, 1)):
         part = texts[r::rounds]
         if not part:
             continue
         for backend, enc in encoders.items():
             t0 = time.perf_counter()
-            for role in ("query", "passage"):
+            for role in Role:
                 chunk = [t for t, x in part if x == role]
                 if chunk:
                     vectors[backend].append(enc.encode(chunk, batch_size=batch_size, prefix=role))
@@ -116,8 +118,8 @@ def main(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     shared = shared_data_dir()
     try:
-        queries = read_texts(args.queries or shared / "dev" / "xquad_questions_dev.jsonl", args.queries_n)
-        passages = read_texts(args.passages or shared / "corpus" / "xquad_paragraphs.jsonl", args.passages_n)
+        queries = read_texts(args.queries or shared / XQUAD_QUESTIONS_DEV, args.queries_n)
+        passages = read_texts(args.passages or shared / XQUAD_PARAGRAPHS, args.passages_n)
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise CommandError(f"cannot read the texts: {exc}") from None
     if not queries:

@@ -4,25 +4,15 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator, Sequence
-from enum import StrEnum
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
 from distill.models.head import Dense, Pooling, mean_pool, pool
+from distill.roles import Role
 
 __all__ = ["Encoder", "Role", "mean_pool", "torch_threads"]
-
-
-class Role(StrEnum):
-    """What a text is to the model; models such as e5 prepend a different prompt per role.
-
-    Use QUERY on both sides of symmetric tasks (bitext, STS): it is what e5 recommends.
-    """
-
-    QUERY = "query"
-    PASSAGE = "passage"
 
 
 @contextlib.contextmanager

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from distill.models.head import Pooling
+from distill.roles import Role
 
 # sentence-transformers' encode_document uses the first of these prompts the model has.
 DOCUMENT_PROMPT_NAMES = ("document", "passage", "corpus")
@@ -200,7 +201,7 @@ def role_prompts(saved: dict[str, str]) -> dict[str, str]:
     prompts = {k: v for k, v in saved.items() if v}
     for name in DOCUMENT_PROMPT_NAMES:
         if name in prompts:
-            prompts["passage"] = prompts[name]
+            prompts[Role.PASSAGE.value] = prompts[name]
             break
     return prompts
 

@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from distill.fileio import atomic_directory
+from distill.roles import Role
 
 MAGIC = b"E5S1"
 Q4_BLOCK = 32
@@ -240,7 +241,7 @@ def convert(e5_file: str | Path, tokenizer_json: str | Path, out_dir: str | Path
             dim=header.hidden,
             pooling="mean",
             normalize=True,
-            prompts={"query": "query: ", "passage": "passage: "},
+            prompts={role.value: f"{role}: " for role in Role},  # e5 prompts are the role name
             max_seq_length=512,
         )
         (tmp / "xlsearch_source.json").write_text(json.dumps(source, indent=2))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from distill.config import RunConfig, dump_toml
+from distill.evaluation import keys as K
 from distill.student.modeling_xlsearch import XLSearchRecurrentModel, effective_parameters, stored_parameters
 
 
@@ -176,7 +177,7 @@ def _dev_scores(summary: dict, cfg: RunConfig) -> list[str]:
     return lines + _scores_table(summary, cfg) + _curve_table(summary)
 
 
-CURVE_COLUMNS = ("question_xling_r@1", "question_ndcg@10", "flores_short_acc", "sts_xling_spearman")
+CURVE_COLUMNS = (K.QUESTION_XLING_R1, K.QUESTION_NDCG10, K.FLORES_SHORT_ACC, K.STS_XLING_SPEARMAN)
 
 
 def _curve_table(summary: dict) -> list[str]:

@@ -25,7 +25,9 @@ from pathlib import Path
 
 import numpy as np
 
+from distill.datasets import ASSISTANT_SPEC
 from distill.fileio import atomic_directory, check_output_dir
+from distill.paths import record_source
 from distill.student.modeling_xlsearch import XLSearchRecurrentConfig, XLSearchRecurrentModel
 
 NOTE = """
@@ -191,7 +193,7 @@ def untrim_student(
     src: str | Path,
     dst: str | Path | None,
     *,
-    assistant: str = "pkg:multilingual-e5-small",
+    assistant: str = ASSISTANT_SPEC,
     extra_rows: int = 0,
 ) -> dict:
     """Write `src` with `assistant`'s full tokenizer and a nearest-row table to `dst`; return a report.
@@ -279,3 +281,4 @@ def _write(model: XLSearchRecurrentModel, tokenizer, src: Path, dst: Path) -> No
         )
         if (src / "training_summary.json").is_file():
             shutil.copy2(src / "training_summary.json", tmp / "training_summary.json")
+        record_source(tmp, src)  # distill.paths.default_student serves the copy while it is current

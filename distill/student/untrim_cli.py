@@ -18,6 +18,8 @@ import os
 import sys
 from pathlib import Path
 
+from distill.datasets import ASSISTANT_SPEC
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("student", metavar="STUDENT", help="a saved xlsearch student directory")
@@ -35,7 +37,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--assistant",
-        default="pkg:multilingual-e5-small",
+        default=ASSISTANT_SPEC,
         help="the assistant the student was distilled from (default: %(default)s)",
     )
     parser.add_argument(

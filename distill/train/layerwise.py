@@ -24,7 +24,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from distill.losses import ScoreKLLoss, TokenMSELoss
-from distill.models import Encoder, mean_pool
+from distill.models import Encoder, Role, mean_pool
 from distill.student import XLSearchRecurrentModel
 from distill.train.windows import WindowSet
 
@@ -135,7 +135,7 @@ def window_states(
     batch_size: int,
 ) -> dict[str, TokenStates]:
     """States of every window's queries and passages, item (w, l) at row w * len(langs) + l."""
-    texts = {"query": windows.queries, "passage": windows.passages}
+    texts = {Role.QUERY: windows.queries, Role.PASSAGE: windows.passages}
     return {
         role: token_states(
             student,
@@ -211,4 +211,4 @@ def batch_parts(
         targets = [pad([layer[i] for i in rows], device)[0] for layer in st.targets]
         return Part(x, mask, targets, st.pooled[rows].to(device))
 
-    return part("query", queries), part("passage", passages)
+    return part(Role.QUERY, queries), part(Role.PASSAGE, passages)

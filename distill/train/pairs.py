@@ -22,6 +22,7 @@ from distill.data import (
 )
 from distill.langs import canonical_lang
 from distill.paths import shared_data_dir
+from distill.roles import Role
 
 # Path fragments that mark evaluation data: training on them would inflate the dev scores.
 _FORBIDDEN = ("corpus/", "/dev/", "dev/", "flores", ".val.", ".test", "-dev.", "-test.", "_test")
@@ -133,7 +134,7 @@ def passage_pairs(
             for lang in langs_found:
                 if all((i, lang) in text for i in window):
                     out.append(
-                        TrainingPair(en, " ".join(text[(i, lang)] for i in window), lang, role="passage")
+                        TrainingPair(en, " ".join(text[(i, lang)] for i in window), lang, role=Role.PASSAGE)
                     )
     return out
 

@@ -122,12 +122,10 @@ def run(
 
     if cfg.eval.enabled and cfg.eval.baselines and distributed.is_main():
         _evaluate_baselines(r)
-    todo = [stage] if stage else [n for n in STAGES if cfg.stage(n).enabled]
+    todo = [stage] if stage else [n for n in STAGES if cfg.runs_stage(n)]
     for n in todo:
         if stage is None and r.done(n):
             continue  # resumed run: this stage finished before the interruption
-        if n == 2 and not cfg.stage(2).enabled:
-            raise RunError("stage 2 builds the student; it cannot be disabled")
         if stage is not None and r.done(n) and distributed.is_main():
             (r.stage_dir(n) / "stage.json").unlink()  # redoing a stage: it is not done until it finishes
         t0 = time.time()
@@ -140,7 +138,7 @@ def run(
         distributed.barrier()  # the next stage reads this one's output, which rank 0 writes
 
     summary = summarize(r)
-    last = max(n for n in STAGES if cfg.stage(n).enabled)
+    last = max(n for n in STAGES if cfg.runs_stage(n))
     if r.done(last) and (stage is None or stage == last) and distributed.is_main():
         export_final(r, last, summary)
     r.log.write(event="run_done", out_dir=str(out_dir))

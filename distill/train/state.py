@@ -15,7 +15,7 @@ import torch
 from distill.config import RunConfig
 from distill.data import TrainingPair
 from distill.evaluation.headline import headline
-from distill.models import Encoder, load_encoder
+from distill.models import Encoder, Role, load_encoder
 from distill.targets import cached_embeddings
 from distill.train import distributed
 from distill.train.evaluate import DevEvaluation
@@ -105,7 +105,7 @@ class Run:
         out = np.empty((len(items), enc.dim), dtype=np.float32)
         for role in dict.fromkeys(r for r, _ in items):
             rows = [i for i, (r, _) in enumerate(items) if r == role]
-            prefix = self.prefix if role == "query" else role
+            prefix = self.prefix if role == Role.QUERY else role
             out[rows] = cached_embeddings(
                 enc,
                 spec,

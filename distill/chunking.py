@@ -14,6 +14,13 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from distill.roles import Role
+
+# The collection defaults (indexer.config.CollectionSettings) and the question evaluator's chunks
+# (distill.evaluation.questions), so the evaluator embeds what `indexer add` embeds.
+CHUNK_TOKENS = 256
+CHUNK_OVERLAP = 32
+
 # End of a sentence: Latin-style punctuation followed by whitespace (closing quotes/brackets
 # stay with the sentence), CJK/Arabic/Devanagari full stops with or without whitespace, or line breaks.
 _BOUNDARY = re.compile(
@@ -40,6 +47,12 @@ def sentence_spans(text: str) -> list[Span]:
     return spans
 
 
+def first_sentence_of(text: str) -> str:
+    """The first sentence of `text`, stripped (the whole text if it has no sentence end)."""
+    spans = sentence_spans(text)
+    return text[spans[0].start : spans[0].end] if spans else text.strip()
+
+
 def _append_stripped(text: str, start: int, end: int, out: list[Span]) -> None:
     while start < end and text[start].isspace():
         start += 1
@@ -54,7 +67,7 @@ def chunker_for(encoders: Sequence, chunk_tokens: int, overlap: int) -> Chunker:
     (its max_seq_length less its passage prompt and the two special tokens), cut by all tokenizers."""
     budget = chunk_tokens
     for enc in encoders:
-        prompt = enc.prompt("passage")
+        prompt = enc.prompt(Role.PASSAGE)
         prompt_tokens = len(enc.tokenizer(prompt, add_special_tokens=False)["input_ids"]) if prompt else 0
         budget = min(budget, enc.max_seq_length - prompt_tokens - 2)
     return Chunker([e.tokenizer for e in encoders], max(budget, 8), overlap)
