@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 
 import pytest
-from milvus_support import milvus_server, summary_line  # noqa: F401 - a session fixture for all tests
+from support.milvus import milvus_server, summary_line  # noqa: F401 - a session fixture for all tests
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -132,13 +132,13 @@ def encoders(tiny_model_dir, tiny_model_dir_b):
 @pytest.fixture(scope="module")
 def docs(shared_data):
     """8 real paragraphs x en, de, es, zh (a module may define its own `docs`)."""
-    from indexer_support import xquad_docs
+    from support.indexer import xquad_docs
 
     return xquad_docs(shared_data)
 
 
 # Vector stores the indexer tests run against (indexer.stores): FAISS files, Milvus Lite (a local
-# file; Linux/macOS only) and a real Milvus server (tests/milvus_support.py). Where a store cannot be
+# file; Linux/macOS only) and a real Milvus server (tests/support/milvus.py). Where a store cannot be
 # installed or started, its runs skip with the reason.
 STORE_KINDS = ["faiss", "milvus", pytest.param("milvus-server", marks=pytest.mark.milvus_server)]
 MILVUS_SKIP = "milvus-lite/pymilvus not installed (Linux/macOS only): pip install 'xlsearch[milvus]'"
@@ -147,14 +147,14 @@ MILVUS_SKIP = "milvus-lite/pymilvus not installed (Linux/macOS only): pip instal
 @pytest.fixture(params=STORE_KINDS)
 def store_kind(request):
     """Each indexer test that takes this fixture runs once per vector store; pass
-    `**milvus_support.store_args(store_kind)` to Collection.create."""
+    `**support.milvus.store_args(store_kind)` to Collection.create."""
     if request.param == "milvus":
         pytest.importorskip("pymilvus", reason=MILVUS_SKIP)
         pytest.importorskip("milvus_lite", reason=MILVUS_SKIP)
     if request.param != "milvus-server":
         yield request.param
         return
-    from milvus_support import use_server
+    from support.milvus import use_server
 
     with pytest.MonkeyPatch.context() as mp:  # its own: a test's monkeypatch.undo() must not drop it
         use_server(mp, request.getfixturevalue("milvus_server"))

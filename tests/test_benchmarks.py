@@ -311,7 +311,7 @@ def test_int8_keeps_ffn_output_projections_in_fp32(tiny_model_dir):
 
 @pytest.mark.milvus_server
 def test_search_stores_include_a_milvus_server(tmp_path, milvus_server, monkeypatch):
-    from milvus_support import use_server
+    from support.milvus import use_server
 
     use_server(monkeypatch, milvus_server)
     args = ["--quick", "--out", str(tmp_path), "--sizes", "2000", "--queries", "20", "--families", "hnsw"]

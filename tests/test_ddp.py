@@ -21,7 +21,7 @@ import sys
 
 import numpy as np
 import pytest
-from distill_fixtures import PARALLEL, make_tiny_setup, tiny_overrides
+from support.distill_fixtures import PARALLEL, make_tiny_setup, tiny_overrides
 
 
 def _free_port() -> int:

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from distill_fixtures import PARALLEL, build_unigram_tokenizer, make_tiny_setup, tiny_overrides
+from support.distill_fixtures import PARALLEL, build_unigram_tokenizer, make_tiny_setup, tiny_overrides
 
 from distill.config import ConfigError, ContrastiveVariant, load_config
 from distill.losses import ContrastiveLoss, PairMSELoss, cos_matrix

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from indexer_support import subprocess_env, write_jsonl, xquad_docs
-from milvus_support import store_args
+from support.indexer import subprocess_env, write_jsonl, xquad_docs
+from support.milvus import store_args
 
 from distill.chunking import Chunker, sentence_spans
 from distill.data import Document

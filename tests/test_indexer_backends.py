@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from indexer_support import write_jsonl, xquad_docs
 from sqlalchemy import text
+from support.indexer import write_jsonl, xquad_docs
 
 from distill.models import load_encoder
 from indexer import Collection, IndexerError

@@ -19,10 +19,10 @@ import time
 from pathlib import Path
 
 import numpy as np
-from indexer_support import ntrex_docs, subprocess_env, write_jsonl
-from milvus_support import store_args
 from sqlalchemy import select
 from sqlalchemy.orm import Session
+from support.indexer import ntrex_docs, subprocess_env, write_jsonl
+from support.milvus import store_args
 
 from distill.langs import canonical_lang
 from indexer import Collection

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from indexer_support import damage_store, subprocess_env
-from milvus_support import store_args
+from support.indexer import damage_store, subprocess_env
+from support.milvus import store_args
 
 from distill.data import Document
 from indexer import (

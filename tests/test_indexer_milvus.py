@@ -13,7 +13,7 @@ import time
 
 import numpy as np
 import pytest
-from indexer_support import damage_store, subprocess_env, write_jsonl
+from support.indexer import damage_store, subprocess_env, write_jsonl
 
 pytest.importorskip("pymilvus", reason="pymilvus not installed: pip install 'xlsearch[milvus]'")
 pytest.importorskip(

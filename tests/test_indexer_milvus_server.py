@@ -1,4 +1,4 @@
-"""The milvus vector store against a real Milvus server (tests/milvus_support.py): the cases only a
+"""The milvus vector store against a real Milvus server (tests/support/milvus.py): the cases only a
 server has. The tests shared with FAISS and Milvus Lite run against it through `store_kind`.
 
 Some of these stop and restart the session's server; each leaves it running again.
@@ -13,8 +13,8 @@ import sys
 import time
 
 import pytest
-from indexer_support import ntrex_docs, subprocess_env, write_jsonl
-from milvus_support import server_client, store_args, use_server
+from support.indexer import ntrex_docs, subprocess_env, write_jsonl
+from support.milvus import server_client, store_args, use_server
 
 from indexer import Collection, IndexerError
 from indexer.cli import main as cli_main

@@ -12,7 +12,7 @@ from __future__ import annotations
 import random
 
 import pytest
-from milvus_support import store_args
+from support.milvus import store_args
 
 from distill.data import Document
 from indexer import Collection

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from indexer_support import xquad_docs
+from support.indexer import xquad_docs
 
 from indexer import Collection
 

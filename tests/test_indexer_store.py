@@ -10,7 +10,7 @@ import io
 import json
 
 import pytest
-from indexer_support import fresh_postgres_url, postgres_server, xquad_docs  # noqa: F401 - fixture
+from support.indexer import fresh_postgres_url, postgres_server, xquad_docs  # noqa: F401 - fixture
 
 from distill.data import Document
 from indexer import Collection, CollectionExistsError, CollectionNotFoundError

@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from distill_fixtures import make_tiny_setup, tiny_overrides
+from support.distill_fixtures import make_tiny_setup, tiny_overrides
 
 from distill.config import ConfigError, load_config
 from distill.documents import DataError

@@ -9,7 +9,7 @@ from collections import Counter
 import numpy as np
 import pytest
 import torch
-from distill_fixtures import build_unigram_tokenizer, make_tiny_setup, tiny_overrides
+from support.distill_fixtures import build_unigram_tokenizer, make_tiny_setup, tiny_overrides
 
 from distill.config import ConfigError, ContrastiveVariant, load_config
 from distill.data import TrainingPair

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from distill_fixtures import make_tiny_setup, tiny_overrides
+from support.distill_fixtures import make_tiny_setup, tiny_overrides
 
 from distill.config import load_config
 from distill.student.untrim import UntrimError, nearest_rows

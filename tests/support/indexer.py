@@ -17,7 +17,7 @@ import pytest
 
 from distill.documents import Document
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def xquad_docs(
@@ -202,7 +202,7 @@ def damage_store(path: Path, model_info: dict, store_kind: str) -> str:
         index_file.write_bytes(index_file.read_bytes()[:100])
         return "truncated"
     if store_kind == "milvus-server":
-        from milvus_support import server_client
+        from support.milvus import server_client
 
         client = server_client()
         client.drop_collection(model_info["index_file"])

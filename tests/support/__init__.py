@@ -1,0 +1,1 @@
+"""Helpers the test modules share: tiny distillation setups, indexer fixtures, the Milvus server."""
