@@ -13,7 +13,7 @@ assistant embedding is nearest by cosine. The table is 1 MB (int32); nothing is 
 result is a function of the student and the pip-installed assistant. Finding the nearest rows is the
 slow part (186,000 searches over 64,000 rows: 3-4 minutes on 2 cores), so a student can carry the
 table beside it (`token_rows.npz`, `distill untrim STUDENT --table`), stamped with a fingerprint of
-the assistant's rows: untrimming then takes seconds, and a table for other rows is ignored.
+the kept ids and the assistant's rows: untrimming then takes seconds; a table for others is ignored.
 """
 
 from __future__ import annotations
