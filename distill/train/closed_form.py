@@ -66,10 +66,14 @@ def bridge_gap(layer_ids: list[int]) -> tuple[int, int, int]:
     return i, layer_ids[i] + 1, layer_ids[i + 1]
 
 
+def fit_rows(n_items: int, n: int, seed: int) -> np.ndarray:
+    """`n` of `n_items` row indices, drawn with `seed` (sorted: the items keep their order)."""
+    return np.sort(np.random.default_rng(seed).permutation(n_items)[:n])
+
+
 def fit_items(items: list[tuple[str | None, str]], n: int, seed: int) -> list[tuple[str | None, str]]:
     """`n` of the (role, text) items, drawn with `seed` so both roles are represented as in training."""
-    order = np.random.default_rng(seed).permutation(len(items))[:n]
-    return [items[i] for i in sorted(order)]
+    return [items[i] for i in fit_rows(len(items), n, seed)]
 
 
 def _batches(
@@ -134,14 +138,17 @@ def fit_output_map(
     return {"output_map_r2": round(r2, 4), "output_map_texts": eq.n}
 
 
-def closed_form_start(run, student, s_encoder, assistant, items: list[tuple[str | None, str]]) -> dict:
-    """Fit the maps `run.cfg.student` asks for (bridge first: the output map fits what it makes)."""
+def closed_form_start(
+    run, student, s_encoder, assistant, items: list[tuple[str | None, str]], targets: np.ndarray | None
+) -> dict:
+    """Fit the maps `run.cfg.student` asks for (bridge first: the output map fits what it makes).
+    `targets` holds A's sentence vector of each item (needed for the output map only)."""
     s = run.cfg.student
-    picked = fit_items(items, s.closed_form_texts, run.cfg.seed)
+    rows = fit_rows(len(items), s.closed_form_texts, run.cfg.seed)
+    picked = [items[i] for i in rows]
     report: dict = {}
     if s.bridge:
         report |= fit_bridge(student, assistant, picked, s.layer_ids())
-    if s.output_map:  # A's vectors through the run's target cache: stage 3 reuses them
-        targets = run.targets(run.assistant_spec(), picked, "A targets (output map)")
-        report |= fit_output_map(student, s_encoder, picked, targets, passes=s.passes)
+    if s.output_map:
+        report |= fit_output_map(student, s_encoder, picked, targets[rows], passes=s.passes)
     return report

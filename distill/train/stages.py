@@ -49,6 +49,18 @@ def _texts_index(
     return list(rows), index
 
 
+def _assistant_targets(run: Run, a_spec: str, pairs: list[TrainingPair]) -> tuple:
+    """A's vectors of the pairs' en and xx texts and each pair's row in them (stage 3's targets)."""
+    en_texts, en_row = _texts_index(run, pairs, "en")
+    xx_texts, xx_row = _texts_index(run, pairs, "xx")
+    return (
+        run.targets(a_spec, en_texts, "A(en) targets"),
+        en_row,
+        run.targets(a_spec, xx_texts, "A(xx) targets"),
+        xx_row,
+    )
+
+
 def _embed_pairs(run: Run, enc: Encoder, batch: list[TrainingPair]) -> tuple[torch.Tensor, torch.Tensor]:
     """Embeddings of the en and the xx side, each with its role's prompt, from one padded forward
     (fewer, larger matmuls are faster on CPU)."""
@@ -286,7 +298,11 @@ def stage2(run: Run) -> dict:
         p.requires_grad_(True)
     if run.cfg.student.bridge or run.cfg.student.output_map:
         items = [(run.role(p), t) for p in pairs for t in (p.en, p.xx)]
-        vocab_report |= closed_form_start(run, student, s_enc, assistant, items)
+        targets = None
+        if run.cfg.student.output_map:  # stage 3's own targets (cached): A encodes each text once
+            a_en, en_row, a_xx, xx_row = _assistant_targets(run, a_spec, pairs)
+            targets = np.stack([a_en[en_row], a_xx[xx_row]], axis=1).reshape(len(items), -1)
+        vocab_report |= closed_form_start(run, student, s_enc, assistant, items, targets)
     save_stage_student(run, 2, student, tokenizer, prompts, {"vocab.json": {"kept_ids": kept}})
     params = stored_parameters(student)
     return _finish_stage(
@@ -334,10 +350,7 @@ def stage3(run: Run) -> dict:
     student, tokenizer, prompts, s_enc = load_stage_student(run, 2)
     a_spec = run.assistant_spec()
     pairs = run.pairs(3)
-    en_texts, en_row = _texts_index(run, pairs, "en")
-    xx_texts, xx_row = _texts_index(run, pairs, "xx")
-    a_en = run.targets(a_spec, en_texts, "A(en) targets")
-    a_xx = run.targets(a_spec, xx_texts, "A(xx) targets")
+    a_en, en_row, a_xx, xx_row = _assistant_targets(run, a_spec, pairs)
     loss_fn = PairMSELoss()
 
     def compute_loss(idx: np.ndarray):
