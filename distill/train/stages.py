@@ -266,7 +266,7 @@ def stage2(run: Run) -> dict:
     if run.cfg.vocab.untrim:  # S reads A's ids from here on, in training as in serving
         rows = assistant_rows(a_model, assistant.tokenizer)  # the table is kept for --resume (minutes)
         table = run.run_dir / TABLE
-        student = with_token_rows(student, np.asarray(kept), rows, table=table, save=table.parent.is_dir())
+        student = with_token_rows(student, np.asarray(kept), rows, table=table, save=distributed.is_main())
         tokenizer = assistant.tokenizer
         vocab_report["vocab_untrimmed"] = True
     student = student.to(run.device)
