@@ -61,7 +61,8 @@ def test_closed_form_config_is_checked_before_any_work():
         )
     with pytest.raises(ConfigError, match="closed_form_texts"):
         load_config(None, ["--student.closed_form_texts=0"])
-    assert not load_config("offline").student.bridge  # the demo recipe is unchanged
+    assert load_config("offline").student.bridge and load_config("offline").student.output_map
+    assert not load_config("offline-layerwise").student.bridge  # layerwise refuses the bridge
 
 
 def test_the_maps_bring_a_cut_student_closer_to_its_assistant_and_it_loads_everywhere(tmp_path):

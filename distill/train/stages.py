@@ -255,6 +255,23 @@ def save_stage_student(
         (run.stage_dir(n) / name).write_text(json.dumps(obj))
 
 
+def _closed_form(
+    run: Run,
+    student: XLSearchRecurrentModel,
+    s_enc: Encoder,
+    assistant: Encoder,
+    a_spec: str,
+    pairs: list[TrainingPair],
+) -> dict:
+    """The bridge and output map fitted at the end of stage 2, on stage 2's own texts."""
+    items = [(run.role(p), t) for p in pairs for t in (p.en, p.xx)]
+    targets = None
+    if run.cfg.student.output_map:  # stage 3's own targets (cached): A encodes each text once
+        a_en, en_row, a_xx, xx_row = _assistant_targets(run, a_spec, pairs)
+        targets = np.stack([a_en[en_row], a_xx[xx_row]], axis=1).reshape(len(items), -1)
+    return closed_form_start(run, student, s_enc, assistant, items, targets)
+
+
 def stage2(run: Run) -> dict:
     """Bottleneck embedding: pool(E_S(x)) ~ pool(E_A(x)) for x in {en, xx}."""
     a_spec = run.assistant_spec()
@@ -297,12 +314,7 @@ def stage2(run: Run) -> dict:
     for p in student.layers.parameters():
         p.requires_grad_(True)
     if run.cfg.student.bridge or run.cfg.student.output_map:
-        items = [(run.role(p), t) for p in pairs for t in (p.en, p.xx)]
-        targets = None
-        if run.cfg.student.output_map:  # stage 3's own targets (cached): A encodes each text once
-            a_en, en_row, a_xx, xx_row = _assistant_targets(run, a_spec, pairs)
-            targets = np.stack([a_en[en_row], a_xx[xx_row]], axis=1).reshape(len(items), -1)
-        vocab_report |= closed_form_start(run, student, s_enc, assistant, items, targets)
+        vocab_report |= _closed_form(run, student, s_enc, assistant, a_spec, pairs)
     save_stage_student(run, 2, student, tokenizer, prompts, {"vocab.json": {"kept_ids": kept}})
     params = stored_parameters(student)
     return _finish_stage(
