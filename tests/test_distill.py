@@ -276,6 +276,20 @@ def test_targets_are_cached_and_reused(tiny_setup, tmp_path):
     assert len(list((tmp_path / "targets").glob("*.npy"))) == 2  # other texts, other entry
 
 
+def test_a_run_loads_each_frozen_model_once(tiny_setup, tmp_path, monkeypatch):
+    """T and A only give targets (stage 1 off): each loads once per run, not once per stage and role."""
+    import distill.train.state as state
+    from distill.train.run import run
+
+    loads: list[str] = []
+    real = state.load_encoder
+    monkeypatch.setattr(state, "load_encoder", lambda spec, **kw: loads.append(str(spec)) or real(spec, **kw))
+    out = tmp_path / "students" / "once"
+    extra = {"student.layers": "[0,1]", "student.passes": 1, "stage1.enabled": "false"}
+    run(load_config(None, tiny_overrides(tiny_setup, out, tmp_path / "cache", steps=2, **extra)))
+    assert loads.count(tiny_setup["assistant"]) == 1 and loads.count(tiny_setup["teacher"]) == 1, loads
+
+
 def _embed_three_ways(path: Path, texts: list[str]) -> list[np.ndarray]:
     from sentence_transformers import SentenceTransformer
     from transformers import AutoModel, AutoTokenizer

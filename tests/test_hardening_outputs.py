@@ -112,7 +112,7 @@ def test_untrim_never_deletes_a_folder_that_is_not_a_model(tiny_model_dir, tmp_p
 
 
 def test_ship_student_run_and_evaluate_refuse_a_users_folder(tiny_model_dir, tmp_path):
-    from distill.student.export import ship_student
+    from distill.student.ship import ship_student
 
     out = users_folder(tmp_path / "mine")
     before = snapshot(out)

@@ -162,7 +162,7 @@ def test_four_stages_with_passages_list_layers_and_kl(tiny_setup, tmp_path):
 
 def test_shipped_student_is_half_precision_and_loads_as_fp32(tiny_setup, tmp_path):
     from distill.models import load_encoder
-    from distill.student.export import ship_student
+    from distill.student.ship import ship_student
     from distill.train.run import run
 
     out = tmp_path / "students" / "s"

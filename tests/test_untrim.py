@@ -164,6 +164,27 @@ def test_untrim_in_training_starts_where_distill_untrim_ends_and_ships_the_assis
         atol=1e-6,
     )
 
+    # shipped trimmed (the tokenizer over S's rows, the table beside it), untrimmed back: the same model
+    import json
+
+    from distill.student.ship import ship_student
+
+    kept = json.loads((out.with_name("u.run") / "stage2" / "vocab.json").read_text())["kept_ids"]
+    shipped = ship_student(out, tmp_path / "models" / "s", kept=kept, assistant=setup["assistant"])
+    assert (shipped / "token_rows.npz").is_file() and not load_encoder(shipped).model.config.token_map_size
+    assert len(load_encoder(shipped).tokenizer) == len(kept)
+    back = tmp_path / "back"
+    untrim_student(shipped, back, assistant=setup["assistant"])
+    trained, again = load_encoder(out), load_encoder(back)
+    assert torch.equal(trained.model.embeddings.token_rows, again.model.embeddings.token_rows)
+    np.testing.assert_allclose(
+        trained.encode(texts, prefix="query"), again.encode(texts, prefix="query"), atol=2e-3
+    )  # fp16 weights
+    with pytest.raises(UntrimError, match="not the student's"):
+        ship_student(out, tmp_path / "models" / "wrong", kept=kept[::-1], assistant=setup["assistant"])
+    with pytest.raises(UntrimError, match="not trained untrimmed"):  # a trimmed student: nothing to take out
+        ship_student(trimmed_out, tmp_path / "models" / "t", kept=kept, assistant=setup["assistant"])
+
 
 def test_untrim_in_training_needs_a_trimmed_vocabulary_and_the_curve_a_sane_interval():
     from distill.config import ConfigError

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from distill.fileio import atomic_directory, check_output_dir
 from distill.models import write_sentence_transformers_files
 from distill.student.modeling_xlsearch import XLSearchRecurrentConfig, XLSearchRecurrentModel
 
@@ -45,26 +44,3 @@ def save_student(
     if model_card is not None:
         (path / "README.md").write_text(model_card)
     return path
-
-
-def ship_student(src: str | Path, dst: str | Path, *, note: str = "") -> Path:
-    """Copy a saved student to `dst` with half-precision weights (the layout `models/` ships).
-
-    fp16 halves the download; `load_encoder` casts it back to fp32 on CPU (half matmuls are slow
-    there). `note` is appended to the model card (how to reproduce it).
-    """
-    import shutil
-
-    import torch
-
-    src, dst = Path(src), Path(dst)
-    check_output_dir(dst, [src])  # before loading: never over a folder that is not a model
-    model = XLSearchRecurrentModel.from_pretrained(src)
-    with atomic_directory(dst, [src]) as tmp:
-        ignore = shutil.ignore_patterns("*.safetensors", "*.bin", "stage.json")
-        shutil.copytree(src, tmp, ignore=ignore, dirs_exist_ok=True)
-        model.to(torch.float16).save_pretrained(tmp)
-        if note:
-            card = tmp / "README.md"
-            card.write_text((card.read_text() if card.exists() else "") + "\n" + note.rstrip() + "\n")
-    return dst

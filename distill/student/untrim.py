@@ -189,6 +189,25 @@ def with_token_rows(
     return full
 
 
+def without_token_rows(model: XLSearchRecurrentModel, kept: np.ndarray) -> XLSearchRecurrentModel:
+    """The inverse of `with_token_rows`: a copy of `model` reading its own row ids (row i = A's id
+    kept[i]), for shipping with a trimmed tokenizer and the table beside it (`TABLE`)."""
+    rows = model.embeddings.token_rows
+    if rows is None:
+        raise UntrimError("the student reads its own row ids already: there is no table to take out")
+    rows = rows.cpu().numpy().astype(np.int64)
+    if len(kept) != model.config.vocab_size or not np.array_equal(rows[kept], np.arange(len(kept))):
+        raise UntrimError(
+            "these kept ids are not the student's: its table does not send them to their own rows"
+        )
+    config = copy.deepcopy(model.config)
+    config.token_map_size = 0
+    small = XLSearchRecurrentModel(config).to(model.dtype)
+    state = {k: v for k, v in model.state_dict().items() if k != "embeddings.token_rows"}
+    small.load_state_dict(state)  # strict: every other weight carries over
+    return small
+
+
 def untrim_student(
     src: str | Path,
     dst: str | Path | None,

@@ -275,7 +275,7 @@ def _closed_form(
 def stage2(run: Run) -> dict:
     """Bottleneck embedding: pool(E_S(x)) ~ pool(E_A(x)) for x in {en, xx}."""
     a_spec = run.assistant_spec()
-    assistant = run.encoder(a_spec)
+    assistant = run.frozen(a_spec)  # S copies from A; A itself is never trained here
     a_model = assistant.model.eval()
     prompts = read_layout(resolve_model(a_spec)).prompts
     kept, tokenizer, vocab_report = build_vocab(run, assistant)
@@ -446,7 +446,7 @@ def _layerwise_states(run: Run, student, s_enc: Encoder, windows, a_layers: list
     if run.resume and path.exists():
         raw = torch.load(path, weights_only=True)
         return {k: layerwise.TokenStates(**v) for k, v in raw.items()}
-    assistant = run.encoder(run.assistant_spec())
+    assistant = run.frozen(run.assistant_spec())
     student.eval()
     states = layerwise.window_states(
         student,

@@ -47,6 +47,7 @@ class Run:
     evaluation: DevEvaluation | None = None
     _pairs: list[TrainingPair] | None = field(default=None, repr=False)
     _passages: list[TrainingPair] | None = field(default=None, repr=False)
+    _frozen: dict[str, Encoder] = field(default_factory=dict, repr=False)
 
     # --- paths ---------------------------------------------------------------------------------
     def stage_dir(self, n: int) -> Path:
@@ -95,13 +96,21 @@ class Run:
             trust_remote_code=self.cfg.models.trust_remote_code,
         )
 
+    def frozen(self, spec: str | Path) -> Encoder:
+        """`spec` for targets only (never trained): loaded once per run, however many stages ask
+        (e5 used to load two or three times per stage, ~10 s and 470 MB each)."""
+        key = str(spec)
+        if key not in self._frozen:
+            self._frozen[key] = self.encoder(spec)
+        return self._frozen[key]
+
     def role(self, pair: TrainingPair) -> str | None:
         """The prompt role of a pair's texts: its own ("query" / "passage") when the run uses prompts."""
         return pair.role if self.prefix else None
 
     def targets(self, spec: str | Path, items: list[tuple[str | None, str]], label: str) -> np.ndarray:
         """Embeddings of (role, text) items by `spec`, each role with its prompt; cached per role on disk."""
-        enc = self.encoder(spec)
+        enc = self.frozen(spec)
         out = np.empty((len(items), enc.dim), dtype=np.float32)
         for role in dict.fromkeys(r for r, _ in items):
             rows = [i for i, (r, _) in enumerate(items) if r == role]
