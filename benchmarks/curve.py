@@ -58,7 +58,7 @@ def draw(points: list[dict], png: Path, *, title: str, teacher: dict | None = No
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, len(PANELS), figsize=(10, 3.8), constrained_layout=True)
-    for ax, (label, key) in zip(axes, PANELS):
+    for ax, (label, key) in zip(axes, PANELS, strict=True):
         xs = [p["train_seconds"] / 60 for p in points if p.get(key) is not None]
         ys = [p[key] for p in points if p.get(key) is not None]
         ax.plot(xs, ys, color="0.6", linewidth=1)
@@ -69,7 +69,7 @@ def draw(points: list[dict], png: Path, *, title: str, teacher: dict | None = No
                 if p["stage"] == stage and p.get(key) is not None
             ]
             if sel:
-                ax.scatter(*zip(*sel), label=name, zorder=3)
+                ax.scatter(*zip(*sel, strict=True), label=name, zorder=3)
         if teacher and teacher.get(key) is not None:
             ax.axhline(teacher[key], linestyle="--", color="black", linewidth=1, label="teacher")
         ax.set_xlabel("training minutes (from the start of stage 3)")
