@@ -168,7 +168,10 @@ def test_shipped_student_is_half_precision_and_loads_as_fp32(tiny_setup, tmp_pat
     out = tmp_path / "students" / "s"
     extra = {"student.layers": "[1,2]", "student.passes": 1, "stage1.enabled": "false"}
     run(load_config(None, tiny_overrides(tiny_setup, out, tmp_path / "cache", steps=2, **extra)))
+    (out / "onnx").mkdir()  # an export of this machine's (the onnx backends write one): never shipped
+    (out / "onnx" / "model.onnx").write_bytes(b"x")
     shipped = ship_student(out, tmp_path / "models" / "student", note="Reproduce: distill run --config tiny")
+    assert not (shipped / "onnx").exists()
     weights = next(shipped.glob("*.safetensors"))
     assert weights.stat().st_size < 0.6 * next(out.glob("*.safetensors")).stat().st_size
     assert "Reproduce: distill run --config tiny" in (shipped / "README.md").read_text()

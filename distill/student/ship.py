@@ -42,7 +42,9 @@ def ship_student(
     if kept is not None:
         model, tokenizer, table = _trimmed_form(model, src, np.asarray(kept, dtype=np.int64), assistant)
     with atomic_directory(dst, [src]) as tmp:
-        ignore = shutil.ignore_patterns("*.safetensors", "*.bin", "stage.json")
+        ignore = shutil.ignore_patterns(
+            "*.safetensors", "*.bin", "stage.json", "onnx"
+        )  # exports: per machine
         shutil.copytree(src, tmp, ignore=ignore, dirs_exist_ok=True)
         model.to(torch.float16).save_pretrained(tmp)
         if tokenizer is not None:
@@ -57,12 +59,10 @@ def ship_student(
 
 def _trimmed_form(model: XLSearchRecurrentModel, src: Path, kept: np.ndarray, assistant: str):
     """(model without its table, the tokenizer over its rows, write_table's arguments)."""
-    from transformers import AutoTokenizer
-
     from distill.models import load_encoder
     from distill.vocab import trim_tokenizer
 
-    full = AutoTokenizer.from_pretrained(src)
+    full = load_encoder(src, device="cpu").tokenizer  # our loader: no remote-code prompt
     a = load_encoder(assistant, device="cpu")
     if full.get_vocab() != a.tokenizer.get_vocab():
         raise UntrimError(f"{src} does not read {assistant}'s tokenizer: it was not trained untrimmed")
